@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared PostgreSQL plumbing: connection options, connections, tool invocation.
+
+Every PostgreSQL module takes the same connection options (``pg_connection_spec``)
+and opens connections through ``connect``. Command-line tools (pg_dump, pg_restore,
+psql) run through ``PgTools``, either on the host or inside the compose service that
+runs the server, so client and server versions always match.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible.module_utils.basic import missing_required_lib
+
+try:
+    import psycopg
+    from psycopg import sql  # noqa: F401 - re-exported for modules that build statements
+    HAS_PSYCOPG = True
+    PSYCOPG_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the controller environment
+    psycopg = None
+    sql = None
+    HAS_PSYCOPG = False
+    PSYCOPG_IMPORT_ERROR = exc
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, compose_command
+
+
+def pg_connection_spec():
+    """Argument spec fragment shared by every PostgreSQL module."""
+    spec = dict(
+        login_host=dict(type='str', default='127.0.0.1'),
+        login_port=dict(type='int', default=5432),
+        login_user=dict(type='str', default='postgres'),
+        login_password=dict(type='str', no_log=True),
+        login_db=dict(type='str', default='postgres'),
+        connect_timeout=dict(type='int', default=10),
+    )
+    return spec
+
+
+def pg_tools_spec():
+    """Argument spec fragment for modules that run pg_dump/pg_restore/psql."""
+    spec = dict(
+        tools_location=dict(type='str', choices=['host', 'compose'], default='host'),
+        tools_bindir=dict(type='path'),
+        compose_service=dict(type='str', default='postgres'),
+    )
+    spec.update(compose_argument_spec())
+    return spec
+
+
+def require_psycopg(module):
+    if not HAS_PSYCOPG:
+        module.fail_json(msg=missing_required_lib('psycopg (psycopg 3)'), exception=str(PSYCOPG_IMPORT_ERROR))
+
+
+def connect(params, dbname=None, autocommit=True, application_name='stackops'):
+    """Open a psycopg connection from module params; ``dbname`` overrides login_db."""
+    return psycopg.connect(
+        host=params['login_host'],
+        port=params['login_port'],
+        user=params['login_user'],
+        password=params.get('login_password'),
+        dbname=dbname or params['login_db'],
+        connect_timeout=params['connect_timeout'],
+        application_name=application_name,
+        autocommit=autocommit,
+    )
+
+
+def describe_target(params, dbname=None):
+    """Human-readable 'where' for error messages; never includes the password."""
+    return 'postgresql://%s@%s:%s/%s' % (
+        params['login_user'], params['login_host'], params['login_port'], dbname or params['login_db'])
+
+
+class PgTools(object):
+    """Builds argv for PostgreSQL client tools on the host or in a compose service.
+
+    Passwords travel in the PGPASSWORD environment variable, never in argv, so they
+    do not show up in process listings or in the module's returned command lines.
+    """
+
+    def __init__(self, module, params=None):
+        self.module = module
+        self.params = params or module.params
+
+    @property
+    def in_container(self):
+        return self.params.get('tools_location') == 'compose'
+
+    def environ(self):
+        env = {}
+        if self.params.get('login_password'):
+            env['PGPASSWORD'] = self.params['login_password']
+        return env
+
+    def connection_args(self, dbname=None):
+        """-h/-p/-U/-d for the tool. Inside the container it talks to the local server."""
+        if self.in_container:
+            host, port = '127.0.0.1', 5432
+        else:
+            host, port = self.params['login_host'], self.params['login_port']
+        args = ['-h', str(host), '-p', str(port), '-U', self.params['login_user']]
+        if dbname:
+            args += ['-d', dbname]
+        return args
+
+    def tool_path(self, tool):
+        if self.in_container:
+            return tool
+        bindir = self.params.get('tools_bindir')
+        if bindir:
+            return os.path.join(bindir, tool)
+        found = self.module.get_bin_path(tool)
+        if found:
+            return found
+        for candidate in ('/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/17/bin'):
+            path = os.path.join(candidate, tool)
+            if os.path.exists(path):
+                return path
+        self.module.fail_json(msg='%s not found on the host; install the PostgreSQL client tools or set '
+                                  'tools_location=compose to run it inside the database container' % tool)
+        return None
+
+    def argv(self, tool, args, interactive_stdin=False):
+        """Full argv; in compose mode wrapped in ``docker compose exec -T`` with PGPASSWORD passed by name."""
+        command = [self.tool_path(tool)] + list(args)
+        if not self.in_container:
+            return command
+        exec_args = ['exec', '-T']
+        if self.params.get('login_password'):
+            # "-e NAME" without a value copies it from our environment: the value never enters argv.
+            exec_args += ['-e', 'PGPASSWORD']
+        return compose_command(self.module, self.params, exec_args + [self.params['compose_service']] + command)
+
+    def run_env(self):
+        env = dict(os.environ)
+        env.update(self.environ())
+        return env

@@ -1,0 +1,93 @@
+"""The demo compose stack, run under its own project name and ports for tests."""
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from .runner import OUTPUT, REPO
+
+STACK_DIR = REPO / "examples" / "stack"
+
+
+class TestStack:
+    """A compose project of examples/stack isolated from the demo by name and ports."""
+
+    def __init__(self, project="stackops-test", postgres_port=55442, frontend_port=58090):
+        self.project = project
+        self.postgres_port = postgres_port
+        self.frontend_port = frontend_port
+        self.dir = STACK_DIR
+        self.env_file = OUTPUT / ("%s.env" % project)
+        self.inventory = OUTPUT / ("inventory-%s" % project)
+        self.password = (STACK_DIR / "secrets" / "db_password").read_text().strip()
+
+    @property
+    def frontend_url(self):
+        return "http://127.0.0.1:%d" % self.frontend_port
+
+    def write_config(self):
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        base_env = (STACK_DIR / ".env").read_text() if (STACK_DIR / ".env").exists() else ""
+        self.env_file.write_text(base_env + "\nSTACKOPS_PROJECT=%s\nPOSTGRES_PORT=%d\nFRONTEND_PORT=%d\n" % (
+            self.project, self.postgres_port, self.frontend_port))
+        (self.inventory / "group_vars").mkdir(parents=True, exist_ok=True)
+        (self.inventory / "hosts.yml").write_text(
+            "all:\n  children:\n    stacks:\n      hosts:\n        %s:\n"
+            "          ansible_connection: local\n"
+            "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n" % self.project)
+        group_vars = {
+            "stackops_compose_project_dir": str(self.dir),
+            "stackops_compose_project_name": self.project,
+            "stackops_compose_env_files": [str(self.env_file)],
+            "stackops_db_service": "postgres",
+            "stackops_db_host": "127.0.0.1",
+            "stackops_db_port": self.postgres_port,
+            "stackops_db_name": "appdb",
+            "stackops_db_user": "app",
+            "stackops_db_password_file": str(self.dir / "secrets" / "db_password"),
+            "stackops_frontend_url": self.frontend_url,
+            "stackops_health_urls": [
+                {"name": "api", "url": self.frontend_url + "/health", "json": {"status": "healthy"}},
+                {"name": "api-db", "url": self.frontend_url + "/api/v1/db/health", "json": {"db.connected": True}},
+                {"name": "frontend", "url": self.frontend_url + "/"},
+            ],
+            "stackops_backup_dir": str(OUTPUT / "backups" / self.project),
+        }
+        (self.inventory / "group_vars" / "stacks.yml").write_text(json.dumps(group_vars, indent=2))
+
+    def compose(self, *args, check=True, timeout=300, env=None):
+        argv = ["docker", "compose", "--project-directory", str(self.dir), "-p", self.project,
+                "--env-file", str(self.env_file)] + list(args)
+        run_env = dict(os.environ)
+        run_env.update(env or {})
+        return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=timeout, env=run_env)
+
+    def up(self, *services):
+        self.compose("up", "-d", "--wait", *services)
+
+    def down(self):
+        self.compose("down", "-v", "--remove-orphans", check=False)
+
+    def ps(self):
+        out = self.compose("ps", "--all", "--format", "json").stdout.strip()
+        if not out:
+            return []
+        return json.loads(out) if out.startswith("[") else [json.loads(line) for line in out.splitlines()]
+
+    def http(self, path, method="GET", body=None, timeout=5):
+        request = urllib.request.Request(self.frontend_url + path, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"null")
+
+    def wait_http(self, path, deadline=60):
+        end = time.monotonic() + deadline
+        while True:
+            try:
+                return self.http(path)
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.5)

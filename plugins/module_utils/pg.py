@@ -37,6 +37,7 @@ def pg_connection_spec():
         login_port=dict(type='int', default=5432),
         login_user=dict(type='str', default='postgres'),
         login_password=dict(type='str', no_log=True),
+        login_password_file=dict(type='path'),
         login_db=dict(type='str', default='postgres'),
         connect_timeout=dict(type='int', default=10),
     )
@@ -57,6 +58,27 @@ def pg_tools_spec():
 def require_psycopg(module):
     if not HAS_PSYCOPG:
         module.fail_json(msg=missing_required_lib('psycopg (psycopg 3)'), exception=str(PSYCOPG_IMPORT_ERROR))
+
+
+def resolve_password(module):
+    """Read login_password_file into login_password once, so the secret never travels as a task var."""
+    params = module.params
+    path = params.get('login_password_file')
+    if params.get('login_password') or not path:
+        return
+    try:
+        with open(path) as handle:
+            password = handle.read().strip()
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='cannot read login_password_file %s: %s; check the path and its permissions' % (path, exc))
+    module.no_log_values.add(password)
+    params['login_password'] = password
+
+
+def prepare(module):
+    """Common start of every PostgreSQL module: psycopg present, password resolved."""
+    require_psycopg(module)
+    resolve_password(module)
 
 
 def connect(params, dbname=None, autocommit=True, application_name='stackops'):

@@ -14,10 +14,11 @@ STACK_DIR = REPO / "examples" / "stack"
 class TestStack:
     """A compose project of examples/stack isolated from the demo by name and ports."""
 
-    def __init__(self, project="stackops-test", postgres_port=55442, frontend_port=58090):
-        self.project = project
-        self.postgres_port = postgres_port
-        self.frontend_port = frontend_port
+    def __init__(self, project=None, postgres_port=None, frontend_port=None):
+        # Overridable so parallel test sessions can each run their own isolated copy.
+        self.project = project or os.environ.get("STACKOPS_TEST_PROJECT", "stackops-test")
+        self.postgres_port = postgres_port or int(os.environ.get("STACKOPS_TEST_PG_PORT", "55442"))
+        self.frontend_port = frontend_port or int(os.environ.get("STACKOPS_TEST_FRONTEND_PORT", "58090"))
         self.dir = STACK_DIR
         self.env_file = OUTPUT / ("%s.env" % project)
         self.inventory = OUTPUT / ("inventory-%s" % project)

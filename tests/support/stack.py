@@ -20,8 +20,8 @@ class TestStack:
         self.postgres_port = postgres_port or int(os.environ.get("STACKOPS_TEST_PG_PORT", "55442"))
         self.frontend_port = frontend_port or int(os.environ.get("STACKOPS_TEST_FRONTEND_PORT", "58090"))
         self.dir = STACK_DIR
-        self.env_file = OUTPUT / ("%s.env" % project)
-        self.inventory = OUTPUT / ("inventory-%s" % project)
+        self.env_file = OUTPUT / ("%s.env" % self.project)
+        self.inventory = OUTPUT / ("inventory-%s" % self.project)
         self.password = (STACK_DIR / "secrets" / "db_password").read_text().strip()
 
     @property

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs ansible-test sanity on a copy of the collection placed where ansible-test
+# requires it (ansible_collections/stackops/runbooks), using the project's venv.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${STACKOPS_VENV:-$ROOT/.venv}"
+WORK="${STACKOPS_SANITY_DIR:-$ROOT/build/sanity}"
+DEST="$WORK/ansible_collections/stackops/runbooks"
+
+rm -rf "$DEST" && mkdir -p "$DEST"
+# Only what ships in the collection: dev tooling, tests of the CLI and the demo stack are not collection content.
+tar -C "$ROOT" --exclude=./.venv --exclude=./.git --exclude=./build --exclude=./collections \
+    --exclude=./tests/output --exclude=./.state --exclude='*/__pycache__' --exclude=./.pytest_cache \
+    --exclude=./examples/stack/secrets --exclude='./*.egg-info' --exclude='./src/*.egg-info' -cf - . | tar -C "$DEST" -xf -
+cd "$DEST"
+git init -q && git add -A  # ansible-test finds the collection's files through git
+export PATH="$VENV/bin:$PATH"
+
+pip_version="$("$VENV/bin/python" -c 'import re, ansible_test, pathlib
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
+print(re.search(r"pip=.([0-9.]+).", src).group(1))')"
+cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+mkdir -p "$(dirname "$cache")" && cp "$ROOT/scripts/ansible-test/get_pip_offline.py" "$cache"
+# pslint needs PowerShell, and the collection ships no PowerShell code.
+exec ansible-test sanity --python 3.11 --color no --skip-test pslint "$@"

@@ -1,7 +1,339 @@
-"""Placeholder entry point, replaced by the real CLI."""
+"""The stackops command: each subcommand runs one stackops.runbooks playbook through ansible-runner."""
+import argparse
+import json
+import os
 import sys
+from pathlib import Path
 
+from . import __version__, exitcodes, history, locations
+from .display import make_progress, print_summary
+from .execution import run_procedure
+from .extravars import ExtraVarsError, parse_all
+from .locking import LockHeld, StackLock, describe_holder
+from .procedures import PROCEDURES, BY_NAME
+
+EXIT_CODE_HELP = "exit codes:\n" + "\n".join("  %-4d %s" % pair for pair in exitcodes.DESCRIPTIONS)
+COMMON_EXAMPLES = """\
+examples:
+  stackops health                                  # the embedded demo stack
+  stackops health -i inventories/prod --limit web1 --json
+  stackops backup && stackops backups
+  stackops restore --backup-id latest --target-db appdb_check
+  stackops maintenance --level weekly --check      # plan only
+  stackops history show <RUN-ID>
+  stackops schedule install backup --when daily
+
+%s
+""" % EXIT_CODE_HELP
+
+
+class UsageError(Exception):
+    """A problem with the command line or its files: exit code 2."""
+
+
+def _common_options():
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument("-i", "--inventory", metavar="PATH",
+                       help="inventory file or directory (default: the collection's inventories/demo)")
+    group.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                       help="key=value pairs, a JSON/YAML mapping, or @file; repeatable, later wins")
+    group.add_argument("--limit", metavar="PATTERN", help="only these hosts (ansible --limit pattern)")
+    group.add_argument("--check", action="store_true", help="dry run: show what would change, change nothing")
+    group.add_argument("--json", action="store_true",
+                       help="print one JSON document with the outcome on stdout, nothing else")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="per-host results while running; -vv and more raise ansible verbosity")
+    group.add_argument("-y", "--yes", action="store_true",
+                       help="consent to a destructive variant without a prompt (needed without a terminal)")
+    group.add_argument("--wait", action="store_true",
+                       help="if another procedure holds the stack lock, wait for it instead of failing")
+    group.add_argument("--wait-timeout", type=float, metavar="SECONDS", help="give up waiting after this long")
+    group.add_argument("--timeout", type=int, metavar="SECONDS", help="stop the procedure after this long")
+    return common
+
+
+def _add_procedure_option(parser, option):
+    kwargs = {"help": option.help}
+    if option.choices:
+        kwargs["choices"] = option.choices
+    if option.metavar and not option.choices:
+        kwargs["metavar"] = option.metavar
+    if option.kind == "int":
+        kwargs["type"] = int
+    if not option.flags:
+        parser.add_argument(option.dest, **kwargs)
+        return
+    if option.kind in ("true", "false", "bool"):
+        kwargs.pop("metavar", None)
+        kwargs["action"] = "store_true"
+    elif option.kind == "list":
+        kwargs["action"] = "append"
+    kwargs["dest"] = option.dest
+    kwargs["required"] = option.required
+    parser.add_argument(*option.flags, **kwargs)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="stackops", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the stackops.runbooks procedures (Ansible playbooks) with progress, "
+                    "a run history and safe defaults.",
+        epilog=COMMON_EXAMPLES)
+    parser.add_argument("--version", action="version", version="stackops %s" % __version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common_options()
+    for procedure in PROCEDURES:
+        sub = commands.add_parser(
+            procedure.name, parents=[common], help=procedure.help, description=procedure.description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="runs playbooks/%s\n\nexamples:\n%s\n\n%s" % (
+                procedure.playbook, "\n".join("  " + example for example in procedure.examples), EXIT_CODE_HELP))
+        group = sub.add_argument_group("%s options" % procedure.name)
+        for option in procedure.options:
+            _add_procedure_option(group, option)
+        sub.set_defaults(procedure=procedure)
+
+    _add_history_parser(commands)
+    _add_demo_parser(commands)
+    from . import schedule
+    schedule.add_parser(commands)
+    return parser
+
+
+def _add_history_parser(commands):
+    sub = commands.add_parser(
+        "history", help="list past runs, or show one", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Every run (including ones refused for a lock or missing consent) is kept under the "
+                    "state dir ($STACKOPS_STATE_DIR) with its ansible-runner artifacts; the newest "
+                    "$STACKOPS_HISTORY_KEEP (default %d) are kept." % history.DEFAULT_KEEP,
+        epilog="examples:\n  stackops history\n  stackops history --last 5 --json\n"
+               "  stackops history show 20260102T030000-backup-1a2b\n  stackops history show 1a2b")
+    sub.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    sub.add_argument("run_id", nargs="?", help="run id (or its unique tail) for show")
+    sub.add_argument("--last", type=int, metavar="N", help="only the newest N runs")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.set_defaults(handler=cmd_history)
+
+
+def _add_demo_parser(commands):
+    sub = commands.add_parser(
+        "demo", help="the embedded demo stack: start it, show it, stop it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The collection embeds a small demo application (examples/stack: PostgreSQL, an API, "
+                    "an nginx frontend) and an inventory for it (inventories/demo), the default target "
+                    "of every procedure. `demo up` runs the startup procedure on it.",
+        epilog="examples:\n  stackops demo up\n  stackops demo status\n  stackops health\n"
+               "  stackops demo down            # keeps the data volume\n  stackops demo down --volumes")
+    sub.add_argument("action", choices=("up", "status", "down"))
+    sub.add_argument("--volumes", action="store_true", help="with down: also delete the data volumes")
+    sub.add_argument("--json", action="store_true", help="with up: JSON outcome")
+    sub.add_argument("-v", "--verbose", action="count", default=0)
+    sub.set_defaults(handler=cmd_demo)
+
+
+# ---------------------------------------------------------------- procedures
+
+def _resolve_inventory(root, given):
+    inventory = Path(given).expanduser() if given else locations.default_inventory(root)
+    inventory = inventory.resolve()
+    if not inventory.exists():
+        raise UsageError("inventory %s does not exist" % inventory)
+    return inventory
+
+
+def _ask_consent(reason):
+    """Ask on the terminal; True when the operator typed yes."""
+    prompt = "%s.\nType 'yes' to continue: " % reason
+    try:
+        # Separate handles: a terminal is not seekable, so one "r+" file object cannot be used.
+        with open("/dev/tty", "w") as tty_out, open("/dev/tty") as tty_in:
+            tty_out.write(prompt)
+            tty_out.flush()
+            answer = tty_in.readline()
+    except OSError:
+        return False
+    return answer.strip().lower() in ("yes", "y")
+
+
+def _emit(summary, args):
+    if args.json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        print_summary(summary)
+
+
+def _emit_refusal(summary, args, error):
+    """A run that never started: the JSON document, or one line on stderr."""
+    if args.json:
+        _emit(summary, args)
+    else:
+        print("stackops: %s" % error, file=sys.stderr)
+
+
+def _record_refusal(runs, run_id, base, status, exit_code, error):
+    summary = dict(base, status=status, exit_code=exit_code, error=error, duration=0.0,
+                   finished=base["started"], hosts={}, changed=0, failed_tasks=[], unreachable_hosts=[], result={})
+    run_dir = runs.create(run_id, dict(base, pid=None))
+    runs.finish(run_dir, summary)
+    return summary
+
+
+def cmd_procedure(args):
+    procedure = args.procedure
+    try:
+        root = locations.collection_root()
+        playbook = locations.playbook_path(root, procedure.playbook)
+    except locations.LocationError as exc:
+        raise UsageError(str(exc)) from exc
+    inventory = _resolve_inventory(root, args.inventory)
+    try:
+        extravars = procedure.extravars(args, parse_all(args.extra_vars))
+    except ExtraVarsError as exc:
+        raise UsageError(str(exc)) from exc
+
+    state = locations.state_dir()
+    runs = history.History(state)
+    started = history.now()
+    run_id = history.new_run_id(procedure.name, started)
+    base = {"stackops_version": __version__, "run_id": run_id, "procedure": procedure.name,
+            "playbook": str(playbook), "inventory": str(inventory), "limit": args.limit, "check": args.check,
+            "extra_vars": extravars, "started": started.isoformat(timespec="seconds"), "pid": os.getpid()}
+
+    reason = procedure.consent.needed(extravars) if procedure.consent else None
+    if reason:
+        # A dry run changes nothing, so it may plan the destructive variant without asking.
+        consented = args.check or args.yes or (sys.stdin.isatty() and _ask_consent(reason))
+        if not consented:
+            how = "answered no" if sys.stdin.isatty() else "no terminal to ask on; pass --yes to consent"
+            error = "not confirmed: %s (%s)" % (reason, how)
+            summary = _record_refusal(runs, run_id, base, "refused", exitcodes.REFUSED, error)
+            _emit_refusal(summary, args, error)
+            return exitcodes.REFUSED
+        extravars[procedure.consent.variable] = True
+
+    lock = StackLock(state, inventory, args.limit) if procedure.locks else None
+    if lock:
+        def announce(holder):
+            print("stackops: waiting for %s to finish" % describe_holder(holder), file=sys.stderr)
+        try:
+            lock.acquire({k: base[k] for k in ("pid", "procedure", "run_id", "started", "inventory", "limit")},
+                         wait=args.wait, timeout=args.wait_timeout, on_wait=announce)
+        except LockHeld as held:
+            error = "the stack is busy: %s holds the lock %s; retry later or use --wait" % (held, held.path)
+            summary = _record_refusal(runs, run_id, base, "locked", exitcodes.LOCKED, error)
+            summary["lock_holder"] = held.holder
+            _emit_refusal(summary, args, error)
+            return exitcodes.LOCKED
+    try:
+        run_dir = runs.create(run_id, base)
+        summary = run_procedure(
+            procedure=procedure, playbook=playbook, root=root, inventory=inventory, limit=args.limit,
+            extravars=extravars, check=args.check, verbosity=args.verbose, timeout=args.timeout,
+            run_id=run_id, run_dir=run_dir, envvars=locations.runner_envvars(root),
+            progress=make_progress(args.json, args.verbose))
+        runs.finish(run_dir, summary)
+    finally:
+        if lock:
+            lock.release()
+    _emit(summary, args)
+    return summary["exit_code"]
+
+
+# ---------------------------------------------------------------- history
+
+def _fmt_duration(seconds):
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    return "%.1fs" % seconds if seconds < 60 else "%dm%02ds" % divmod(int(seconds), 60)
+
+
+def cmd_history(args):
+    runs = history.History(locations.state_dir())
+    if args.action == "show":
+        if not args.run_id:
+            raise UsageError("history show needs a run id (see `stackops history`)")
+        found, matches = runs.find(args.run_id)
+        if not found:
+            raise UsageError("no run matches %r%s" % (args.run_id, (
+                "; candidates: " + ", ".join(matches[:10])) if matches else ""))
+        record = runs.load(found)
+        if args.json:
+            print(json.dumps(record, default=str))
+        else:
+            record.setdefault("exit_code", -1)
+            record.setdefault("duration", None)
+            print_summary(record)
+            print("artifacts: %s" % (runs.runs_dir / found))
+        return exitcodes.OK
+    records = runs.records()
+    if args.last:
+        records = records[-args.last:]
+    rows = [{"run_id": r["run_id"], "procedure": r.get("procedure"), "status": r.get("status"),
+             "exit_code": r.get("exit_code"), "started": r.get("started"), "duration": r.get("duration"),
+             "check": r.get("check", False), "inventory": r.get("inventory"), "limit": r.get("limit")}
+            for r in records]
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return exitcodes.OK
+    if not rows:
+        print("no runs recorded in %s" % runs.runs_dir)
+        return exitcodes.OK
+    from rich.console import Console
+    from rich.table import Table
+    console = Console() if sys.stdout.isatty() else Console(no_color=True, width=200)
+    table = Table(title="stackops runs (%s)" % runs.runs_dir, title_justify="left")
+    for column in ("id", "procedure", "status", "start", "duration"):
+        table.add_column(column)
+    for row in rows:
+        status = row["status"] + (" (check)" if row["check"] else "")
+        table.add_row(row["run_id"], row["procedure"], status, row["started"] or "-", _fmt_duration(row["duration"]))
+    console.print(table)
+    return exitcodes.OK
+
+
+# ---------------------------------------------------------------- demo
+
+def cmd_demo(args):
+    import subprocess
+    root = locations.collection_root()
+    if args.action == "up":
+        startup = argparse.Namespace(
+            procedure=BY_NAME["startup"], inventory=None, extra_vars=[], limit=None, check=False, json=args.json,
+            verbose=args.verbose, yes=False, wait=True, wait_timeout=None, timeout=None, services=None)
+        return cmd_procedure(startup)
+    stack_dir = root / "examples" / "stack"
+    compose = ["docker", "compose", "--project-directory", str(stack_dir), "-p", "stackops-demo"]
+    if args.action == "status":
+        return subprocess.call(compose + ["ps", "--all"])
+    return subprocess.call(compose + ["down"] + (["--volumes"] if args.volumes else []))
+
+
+# ---------------------------------------------------------------- entry point
 
 def main(argv=None):
-    print("stackops: not yet implemented", file=sys.stderr)
-    return 2
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = []
+    if argv[:2] == ["schedule", "install"] and "--" in argv:
+        # Everything after "--" is the scheduled procedure's own command line.
+        split = argv.index("--")
+        argv, passthrough = argv[:split], argv[split + 1:]
+    args = parser.parse_args(argv)
+    if passthrough:
+        args.command_args = passthrough
+    handler = getattr(args, "handler", None) or cmd_procedure
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print("stackops %s: error: %s" % (args.command, exc), file=sys.stderr)
+        return exitcodes.USAGE
+    except KeyboardInterrupt:
+        print("stackops: interrupted", file=sys.stderr)
+        return exitcodes.INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Human output: live progress while a procedure runs, then a per-host results table.
+
+On a terminal rich draws a live status line; otherwise plain lines (one per task) so logs,
+cron mail and journald stay readable. In --json mode nothing here writes to stdout.
+"""
+import sys
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {"successful": "bold green", "failed": "bold red", "unreachable": "bold red",
+                "canceled": "bold yellow", "timeout": "bold red", "locked": "bold yellow", "refused": "bold yellow"}
+
+
+def _progress_text(tracker):
+    total = tracker.tasks_total if tracker.tasks_total else "?"
+    if tracker.tasks_total and tracker.tasks_done > tracker.tasks_total:
+        total = tracker.tasks_done
+    task = tracker.task or "starting"
+    where = " on %s" % tracker.host if tracker.host else ""
+    return "[%s/%s] %s%s" % (tracker.tasks_done, total, task, where)
+
+
+class RichProgress:
+    """A live status line on a terminal: spinner, done/total, current task and host, running counts."""
+
+    def __init__(self, console, verbosity):
+        self.console = console
+        self.verbosity = verbosity
+        self.tracker = None
+        self.live = None
+
+    def start(self, procedure, run_id, tracker):
+        self.tracker = tracker
+        self.console.print("[bold]stackops %s[/bold]  run %s" % (procedure, run_id))
+        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
+        self.live.start()
+
+    def _render(self):
+        counts = {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0}
+        for host_counts in self.tracker.live_counts.values():
+            for key in counts:
+                counts[key] += host_counts.get(key, 0)
+        tally = Text("   ok=%(ok)d changed=%(changed)d failed=%(failed)d unreachable=%(unreachable)d" % counts,
+                     style="dim")
+        return Group(Spinner("dots", text=Text(_progress_text(self.tracker))), tally)
+
+    def event(self, event, description):
+        if description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
+            self.console.print("  " + description, highlight=False, markup=False)
+        elif self.verbosity > 0 and event.get("event") == "playbook_on_task_start":
+            self.console.print(_progress_text(self.tracker), highlight=False, markup=False)
+        self.live.update(self._render())
+
+    def stop(self):
+        if self.live:
+            self.live.stop()
+            self.live = None
+
+
+class PlainProgress:
+    """One line per task (and per failure); per-host results too with -v."""
+
+    def __init__(self, stream, verbosity):
+        self.stream = stream
+        self.verbosity = verbosity
+        self.tracker = None
+
+    def _write(self, line):
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def start(self, procedure, run_id, tracker):
+        self.tracker = tracker
+        self._write("stackops %s: run %s" % (procedure, run_id))
+
+    def event(self, event, description):
+        kind = event.get("event")
+        if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
+            self._write(_progress_text(self.tracker))
+        elif description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
+            self._write("  " + description)
+
+    def stop(self):
+        pass
+
+
+class NoProgress:
+    def start(self, procedure, run_id, tracker):
+        pass
+
+    def event(self, event, description):
+        pass
+
+    def stop(self):
+        pass
+
+
+def make_progress(json_mode, verbosity):
+    if json_mode:
+        # stdout belongs to the JSON document; -v streams plain progress to stderr.
+        return PlainProgress(sys.stderr, verbosity) if verbosity > 0 else NoProgress()
+    if sys.stdout.isatty():
+        return RichProgress(Console(), verbosity)
+    return PlainProgress(sys.stdout, verbosity)
+
+
+def _flatten(value, prefix=""):
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from _flatten(inner, "%s%s." % (prefix, key))
+    else:
+        yield prefix.rstrip("."), value
+
+
+def print_summary(summary, stream=None):
+    """The final report: per-host table, failures, the procedure's result facts, totals."""
+    stream = stream or sys.stdout
+    console = Console(file=stream, highlight=False, soft_wrap=True) if stream.isatty() else Console(
+        file=stream, highlight=False, no_color=True, width=200, soft_wrap=True)
+    hosts = summary.get("hosts") or {}
+    if hosts:
+        table = Table(title="%s: per-host results" % summary["procedure"], title_justify="left")
+        table.add_column("host")
+        for column in ("ok", "changed", "failed", "unreachable", "skipped", "rescued"):
+            table.add_column(column, justify="right")
+        for host, stats in hosts.items():
+            table.add_row(host, *[str(stats.get(column, 0)) for column in (
+                "ok", "changed", "failed", "unreachable", "skipped", "rescued")])
+        console.print(table)
+    for failure in summary.get("failed_tasks") or []:
+        if failure.get("rescued"):
+            continue
+        console.print(Text("FAILED  %s | %s: %s" % (failure["host"], failure["task"], failure["message"]),
+                           style="red"))
+    for item in summary.get("unreachable_hosts") or []:
+        console.print(Text("UNREACHABLE  %s: %s" % (item["host"], item["message"]), style="red"))
+    result = summary.get("result") or {}
+    for host, facts in result.items():
+        lines = ["%s = %s" % (key, value) for key, value in _flatten(facts)]
+        if lines:
+            console.print(Text("result %s:" % host, style="bold"))
+            for line in lines[:40]:
+                console.print("  " + line, markup=False)
+    if summary.get("error"):
+        console.print(Text(summary["error"], style="red"))
+    status = summary["status"]
+    line = Text()
+    line.append(status.upper(), style=STATUS_STYLE.get(status, "bold"))
+    line.append("  %s%s in %.1fs, %d changed, exit %d  (run %s)" % (
+        summary["procedure"], " (check mode)" if summary.get("check") else "", summary.get("duration") or 0,
+        summary.get("changed") or 0, summary["exit_code"], summary["run_id"]))
+    console.print(line)

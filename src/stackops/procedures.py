@@ -1,0 +1,240 @@
+"""The one table of procedures: playbook, flag -> extra var mapping, consent rules, examples.
+
+Everything procedure-specific the CLI knows lives here; the logic itself lives in the playbooks.
+docs/cli.md documents this table (tests/cli/test_procedures.py keeps the two in step).
+"""
+from dataclasses import dataclass, field
+
+from .extravars import as_bool
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line flag (or positional) that sets one extra var when given."""
+
+    dest: str
+    variable: str
+    help: str
+    flags: tuple = ()          # empty: a positional argument named dest
+    # str | int | list (comma separated) | true / false (the flag sets it; absent: role default)
+    # | bool (always set: true with the flag, false without)
+    kind: str = "str"
+    choices: tuple = ()
+    required: bool = False
+    metavar: str = None
+
+    def value(self, raw):
+        if self.kind == "list":
+            items = raw if isinstance(raw, list) else [raw]
+            return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+        if self.kind == "true":
+            return True
+        if self.kind == "false":
+            return False
+        if self.kind == "bool":
+            return bool(raw)
+        return raw
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A destructive variant: why it is destructive, and the extra var that carries the operator's consent."""
+
+    variable: str
+    reason: object  # callable(extravars) -> str | None
+
+    def needed(self, extravars):
+        return self.reason(extravars)
+
+
+@dataclass(frozen=True)
+class Procedure:
+    name: str
+    playbook: str
+    help: str
+    description: str
+    options: tuple = ()
+    fixed_vars: dict = field(default_factory=dict)
+    consent: Consent = None
+    examples: tuple = ()
+    locks: bool = True  # read-only listings do not take the stack lock
+
+    def extravars(self, args, given=None):
+        """Extra vars for a run: CLI defaults, then -e values (given), then the flags actually used."""
+        variables = {option.variable: False for option in self.options if option.kind == "bool"}
+        variables.update(given or {})
+        variables.update(self.fixed_vars)
+        for option in self.options:
+            raw = getattr(args, option.dest, None)
+            if raw is None or raw is False or raw == []:
+                continue
+            variables[option.variable] = option.value(raw)
+        return variables
+
+
+def _restore_reason(variables):
+    if as_bool(variables.get("stackops_restore_replace")):
+        target = variables.get("stackops_restore_target_database") or "the application database"
+        return "restore --replace drops and recreates %s" % target
+    return None
+
+
+def _scale_reason(variables):
+    replicas = variables.get("stackops_scale_replicas")
+    try:
+        if replicas is not None and int(replicas) == 0:
+            return "scaling %s to 0 replicas stops the service" % variables.get("stackops_scale_service", "it")
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+EXCLUSIVE_LOCK_LEVELS = ("monthly", "quarterly")
+EXCLUSIVE_LOCK_TASKS = ("vacuum_full",)
+
+
+def _maintenance_reason(variables):
+    level = str(variables.get("stackops_maintenance_level") or "")
+    tasks = variables.get("stackops_maintenance_tasks") or []
+    if isinstance(tasks, str):
+        tasks = [part.strip() for part in tasks.split(",")]
+    if level in EXCLUSIVE_LOCK_LEVELS:
+        return "%s maintenance runs VACUUM FULL, which locks tables exclusively" % level
+    for task in tasks if isinstance(tasks, list) else []:
+        name = task.get("name") if isinstance(task, dict) else task
+        if name in EXCLUSIVE_LOCK_TASKS:
+            return "maintenance task %s locks tables exclusively" % name
+        if name == "reindex" and isinstance(task, dict) and not as_bool(task.get("concurrently", True)):
+            return "maintenance task reindex without concurrently locks tables exclusively"
+    return None
+
+
+PROCEDURES = (
+    Procedure(
+        name="startup",
+        playbook="startup.yml",
+        help="start the stack in dependency order and wait until it is healthy",
+        description="Start the compose stack: database first, then the services that depend on it, "
+                    "waiting for each to become healthy, and finish with a health check.",
+        options=(
+            Option("services", "stackops_startup_services", "only these services (comma separated)",
+                   flags=("--services",), kind="list", metavar="NAMES"),
+        ),
+        examples=("stackops startup", "stackops startup --services postgres,api",
+                  "stackops startup -i inventories/prod --limit web1 --check"),
+    ),
+    Procedure(
+        name="health",
+        playbook="health.yml",
+        help="check containers, database and HTTP endpoints",
+        description="Check that every compose service runs and is healthy, the database answers, "
+                    "and each health URL returns what it should. Changes nothing.",
+        examples=("stackops health", "stackops health --json | jq .result",
+                  "stackops health -i inventories/prod --limit db1 -v"),
+    ),
+    Procedure(
+        name="service",
+        playbook="service.yml",
+        help="start, stop or restart one compose service",
+        description="Act on one compose service and wait until it is in the wanted state.",
+        options=(
+            Option("action", "stackops_service_action", "what to do",
+                   choices=("start", "stop", "restart", "status"), required=True),
+            Option("service", "stackops_service_name", "compose service name, e.g. api", required=True),
+        ),
+        examples=("stackops service restart api", "stackops service stop frontend --check",
+                  "stackops service status postgres --json"),
+    ),
+    Procedure(
+        name="backup",
+        playbook="backup.yml",
+        help="take a verified database backup",
+        description="Dump the database, verify the dump by restoring it into a scratch database, "
+                    "and apply the retention policy.",
+        options=(
+            Option("database", "stackops_backup_database", "database to back up (default: the stack's)",
+                   flags=("--database",), metavar="NAME"),
+            Option("no_verify", "stackops_backup_verify", "skip the restore test of the new backup",
+                   flags=("--no-verify",), kind="false"),
+        ),
+        examples=("stackops backup", "stackops backup --no-verify --check",
+                  "stackops backup --json | jq '.result[].backup_id'"),
+    ),
+    Procedure(
+        name="backups",
+        playbook="backup.yml",
+        help="list the backups that exist",
+        description="List the backups in the stack's backup directory with their size, age and verification state.",
+        fixed_vars={"stackops_backup_action": "list"},
+        examples=("stackops backups", "stackops backups --json | jq '.result'"),
+        locks=False,
+    ),
+    Procedure(
+        name="restore",
+        playbook="restore.yml",
+        help="restore a backup into a database",
+        description="Restore a verified backup (default: the newest verified one) into a new database, or with "
+                    "--replace over an existing one such as the application database (destructive: asks for "
+                    "confirmation, --yes when not on a terminal), then check the stack serves again.",
+        options=(
+            Option("backup_id", "stackops_restore_backup_id", "backup to restore (see `stackops backups`)",
+                   flags=("--backup-id",), metavar="ID"),
+            Option("target_db", "stackops_restore_target_database",
+                   "database to restore into (default: the one the backup was taken from)",
+                   flags=("--target-db",), metavar="NAME"),
+            Option("replace", "stackops_restore_replace",
+                   "replace the target database if it exists (destructive); without it an existing target "
+                   "makes the restore fail", flags=("--replace",), kind="bool"),
+        ),
+        consent=Consent("stackops_restore_confirm", _restore_reason),
+        examples=("stackops restore --target-db appdb_check            # newest verified backup, side by side",
+                  "stackops restore --backup-id appdb-20260101T030000123Z --replace --yes",
+                  "stackops restore --replace --check                   # what would be replaced, nothing done"),
+    ),
+    Procedure(
+        name="maintenance",
+        playbook="maintenance.yml",
+        help="run database maintenance (vacuum, analyze, reindex) in a window",
+        description="Put the frontend into maintenance mode when needed, run the maintenance tasks of the "
+                    "level, and bring it back. Monthly and quarterly levels (and task vacuum_full) take "
+                    "exclusive locks: they ask for confirmation, --yes when not on a terminal.",
+        options=(
+            Option("level", "stackops_maintenance_level", "maintenance level",
+                   flags=("--level",), choices=("daily", "weekly", "monthly", "quarterly")),
+            Option("tasks", "stackops_maintenance_tasks", "explicit task list, e.g. vacuum_analyze,reindex",
+                   flags=("--tasks",), kind="list", metavar="TASKS"),
+        ),
+        consent=Consent("stackops_maintenance_allow_exclusive_locks", _maintenance_reason),
+        examples=("stackops maintenance --level weekly", "stackops maintenance --level monthly --yes",
+                  "stackops maintenance --tasks vacuum_analyze,reindex --check"),
+    ),
+    Procedure(
+        name="scale",
+        playbook="scaling.yml",
+        help="scale a compose service to a number of replicas",
+        description="Scale a stateless service and wait until every replica is healthy. "
+                    "Scaling to 0 stops the service: it asks for confirmation, --yes when not on a terminal.",
+        options=(
+            Option("service", "stackops_scale_service", "compose service name, e.g. api", required=True),
+            Option("replicas", "stackops_scale_replicas", "wanted number of replicas",
+                   flags=("--replicas",), kind="int", required=True, metavar="N"),
+        ),
+        consent=Consent("stackops_scale_allow_zero", _scale_reason),
+        examples=("stackops scale api --replicas 3", "stackops scale api --replicas 1 --check",
+                  "stackops scale api --replicas 0 --yes"),
+    ),
+    Procedure(
+        name="incident",
+        playbook="incident.yml",
+        help="collect an incident evidence bundle (status, logs, database state)",
+        description="Collect container status, recent logs, database activity and health results "
+                    "into one evidence bundle. Changes nothing on the stack.",
+        options=(
+            Option("since", "stackops_incident_since", "how far back to collect logs, e.g. 30m, 2h",
+                   flags=("--since",), metavar="DURATION"),
+        ),
+        examples=("stackops incident", "stackops incident --since 2h --json | jq -r .result"),
+    ),
+)
+
+BY_NAME = {procedure.name: procedure for procedure in PROCEDURES}

@@ -1,0 +1,527 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_backup
+short_description: Take a checksummed, atomically published backup of a PostgreSQL database
+version_added: 0.1.0
+description:
+  - Dumps one database with C(pg_dump) into a backup set C(<backup_dir>/<id>/) with a JSON manifest
+    (server and tool versions, times, sizes, sha256 of every file, per-table row counts and optional content checksums).
+  - The set is written under C(<id>.partial), fsynced and then renamed, so a failed, killed or disk-full backup never
+    appears as a backup. Row counts are taken in the snapshot C(pg_dump) uses (C(pg_export_snapshot) and
+    C(pg_dump --snapshot)), so they describe exactly what was dumped.
+  - A per-database lock in C(<backup_dir>/.locks) keeps backups, verifies, restores and retention of one database apart.
+  - PostgreSQL 15's C(pg_dump) compresses only with gzip. With O(format=custom) or O(format=plain) and zstd or lz4,
+    C(pg_dump) writes uncompressed and a host-side compressor using every core does the work, which is several times
+    faster than gzip. With a PostgreSQL 16+ C(pg_dump) zstd and lz4 are native for custom and directory formats.
+  - With O(tools_location=compose), C(pg_dump) runs in the database container and custom/plain output streams to the
+    host over stdout. Directory format is written inside the container under C(/tmp) and copied out with
+    C(docker compose cp), so the container needs room for one dump.
+author:
+  - stackops maintainers (@stackops)
+options:
+  database:
+    description: Database to back up.
+    type: str
+    required: true
+  format:
+    description:
+      - C(custom) is one file that C(pg_restore) can restore selectively and in parallel.
+      - C(directory) dumps tables in parallel (O(jobs)); C(plain) is SQL for psql.
+    type: str
+    choices: [custom, directory, plain]
+    default: custom
+  compression:
+    description: Compression method. See the description for where compression happens.
+    type: str
+    choices: [zstd, gzip, lz4, none]
+    default: zstd
+  compression_level:
+    description: Compression level; defaults to 3 for zstd, 4 for gzip and 1 for lz4.
+    type: int
+  jobs:
+    description: Parallel C(pg_dump) workers; only for O(format=directory).
+    type: int
+    default: 1
+  content_checksums:
+    description:
+      - Also record a per-table checksum of the table content (an order-independent sum of row hashes),
+        so M(stackops.runbooks.pg_backup_verify) can prove the restored content, not only the row counts, matches.
+      - Reads every table a second time inside the dump snapshot.
+    type: bool
+    default: false
+  include_globals:
+    description:
+      - Add C(globals.sql) from C(pg_dumpall --globals-only) (roles, tablespaces) to the set.
+      - Role passwords are left out (C(--no-role-passwords)); keep them in your secret store.
+    type: bool
+    default: false
+  include_files:
+    description: Files on the managed host (compose files, env files) to copy into C(files/) of the set.
+    type: list
+    elements: path
+    default: []
+  include_volumes:
+    description: Docker named volumes to archive into C(volumes/<name>.tar[.zst]) of the set.
+    type: list
+    elements: str
+    default: []
+  volume_helper_image:
+    description:
+      - Image with C(tar) used to read O(include_volumes) with C(docker run --rm).
+      - Defaults to the image of O(compose_service).
+    type: str
+  backup_dir:
+    description: Directory holding the backup sets of this host.
+    type: path
+    required: true
+  lock_timeout:
+    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
+    type: int
+    default: 300
+  login_host:
+    description: Host of the PostgreSQL server as seen from the managed host.
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description: Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to connect as.
+    type: str
+    default: postgres
+  login_password:
+    description: Password of O(login_user); prefer O(login_password_file).
+    type: str
+  login_password_file:
+    description: File on the managed host holding the password.
+    type: path
+  login_db:
+    description: Database for administrative connections.
+    type: str
+    default: postgres
+  connect_timeout:
+    description: Seconds to wait for a connection.
+    type: int
+    default: 10
+  tools_location:
+    description: Run the PostgreSQL client tools on the host or inside O(compose_service) so they match the server.
+    type: str
+    choices: [host, compose]
+    default: host
+  tools_bindir:
+    description: Directory of the host's PostgreSQL client tools.
+    type: path
+  compose_service:
+    description: Compose service that runs PostgreSQL.
+    type: str
+    default: postgres
+  project_dir:
+    description: Compose project directory.
+    type: path
+  project_name:
+    description: Compose project name.
+    type: str
+  env_files:
+    description: Compose C(--env-file) paths.
+    type: list
+    elements: path
+    default: []
+  compose_files:
+    description: Compose C(-f) files.
+    type: list
+    elements: path
+    default: []
+notes:
+  - Check mode connects to the database and reports the backup that would be written; it writes nothing.
+seealso:
+  - module: stackops.runbooks.pg_backup_verify
+  - module: stackops.runbooks.pg_backup_restore
+'''
+
+EXAMPLES = r'''
+- name: Back up appdb with zstd
+  stackops.runbooks.pg_backup:
+    database: appdb
+    backup_dir: /var/backups/stackops
+    login_user: app
+    login_password_file: /etc/stackops/db_password
+
+- name: Parallel directory-format dump from inside the compose service, with content checksums
+  stackops.runbooks.pg_backup:
+    database: appdb
+    backup_dir: /var/backups/stackops
+    format: directory
+    compression: gzip
+    jobs: 4
+    content_checksums: true
+    tools_location: compose
+    project_dir: /srv/app
+'''
+
+RETURN = r'''
+backup_id:
+  description: Id of the backup set (its directory name).
+  returned: always
+  type: str
+  sample: appdb-20260101T030000123Z
+path:
+  description: Directory of the backup set (in check mode, where it would be).
+  returned: always
+  type: str
+manifest_path:
+  description: Path of the manifest.
+  returned: always
+  type: str
+size_bytes:
+  description: Total size of the files in the set.
+  returned: success
+  type: int
+database_size_bytes:
+  description: Size of the database on the server (C(pg_database_size)); the expected order of magnitude in check mode.
+  returned: always
+  type: int
+duration_seconds:
+  description: Wall-clock time of the backup.
+  returned: success
+  type: float
+throughput_mib_per_second:
+  description: Database size divided by duration.
+  returned: success
+  type: float
+checksum:
+  description: sha256 over the sorted C(sha256  path) lines of every file in the set.
+  returned: success
+  type: str
+tables:
+  description: Number of tables counted in the manifest.
+  returned: always
+  type: int
+manifest:
+  description: The manifest written (in check mode, the options it would record).
+  returned: always
+  type: dict
+'''
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
+    BackupError, DEFAULT_LEVELS, EXTENSIONS, MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, DatabaseLock, common_module_spec,
+    compressor_argv, conninfo_dbname, database_info, describe_os_error, describe_rc, ensure_backup_dir, file_inventory,
+    first_failure, isoformat, new_backup_id, pg_major, publish, remove_tree, set_checksum, slug, stream_to_file,
+    table_stats, tool_version, user_tables, utcnow, write_json)
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, connect, describe_target, prepare
+
+
+def plan(module, params, tools_major):
+    """Decide file names and where compression happens for this format/method/pg_dump version."""
+    fmt, method = params['format'], params['compression']
+    level = params['compression_level'] if params['compression_level'] is not None else DEFAULT_LEVELS[method]
+    if params['jobs'] > 1 and fmt != 'directory':
+        raise BackupError('jobs=%d needs format=directory: pg_dump parallelises only directory-format dumps' % params['jobs'])
+    if fmt == 'directory':
+        if method in ('zstd', 'lz4') and (tools_major or 0) < 16:
+            raise BackupError('pg_dump %s compresses directory-format dumps with gzip only; use compression=gzip or '
+                              'format=custom (zstd through a host compressor)' % tools_major)
+        where, data = 'pg_dump', 'data'
+    elif fmt == 'custom':
+        # zstd/lz4 go through the host compressor even where pg_dump could do it: it uses every core.
+        where = 'pg_dump' if method in ('gzip', 'none') else 'external'
+        data = 'data.dump' + (EXTENSIONS[method] if where == 'external' else '')
+    else:
+        where = 'external' if method != 'none' else 'none'
+        data = 'data.sql' + EXTENSIONS[method]
+    return dict(method=method, level=level, where=where), data
+
+
+def pg_dump_args(params, compression, snapshot, target):
+    args = ['-F', params['format'][0], '--no-sync']
+    if compression['where'] == 'pg_dump':
+        if compression['method'] in ('gzip', 'none'):
+            args += ['-Z', str(compression['level'] if compression['method'] == 'gzip' else 0)]
+        else:
+            args += ['-Z', '%s:%d' % (compression['method'], compression['level'])]
+    elif params['format'] == 'custom':
+        args += ['-Z', '0']
+    if snapshot:
+        args += ['--snapshot', snapshot]
+    if params['jobs'] > 1:
+        args += ['-j', str(params['jobs'])]
+    if target:
+        args += ['-f', target]
+    return args
+
+
+class StatsThread(threading.Thread):
+    """Counts rows in the exported snapshot while pg_dump streams, so the counts cost no extra wall time."""
+
+    def __init__(self, conn, tables, content):
+        threading.Thread.__init__(self)
+        self.conn, self.tables, self.content = conn, tables, content
+        self.result, self.error = None, None
+
+    def run(self):
+        try:
+            self.result = table_stats(self.conn, self.tables, content=self.content)
+        except Exception as exc:  # reported by the main thread with context
+            self.error = exc
+
+
+def run_dump(module, params, tools, partial, compression, data_name, snapshot, dbname):
+    """Produce the data file(s) in ``partial``; returns {relative path: sha256} for files hashed while streaming."""
+    env = tools.run_env()
+    target_db = conninfo_dbname(dbname)
+    hashed = {}
+    if params['format'] == 'directory':
+        if tools.in_container:
+            inner = '/tmp/stackops-backup-%s' % os.path.basename(partial)
+            argv = tools.argv('pg_dump', tools.connection_args(target_db) + pg_dump_args(params, compression, snapshot, inner))
+            try:
+                run_checked(module, argv, env, 'pg_dump in service %s' % params['compose_service'])
+                run_checked(module, compose_command(module, params, [
+                    'cp', '%s:%s' % (params['compose_service'], inner), os.path.join(partial, data_name)]), env,
+                    'copying the dump out of service %s' % params['compose_service'])
+            finally:
+                module.run_command(compose_command(module, params, ['exec', '-T', params['compose_service'], 'rm', '-rf', inner]))
+        else:
+            argv = tools.argv('pg_dump', tools.connection_args(target_db) + pg_dump_args(
+                params, compression, snapshot, os.path.join(partial, data_name)))
+            run_checked(module, argv, env, 'pg_dump')
+        return hashed
+    stages = [tools.argv('pg_dump', tools.connection_args(target_db) + pg_dump_args(params, compression, snapshot, None))]
+    if compression['where'] == 'external':
+        stages.append(compressor_argv(module, compression['method'], compression['level']))
+    digest = hashlib.sha256()
+    dummy, results = stream_to_file(stages, env, os.path.join(partial, data_name), digest)
+    failure = first_failure(results)
+    if failure:
+        argv, rc, err = failure
+        name = os.path.basename(argv[0])
+        if argv is stages[0]:
+            name = 'pg_dump in service %s' % params['compose_service'] if tools.in_container else 'pg_dump'
+        raise BackupError('%s %s while dumping %s: %s' % (
+            name, describe_rc(rc), describe_target(params, dbname), err[-2000:] or 'no error output'))
+    hashed[data_name] = digest.hexdigest()
+    return hashed
+
+
+def run_checked(module, argv, env, what):
+    rc, out, err = module.run_command(argv, environ_update=env)
+    if rc != 0:
+        raise BackupError('%s %s: %s' % (what, describe_rc(rc), ((err or out) or 'no error output').strip()[-2000:]))
+    return out
+
+
+def copy_files(module, partial, paths):
+    """Config files go into files/ under their base name; a clash gets a numeric prefix, never overwrites."""
+    copied = []
+    if not paths:
+        return copied
+    os.makedirs(os.path.join(partial, 'files'))
+    for index, path in enumerate(paths):
+        name = os.path.basename(path.rstrip('/'))
+        target = os.path.join(partial, 'files', name)
+        if os.path.exists(target):
+            target = os.path.join(partial, 'files', '%d-%s' % (index, name))
+        try:
+            if os.path.isdir(path):
+                shutil.copytree(path, target, symlinks=True)
+            else:
+                shutil.copy2(path, target)
+        except (IOError, OSError) as exc:
+            raise BackupError('cannot copy %s into the backup set: %s' % (path, describe_os_error(exc, target)))
+        copied.append(dict(source=path, stored=os.path.relpath(target, partial)))
+    return copied
+
+
+def helper_image(module, params):
+    if params.get('volume_helper_image'):
+        return params['volume_helper_image']
+    rc, out, err = module.run_command(compose_command(module, params, ['ps', '-q', params['compose_service']]))
+    container = out.strip().splitlines()[0] if rc == 0 and out.strip() else None
+    if container:
+        rc, out, err = module.run_command([module.get_bin_path('docker', required=True), 'inspect', '--format',
+                                           '{{.Config.Image}}', container])
+        if rc == 0 and out.strip():
+            return out.strip()
+    raise BackupError('cannot find the image of compose service %s to archive volumes with; set volume_helper_image '
+                      'to an image that has tar' % params['compose_service'])
+
+
+def archive_volumes(module, params, partial, volumes, compression):
+    archived = []
+    if not volumes:
+        return archived
+    os.makedirs(os.path.join(partial, 'volumes'))
+    image = helper_image(module, params)
+    docker = module.get_bin_path('docker', required=True)
+    for volume in volumes:
+        stages = [[docker, 'run', '--rm', '--network', 'none', '-v', '%s:/volume:ro' % volume, '--entrypoint', 'tar',
+                   image, '-C', '/volume', '-cf', '-', '.']]
+        method = compression['method'] if compression['method'] != 'none' else None
+        if method:
+            stages.append(compressor_argv(module, method, DEFAULT_LEVELS[method]))
+        name = '%s.tar%s' % (slug(volume), EXTENSIONS[method] if method else '')
+        dummy, results = stream_to_file(stages, None, os.path.join(partial, 'volumes', name))
+        failure = first_failure(results)
+        if failure:
+            raise BackupError('archiving docker volume %s %s: %s; check that the volume exists (docker volume ls)' % (
+                volume, describe_rc(failure[1]), failure[2][-1000:]))
+        archived.append(dict(volume=volume, stored='volumes/' + name))
+    return archived
+
+
+def dump_globals(module, params, tools, partial):
+    argv = tools.argv('pg_dumpall', tools.connection_args() + ['--globals-only', '--no-role-passwords'])
+    dummy, results = stream_to_file([argv], tools.run_env(), os.path.join(partial, 'globals.sql'))
+    failure = first_failure(results)
+    if failure:
+        raise BackupError('pg_dumpall --globals-only %s on %s: %s' % (describe_rc(failure[1]), describe_target(params),
+                                                                      failure[2][-1000:]))
+
+
+def remove_stale_partials(backup_dir, database):
+    """Partials of this database left by a killed run; safe to remove because we hold its lock."""
+    prefix = slug(database) + '-'
+    removed = []
+    for name in os.listdir(backup_dir):
+        if name.startswith(prefix) and name.endswith(PARTIAL_SUFFIX):
+            remove_tree(os.path.join(backup_dir, name))
+            removed.append(name)
+    return removed
+
+
+def main():
+    spec = common_module_spec()
+    spec.update(
+        database=dict(type='str', required=True),
+        format=dict(type='str', choices=['custom', 'directory', 'plain'], default='custom'),
+        compression=dict(type='str', choices=['zstd', 'gzip', 'lz4', 'none'], default='zstd'),
+        compression_level=dict(type='int'),
+        jobs=dict(type='int', default=1),
+        content_checksums=dict(type='bool', default=False),
+        include_globals=dict(type='bool', default=False),
+        include_files=dict(type='list', elements='path', default=[]),
+        include_volumes=dict(type='list', elements='str', default=[]),
+        volume_helper_image=dict(type='str'),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    prepare(module)
+    params = module.params
+    dbname = params['database']
+    tools = PgTools(module)
+    started = utcnow()
+    clock = time.monotonic()
+    backup_id = new_backup_id(dbname, started)
+    final = os.path.join(params['backup_dir'], backup_id)
+    partial = final + PARTIAL_SUFFIX
+    result = dict(changed=False, backup_id=backup_id, path=final, manifest_path=os.path.join(final, MANIFEST))
+
+    try:
+        dump_version = tool_version(module, tools.argv('pg_dump', ['--version']), tools.environ())
+        if not dump_version:
+            raise BackupError('pg_dump --version failed (%s); check tools_location/tools_bindir' % (
+                'in service %s' % params['compose_service'] if tools.in_container else 'on the host'))
+        compression, data_name = plan(module, params, pg_major(dump_version))
+        try:
+            info_conn = connect(params, dbname=dbname, application_name='stackops-backup')
+        except Exception as exc:
+            raise BackupError('cannot connect to %s: %s; check that the server is up and the credentials' % (
+                describe_target(params, dbname), exc))
+        with info_conn:
+            server_version = info_conn.execute('SHOW server_version').fetchone()[0]
+            info = database_info(info_conn, dbname)
+            tables = user_tables(info_conn)
+        manifest = dict(
+            manifest_version=MANIFEST_VERSION, id=backup_id, database=dbname, database_info=info,
+            server_version=server_version, format=params['format'], compression=compression, data=data_name,
+            jobs=params['jobs'], tools_location=params['tools_location'],
+            tools=dict(pg_dump=dump_version), host=os.uname()[1],
+            options=dict(content_checksums=params['content_checksums'], include_globals=params['include_globals'],
+                         include_files=params['include_files'], include_volumes=params['include_volumes']))
+        result.update(database_size_bytes=info['size_bytes'], tables=len(tables))
+        if module.check_mode:
+            result.update(changed=True, manifest=manifest, msg='would write backup set %s (%s, %s) of %s' % (
+                final, params['format'], compression['method'], describe_target(params, dbname)))
+            module.exit_json(**result)
+
+        # Dumps hold every row of the database: readable by the backup owner only.
+        os.umask(0o077)
+        ensure_backup_dir(params['backup_dir'])
+        with DatabaseLock(params['backup_dir'], dbname, 'backup', params['lock_timeout']):
+            result['removed_stale_partials'] = remove_stale_partials(params['backup_dir'], dbname)
+            os.makedirs(partial)
+            try:
+                hashed = take_backup(module, params, tools, partial, manifest, compression, data_name, dbname)
+                files = file_inventory(partial, known=hashed)
+                manifest.update(files=files, checksum=set_checksum(files), size_bytes=sum(f['size'] for f in files.values()))
+                finished = utcnow()
+                manifest.update(started_at=isoformat(started), finished_at=isoformat(finished),
+                                duration_seconds=round(time.monotonic() - clock, 3))
+                write_json(os.path.join(partial, MANIFEST), manifest)
+                publish(partial, final)
+            except (IOError, OSError) as exc:
+                remove_tree(partial)
+                raise BackupError(describe_os_error(exc, partial))
+            except BaseException:
+                remove_tree(partial)
+                raise
+    except BackupError as exc:
+        module.fail_json(msg='backup of %s failed, nothing was published: %s' % (dbname, exc), **result)
+
+    duration = manifest['duration_seconds']
+    result.update(
+        changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, checksum=manifest['checksum'],
+        throughput_mib_per_second=round(info['size_bytes'] / 1048576.0 / max(duration, 0.001), 2), manifest=manifest,
+        msg='backup %s of %s written to %s' % (backup_id, describe_target(params, dbname), final))
+    module.exit_json(**result)
+
+
+def take_backup(module, params, tools, partial, manifest, compression, data_name, dbname):
+    """Dump in an exported snapshot while a second connection counts rows in that same snapshot."""
+    try:
+        snap_conn = connect(params, dbname=dbname, autocommit=False, application_name='stackops-backup-snapshot')
+    except Exception as exc:
+        raise BackupError('cannot connect to %s: %s' % (describe_target(params, dbname), exc))
+    with snap_conn:
+        snap_conn.execute('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+        snapshot = snap_conn.execute('SELECT pg_export_snapshot()').fetchone()[0]
+        tables = user_tables(snap_conn)
+        stats = StatsThread(snap_conn, tables, params['content_checksums'])
+        stats.start()
+        try:
+            hashed = run_dump(module, params, tools, partial, compression, data_name, snapshot, dbname)
+        finally:
+            stats.join()
+        snap_conn.rollback()
+    if stats.error is not None:
+        raise BackupError('counting rows in %s failed: %s' % (describe_target(params, dbname), stats.error))
+    manifest['tables'] = stats.result
+    manifest['snapshot'] = snapshot
+    if params['include_globals']:
+        dump_globals(module, params, tools, partial)
+        manifest['tools']['pg_dumpall'] = tool_version(module, tools.argv('pg_dumpall', ['--version']), tools.environ())
+    if compression['where'] == 'external':
+        manifest['tools'][compression['method']] = tool_version(
+            module, [compressor_argv(module, compression['method'], 1)[0], '--version'])
+    manifest['files_included'] = copy_files(module, partial, params['include_files'])
+    manifest['volumes_included'] = archive_volumes(module, params, partial, params['include_volumes'], compression)
+    return hashed
+
+
+if __name__ == '__main__':
+    main()

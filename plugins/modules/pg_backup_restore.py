@@ -1,0 +1,396 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_backup_restore
+short_description: Restore a PostgreSQL backup set into a new database or swap it in for an existing one
+version_added: 0.1.0
+description:
+  - Refuses to start unless every file of the set matches its manifest.
+  - Always restores into a temporary database beside the target first, from a file path (never stdin, so
+    O(jobs) works for custom and directory formats; plain SQL goes through C(psql -v ON_ERROR_STOP=1)),
+    then compares row counts (and content checksums when present) with the manifest.
+  - Only then is the result put in place. A new target is created by renaming the temporary database. An existing
+    target (O(replace=true), O(confirm=true)) is swapped in one transaction - connections to it are blocked and
+    terminated, it is renamed away and the temporary database takes its name - and the old one is dropped or kept
+    (O(keep_old)). Any failure before the swap leaves the original untouched, and the error says so.
+  - Holds the per-database locks of the backed-up database and of the target, so no backup runs meanwhile.
+author:
+  - stackops maintainers (@stackops)
+options:
+  backup_id:
+    description: Backup set to restore. Without it, the newest (verified, see O(require_verified)) set of O(database).
+    type: str
+  database:
+    description: Database whose newest backup set is restored when O(backup_id) is not given.
+    type: str
+  target_database:
+    description: Database to restore into; defaults to the database the set was taken from.
+    type: str
+  replace:
+    description: Replace O(target_database) if it exists. Without it an existing target makes the task fail.
+    type: bool
+    default: false
+  confirm:
+    description: Must be V(true) to replace an existing database, because its current content is dropped.
+    type: bool
+    default: false
+  keep_old:
+    description: Keep the replaced database under the name returned in RV(old_database) instead of dropping it.
+    type: bool
+    default: false
+  require_verified:
+    description:
+      - Only restore sets that M(stackops.runbooks.pg_backup_verify) has verified; when choosing the newest set, choose
+        the newest verified one.
+    type: bool
+    default: true
+  tables:
+    description:
+      - Restore only these tables (C(schema.table) or C(table) for public) - their definitions, defaults, sequences,
+        comments and data, like C(pg_restore -t); indexes and constraints come only with O(schemas).
+        Extensions are always restored.
+      - Only into a new database; custom and directory formats only.
+    type: list
+    elements: str
+    default: []
+  schemas:
+    description: Restore only these schemas with everything in them. Only into a new database.
+    type: list
+    elements: str
+    default: []
+  jobs:
+    description: Parallel C(pg_restore) jobs (custom and directory formats).
+    type: int
+    default: 2
+  no_owner:
+    description: Restore without ownership and privileges, for servers that lack the roles of the original.
+    type: bool
+    default: false
+  compare_content:
+    description: Compare per-table content checksums too, when the manifest has them.
+    type: bool
+    default: true
+  work_dir:
+    description: Where a set compressed outside pg_dump is decompressed before restoring; defaults to O(backup_dir).
+    type: path
+  backup_dir:
+    description: Directory holding the backup sets of this host.
+    type: path
+    required: true
+  lock_timeout:
+    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
+    type: int
+    default: 300
+  login_host:
+    description: Host of the PostgreSQL server as seen from the managed host.
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description: Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to connect as.
+    type: str
+    default: postgres
+  login_password:
+    description: Password of O(login_user); prefer O(login_password_file).
+    type: str
+  login_password_file:
+    description: File on the managed host holding the password.
+    type: path
+  login_db:
+    description: Database for administrative connections.
+    type: str
+    default: postgres
+  connect_timeout:
+    description: Seconds to wait for a connection.
+    type: int
+    default: 10
+  tools_location:
+    description: Run the PostgreSQL client tools on the host or inside O(compose_service) so they match the server.
+    type: str
+    choices: [host, compose]
+    default: host
+  tools_bindir:
+    description: Directory of the host's PostgreSQL client tools.
+    type: path
+  compose_service:
+    description: Compose service that runs PostgreSQL.
+    type: str
+    default: postgres
+  project_dir:
+    description: Compose project directory.
+    type: path
+  project_name:
+    description: Compose project name.
+    type: str
+  env_files:
+    description: Compose C(--env-file) paths.
+    type: list
+    elements: path
+    default: []
+  compose_files:
+    description: Compose C(-f) files.
+    type: list
+    elements: path
+    default: []
+notes:
+  - Check mode verifies the checksums and reports exactly which database would be created, replaced or dropped,
+    with its size and open sessions; it changes nothing.
+  - Database-level settings (C(ALTER DATABASE ... SET)) of a replaced database are carried over to the new one.
+seealso:
+  - module: stackops.runbooks.pg_backup
+  - module: stackops.runbooks.pg_backup_verify
+'''
+
+EXAMPLES = r'''
+- name: Replace appdb with its newest verified backup
+  stackops.runbooks.pg_backup_restore:
+    database: appdb
+    backup_dir: /var/backups/stackops
+    replace: true
+    confirm: true
+    login_user: app
+    login_password_file: /etc/stackops/db_password
+
+- name: Restore two tables of a given backup into a new database for inspection
+  stackops.runbooks.pg_backup_restore:
+    backup_id: appdb-20260101T030000123Z
+    backup_dir: /var/backups/stackops
+    target_database: appdb_inspect
+    tables: [public.orders, public.customers]
+'''
+
+RETURN = r'''
+backup_id:
+  description: The set restored.
+  returned: when a set was found
+  type: str
+target_database:
+  description: The database that now holds the restored data.
+  returned: when a set was found
+  type: str
+action:
+  description: C(create) (new database) or C(replace) (swap with an existing one).
+  returned: when a set was found
+  type: str
+old_database:
+  description: Name the replaced database was kept under (O(keep_old)), or V(null) when dropped or nothing was replaced.
+  returned: success
+  type: str
+would_drop:
+  description: In check mode and on refusal, the database that would be replaced, with size, tables and sessions.
+  returned: when replacing
+  type: dict
+tables:
+  description: Number of tables compared with the manifest after restoring.
+  returned: success
+  type: int
+content_compared:
+  description: Whether content checksums were compared too.
+  returned: success
+  type: bool
+duration_seconds:
+  description: Time the restore took.
+  returned: always
+  type: float
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
+    BackupError, LockSet, RestoreSession, admin_db, check_files, check_restored, common_module_spec, create_database,
+    database_exists, database_info, drop_database, ensure_backup_dir, expected_tables, find_set, load_verification,
+    parse_table_name, scratch_name)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare, sql
+
+
+def describe_existing(params, name):
+    """What replacing ``name`` would destroy, for check mode and for refusals."""
+    with connect(params, dbname=admin_db(params, name), application_name='stackops-restore') as conn:
+        info = database_info(conn, name)
+        sessions = conn.execute('SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()',
+                                (name,)).fetchone()[0]
+    return dict(database=name, size_bytes=info['size_bytes'], owner=info['owner'], sessions=int(sessions))
+
+
+def role_exists(conn, role):
+    return bool(role) and conn.execute('SELECT 1 FROM pg_roles WHERE rolname = %s', (role,)).fetchone() is not None
+
+
+def copy_database_settings(conn, source, target):
+    rows = conn.execute(
+        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE d.datname = %s AND s.setrole = 0", (source,)).fetchall()
+    for (setting,) in rows:
+        name, dummy, value = setting.partition('=')
+        conn.execute(sql.SQL('ALTER DATABASE {} SET {} = {}').format(
+            sql.Identifier(target), sql.Identifier(name), sql.Literal(value)))
+
+
+def swap(module, params, conn, target, temp, keep_old):
+    """Block and end sessions on ``target``, then rename it away and ``temp`` into place in one transaction."""
+    old = scratch_name(target, 'old')
+    block = sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}')
+    conn.execute(block.format(sql.Identifier(target), sql.SQL('false')))
+    try:
+        for attempt in range(50):
+            conn.execute('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()',
+                         (target,))
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(target), sql.Identifier(old)))
+                    conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(temp), sql.Identifier(target)))
+                break
+            except Exception as exc:
+                # Terminated backends take a moment to exit; anything else is a real error.
+                if 'being accessed by other users' not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.2)
+    except Exception:
+        conn.execute(block.format(sql.Identifier(target), sql.SQL('true')))
+        raise
+    if keep_old:
+        conn.execute(block.format(sql.Identifier(old), sql.SQL('true')))
+        return old
+    try:
+        drop_database(conn, old)
+    except Exception as exc:
+        module.warn('restored %s, but dropping the replaced database %s failed: %s; drop it by hand' % (target, old, exc))
+        return old
+    return None
+
+
+def main():
+    spec = common_module_spec()
+    spec.update(
+        backup_id=dict(type='str'),
+        database=dict(type='str'),
+        target_database=dict(type='str'),
+        replace=dict(type='bool', default=False),
+        confirm=dict(type='bool', default=False),
+        keep_old=dict(type='bool', default=False),
+        require_verified=dict(type='bool', default=True),
+        tables=dict(type='list', elements='str', default=[]),
+        schemas=dict(type='list', elements='str', default=[]),
+        jobs=dict(type='int', default=2),
+        no_owner=dict(type='bool', default=False),
+        compare_content=dict(type='bool', default=True),
+        work_dir=dict(type='path'),
+    )
+    module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database')], supports_check_mode=True)
+    prepare(module)
+    params = module.params
+    clock = time.monotonic()
+    result = dict(changed=False)
+    stage = 'choosing the backup'
+    try:
+        tables = [parse_table_name(name) for name in params['tables']]
+        schemas = list(params['schemas'])
+        set_dir, manifest = find_set(params['backup_dir'], params['backup_id'], params['database'],
+                                     verified_only=params['require_verified'] and not params['backup_id'])
+        if params['require_verified'] and not (load_verification(set_dir) or {}).get('verified'):
+            raise BackupError('backup %s has not been verified; verify it with stackops.runbooks.pg_backup_verify or set '
+                              'require_verified=false to restore it anyway' % manifest['id'])
+        target = params['target_database'] or manifest['database']
+        result.update(backup_id=manifest['id'], target_database=target)
+        stage = 'inspecting the target'
+        with connect(params, dbname=admin_db(params, target), application_name='stackops-restore') as conn:
+            exists = database_exists(conn, target)
+        result['action'] = 'replace' if exists else 'create'
+        if exists:
+            result['would_drop'] = describe_existing(params, target)
+            if not params['replace']:
+                raise BackupError('database %s already exists on %s; set replace=true and confirm=true to swap it for '
+                                  'the backup, or restore into another target_database' % (target, describe_target(params)))
+            if tables or schemas:
+                raise BackupError('a selective restore (tables/schemas) cannot replace %s: restore into a new '
+                                  'target_database and copy the tables from there' % target)
+        stage = 'checking the backup files'
+        problems = check_files(set_dir, manifest)
+        if problems:
+            raise BackupError('backup %s does not match its manifest (%s); refusing to restore, %s was not touched. Use '
+                              'another backup' % (manifest['id'], '; '.join(problems[:5]), target))
+        if module.check_mode:
+            result.update(changed=True, msg='would %s database %s on %s from backup %s%s' % (
+                result['action'], target, describe_target(params), manifest['id'],
+                ' (dropping its current content: %(size_bytes)d bytes, %(sessions)d open sessions)' % result['would_drop']
+                if exists else ''))
+            result['duration_seconds'] = round(time.monotonic() - clock, 3)
+            module.exit_json(**result)
+        if exists and not params['confirm']:
+            raise BackupError('replacing database %s (%d bytes, %d open sessions) drops its current content; set '
+                              'confirm=true to go ahead' % (target, result['would_drop']['size_bytes'],
+                                                            result['would_drop']['sessions']))
+        stage = 'restoring'
+        ensure_backup_dir(params['backup_dir'])
+        with LockSet(params['backup_dir'], [manifest['database'], target], 'restore', params['lock_timeout']):
+            # Re-checked under the lock: a retention run may have raced us.
+            problems = check_files(set_dir, manifest)
+            if problems:
+                raise BackupError('backup %s changed while waiting for the lock (%s); %s was not touched' % (
+                    manifest['id'], '; '.join(problems[:5]), target))
+            result.update(restore(module, params, set_dir, manifest, target, exists, tables, schemas))
+    except BackupError as exc:
+        result['duration_seconds'] = round(time.monotonic() - clock, 3)
+        module.fail_json(msg='restore failed while %s: %s' % (stage, exc), **result)
+    except Exception as exc:
+        result['duration_seconds'] = round(time.monotonic() - clock, 3)
+        module.fail_json(msg='restore failed on %s: %s' % (describe_target(params), exc), **result)
+    result.update(changed=True, duration_seconds=round(time.monotonic() - clock, 3))
+    module.exit_json(**result)
+
+
+def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
+    temp = scratch_name(target, 'restore')
+    admin = admin_db(params, target, temp)
+    session = RestoreSession(module, params, set_dir, manifest, params['work_dir'])
+    created = swapped = False
+    untouched = ('the original database %s is untouched' % target) if exists else ('%s was not created' % target)
+    try:
+        try:
+            with connect(params, dbname=admin, application_name='stackops-restore') as conn:
+                like = database_info(conn, target) if exists else dict(manifest['database_info'])
+                if not role_exists(conn, like.get('owner')):
+                    like['owner'] = None
+                create_database(conn, temp, like=like)
+                created = True
+            session.restore(temp, jobs=params['jobs'], tables=tables, schemas=schemas, no_owner=params['no_owner'])
+            differences, content = check_restored(params, temp, manifest, tables, schemas, content=params['compare_content'])
+            if differences:
+                raise BackupError('the restored copy does not match the manifest: %s' % '; '.join(differences[:5]))
+        except Exception as exc:
+            raise BackupError('%s into temporary database %s: %s; %s' % (
+                'restoring %s' % manifest['id'], temp, exc, untouched))
+        with connect(params, dbname=admin, application_name='stackops-restore') as conn:
+            if exists:
+                copy_database_settings(conn, target, temp)
+                try:
+                    old = swap(module, params, conn, target, temp, params['keep_old'])
+                except Exception as exc:
+                    raise BackupError('swapping %s in for %s: %s; %s' % (temp, target, exc, untouched))
+            else:
+                conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(temp), sql.Identifier(target)))
+                old = None
+            swapped = True
+    finally:
+        session.cleanup()
+        if created and not swapped:
+            with connect(params, dbname=admin, application_name='stackops-restore') as conn:
+                drop_database(conn, temp)
+    expected = expected_tables(manifest, tables, schemas)
+    return dict(old_database=old, tables=len(expected), content_compared=content, msg='%s database %s from backup %s%s' % (
+        'replaced' if exists else 'created', target, manifest['id'], ' (old copy kept as %s)' % old if old else ''))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,211 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_backup_retention
+short_description: Delete old PostgreSQL backup sets by a last/daily/weekly/monthly policy
+version_added: 0.1.0
+description:
+  - Keeps the O(keep_last) newest sets of each database, plus the newest set of each of the last O(keep_daily) days,
+    O(keep_weekly) ISO weeks and O(keep_monthly) months that have sets, and deletes the rest.
+  - Never deletes the newest verified set of a database, a set still being written (C(.partial)), or any set of a
+    database whose lock is held (a backup, verify or restore is running); it takes that lock while deleting.
+  - The connection and compose options are accepted so that C(module_defaults) for the
+    C(group/stackops.runbooks.postgresql) action group apply; they are not used.
+author:
+  - stackops maintainers (@stackops)
+options:
+  database:
+    description: Only apply the policy to this database's sets; by default to every database in O(backup_dir).
+    type: str
+  keep_last:
+    description: Newest sets to keep regardless of age.
+    type: int
+    default: 7
+  keep_daily:
+    description: Days (with sets) for which the newest set is kept.
+    type: int
+    default: 7
+  keep_weekly:
+    description: ISO weeks (with sets) for which the newest set is kept.
+    type: int
+    default: 4
+  keep_monthly:
+    description: Months (with sets) for which the newest set is kept.
+    type: int
+    default: 3
+  backup_dir:
+    description: Directory holding the backup sets of this host.
+    type: path
+    required: true
+  lock_timeout:
+    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
+    type: int
+    default: 300
+  login_host:
+    description: Host of the PostgreSQL server as seen from the managed host.
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description: Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to connect as.
+    type: str
+    default: postgres
+  login_password:
+    description: Password of O(login_user); prefer O(login_password_file).
+    type: str
+  login_password_file:
+    description: File on the managed host holding the password.
+    type: path
+  login_db:
+    description: Database for administrative connections.
+    type: str
+    default: postgres
+  connect_timeout:
+    description: Seconds to wait for a connection.
+    type: int
+    default: 10
+  tools_location:
+    description: Run the PostgreSQL client tools on the host or inside O(compose_service) so they match the server.
+    type: str
+    choices: [host, compose]
+    default: host
+  tools_bindir:
+    description: Directory of the host's PostgreSQL client tools.
+    type: path
+  compose_service:
+    description: Compose service that runs PostgreSQL.
+    type: str
+    default: postgres
+  project_dir:
+    description: Compose project directory.
+    type: path
+  project_name:
+    description: Compose project name.
+    type: str
+  env_files:
+    description: Compose C(--env-file) paths.
+    type: list
+    elements: path
+    default: []
+  compose_files:
+    description: Compose C(-f) files.
+    type: list
+    elements: path
+    default: []
+notes:
+  - With O(lock_timeout) the module waits that long for a busy database; a database still busy then is skipped
+    (reported in RV(skipped)), not failed, because the next run will catch up.
+  - Check mode lists what would be deleted and deletes nothing.
+seealso:
+  - module: stackops.runbooks.pg_backup_list
+'''
+
+EXAMPLES = r'''
+- name: Keep a week of dailies, a month of weeklies and three monthlies
+  stackops.runbooks.pg_backup_retention:
+    backup_dir: /var/backups/stackops
+    keep_last: 3
+    keep_daily: 7
+    keep_weekly: 4
+    keep_monthly: 3
+'''
+
+RETURN = r'''
+deleted:
+  description: Ids of the sets deleted (in check mode, that would be deleted).
+  returned: always
+  type: list
+  elements: str
+kept:
+  description: Ids kept, each with the rules that kept it (last, daily, weekly, monthly, newest verified).
+  returned: always
+  type: dict
+skipped:
+  description: Databases left alone because their lock was held, with the holder.
+  returned: always
+  type: dict
+freed_bytes:
+  description: Size of the deleted sets.
+  returned: always
+  type: int
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
+    BackupError, DatabaseLock, LockTimeout, catalog, common_module_spec, ensure_backup_dir, remove_tree, retention_plan)
+
+
+def main():
+    spec = common_module_spec()
+    spec.update(
+        database=dict(type='str'),
+        keep_last=dict(type='int', default=7),
+        keep_daily=dict(type='int', default=7),
+        keep_weekly=dict(type='int', default=4),
+        keep_monthly=dict(type='int', default=3),
+    )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    params = module.params
+    if min(params['keep_last'], params['keep_daily'], params['keep_weekly'], params['keep_monthly']) < 0:
+        module.fail_json(msg='keep_last/keep_daily/keep_weekly/keep_monthly must be 0 or more')
+    sets, dummy = catalog(params['backup_dir'], params['database'])
+    databases = sorted(set(entry['database'] for entry in sets))
+    result = dict(changed=False, deleted=[], kept={}, skipped={}, freed_bytes=0)
+    try:
+        if sets and not module.check_mode:
+            ensure_backup_dir(params['backup_dir'])
+        for database in databases:
+            lock = DatabaseLock(params['backup_dir'], database, 'retention', params['lock_timeout'])
+            if module.check_mode:
+                apply_policy(module, params, database, result, delete=False)
+                continue
+            try:
+                lock.acquire()
+            except LockTimeout:
+                result['skipped'][database] = lock.holder()
+                continue
+            try:
+                apply_policy(module, params, database, result, delete=True)
+            finally:
+                lock.release()
+    except (BackupError, OSError) as exc:
+        module.fail_json(msg='retention in %s failed: %s; sets not yet deleted are intact' % (params['backup_dir'], exc),
+                         **result)
+    result['changed'] = bool(result['deleted'])
+    result['msg'] = '%s %d backup sets (%d bytes)%s' % (
+        'would delete' if module.check_mode else 'deleted', len(result['deleted']), result['freed_bytes'],
+        '; skipped busy databases: %s' % ', '.join(sorted(result['skipped'])) if result['skipped'] else '')
+    module.exit_json(**result)
+
+
+def apply_policy(module, params, database, result, delete):
+    # The catalog is re-read under the lock: a backup may have been published since the first look.
+    sets, dummy = catalog(params['backup_dir'], database)
+    keep, doomed = retention_plan(sets, params['keep_last'], params['keep_daily'], params['keep_weekly'],
+                                  params['keep_monthly'])
+    result['kept'].update(keep)
+    by_id = dict((entry['id'], entry) for entry in sets)
+    for backup_id in doomed:
+        if delete:
+            # Renamed out of the catalog first, so a crash mid-delete never leaves a half set that looks complete.
+            doomed_path = os.path.join(params['backup_dir'], '.deleting-' + backup_id)
+            os.rename(os.path.join(params['backup_dir'], backup_id), doomed_path)
+            remove_tree(doomed_path)
+        result['deleted'].append(backup_id)
+        result['freed_bytes'] += by_id[backup_id]['size_bytes']
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,264 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_backup_verify
+short_description: Prove a PostgreSQL backup set restores to what was dumped
+version_added: 0.1.0
+description:
+  - Re-computes the sha256 of every file in a backup set written by M(stackops.runbooks.pg_backup) and compares them
+    with its manifest.
+  - Then restores the set into a scratch database on the same server (a unique name, always dropped afterwards,
+    also on failure) and compares per-table row counts, and content checksums when the manifest has them, with the manifest.
+  - Records the outcome in C(verification.json) beside the manifest, which M(stackops.runbooks.pg_backup_list) and
+    M(stackops.runbooks.pg_backup_retention) read.
+  - Holds the per-database lock of the backed-up database while it runs.
+author:
+  - stackops maintainers (@stackops)
+options:
+  backup_id:
+    description: Backup set to verify. Without it, the newest set of O(database).
+    type: str
+  database:
+    description: Database whose newest backup set is verified when O(backup_id) is not given.
+    type: str
+  trial_restore:
+    description: Restore into a scratch database and compare tables; with V(false) only the checksums are checked.
+    type: bool
+    default: true
+  compare_content:
+    description: Compare per-table content checksums too, when the manifest has them (O(stackops.runbooks.pg_backup#module:content_checksums)).
+    type: bool
+    default: true
+  jobs:
+    description: Parallel C(pg_restore) jobs for the trial restore (custom and directory formats).
+    type: int
+    default: 2
+  no_owner:
+    description: Restore without ownership and privileges, for servers that lack the roles of the original.
+    type: bool
+    default: false
+  work_dir:
+    description: Where a set compressed outside pg_dump is decompressed for the trial restore; defaults to O(backup_dir).
+    type: path
+  fail_unverified:
+    description: Fail the task when the set does not verify; with V(false) return RV(verified=false) instead.
+    type: bool
+    default: true
+  backup_dir:
+    description: Directory holding the backup sets of this host.
+    type: path
+    required: true
+  lock_timeout:
+    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
+    type: int
+    default: 300
+  login_host:
+    description: Host of the PostgreSQL server as seen from the managed host.
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description: Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to connect as.
+    type: str
+    default: postgres
+  login_password:
+    description: Password of O(login_user); prefer O(login_password_file).
+    type: str
+  login_password_file:
+    description: File on the managed host holding the password.
+    type: path
+  login_db:
+    description: Database for administrative connections.
+    type: str
+    default: postgres
+  connect_timeout:
+    description: Seconds to wait for a connection.
+    type: int
+    default: 10
+  tools_location:
+    description: Run the PostgreSQL client tools on the host or inside O(compose_service) so they match the server.
+    type: str
+    choices: [host, compose]
+    default: host
+  tools_bindir:
+    description: Directory of the host's PostgreSQL client tools.
+    type: path
+  compose_service:
+    description: Compose service that runs PostgreSQL.
+    type: str
+    default: postgres
+  project_dir:
+    description: Compose project directory.
+    type: path
+  project_name:
+    description: Compose project name.
+    type: str
+  env_files:
+    description: Compose C(--env-file) paths.
+    type: list
+    elements: path
+    default: []
+  compose_files:
+    description: Compose C(-f) files.
+    type: list
+    elements: path
+    default: []
+notes:
+  - Check mode checks the file checksums and reports the trial restore it would run; it creates no database and records nothing.
+seealso:
+  - module: stackops.runbooks.pg_backup
+  - module: stackops.runbooks.pg_backup_restore
+'''
+
+EXAMPLES = r'''
+- name: Verify the newest backup of appdb
+  stackops.runbooks.pg_backup_verify:
+    database: appdb
+    backup_dir: /var/backups/stackops
+    login_user: app
+    login_password_file: /etc/stackops/db_password
+  register: verification
+'''
+
+RETURN = r'''
+verified:
+  description: Whether every check passed.
+  returned: always
+  type: bool
+backup_id:
+  description: The set that was checked.
+  returned: when a set was found
+  type: str
+path:
+  description: Directory of the set.
+  returned: when a set was found
+  type: str
+checksums_ok:
+  description: Whether every file matched the manifest.
+  returned: when a set was found
+  type: bool
+differences:
+  description: Every mismatch found, one readable line each.
+  returned: always
+  type: list
+  elements: str
+scratch_database:
+  description: Name of the scratch database used (already dropped).
+  returned: when a trial restore ran
+  type: str
+content_compared:
+  description: Whether content checksums were compared (not only row counts).
+  returned: when a trial restore ran
+  type: bool
+duration_seconds:
+  description: Time the verification took.
+  returned: always
+  type: float
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
+    BackupError, DatabaseLock, RestoreSession, admin_db, check_files, check_restored, common_module_spec, create_database,
+    drop_database, ensure_backup_dir, find_set, isoformat, record_verification, scratch_name, utcnow)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare
+
+
+def trial_restore(module, params, set_dir, manifest):
+    """Restore into a throwaway database and compare; the scratch database is dropped whatever happens."""
+    scratch = scratch_name(manifest['database'], 'verify')
+    admin = admin_db(params, scratch)
+    session = RestoreSession(module, params, set_dir, manifest, params['work_dir'])
+    created = False
+    try:
+        with connect(params, dbname=admin, application_name='stackops-verify') as conn:
+            create_database(conn, scratch, like=dict(manifest['database_info'], owner=None))
+            created = True
+        session.restore(scratch, jobs=params['jobs'], no_owner=params['no_owner'])
+        differences, content = check_restored(params, scratch, manifest, content=params['compare_content'])
+    finally:
+        session.cleanup()
+        if created:
+            with connect(params, dbname=admin, application_name='stackops-verify') as conn:
+                drop_database(conn, scratch)
+    return scratch, differences, content
+
+
+def main():
+    spec = common_module_spec()
+    spec.update(
+        backup_id=dict(type='str'),
+        database=dict(type='str'),
+        trial_restore=dict(type='bool', default=True),
+        compare_content=dict(type='bool', default=True),
+        jobs=dict(type='int', default=2),
+        no_owner=dict(type='bool', default=False),
+        work_dir=dict(type='path'),
+        fail_unverified=dict(type='bool', default=True),
+    )
+    module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database')], supports_check_mode=True)
+    prepare(module)
+    params = module.params
+    clock = time.monotonic()
+    result = dict(changed=False, verified=False, differences=[])
+    try:
+        set_dir, manifest = find_set(params['backup_dir'], params['backup_id'], params['database'])
+        result.update(backup_id=manifest['id'], path=set_dir)
+        if module.check_mode:
+            problems = check_files(set_dir, manifest)
+            result.update(checksums_ok=not problems, differences=problems, verified=not problems and not params['trial_restore'],
+                          msg='checksums %s; would restore %s into a scratch database on %s and compare %d tables' % (
+                              'match' if not problems else 'DIFFER', manifest['id'], describe_target(params),
+                              len(manifest.get('tables') or [])))
+            result['duration_seconds'] = round(time.monotonic() - clock, 3)
+            module.exit_json(**result)
+        ensure_backup_dir(params['backup_dir'])
+        with DatabaseLock(params['backup_dir'], manifest['database'], 'verify', params['lock_timeout']):
+            problems = check_files(set_dir, manifest)
+            result.update(checksums_ok=not problems, differences=list(problems))
+            if not problems and params['trial_restore']:
+                try:
+                    scratch, differences, content = trial_restore(module, params, set_dir, manifest)
+                except BackupError as exc:
+                    scratch, differences, content = None, ['trial restore failed: %s' % exc], False
+                result.update(scratch_database=scratch, content_compared=content)
+                result['differences'].extend(differences)
+            result['verified'] = not result['differences']
+            result['duration_seconds'] = round(time.monotonic() - clock, 3)
+            record_verification(set_dir, dict(
+                verified=result['verified'], verified_at=isoformat(utcnow()), checksums_ok=result['checksums_ok'],
+                trial_restore=params['trial_restore'] and result['checksums_ok'],
+                content_compared=result.get('content_compared', False), differences=result['differences'],
+                duration_seconds=result['duration_seconds']))
+            result['changed'] = True
+    except BackupError as exc:
+        result['duration_seconds'] = round(time.monotonic() - clock, 3)
+        module.fail_json(msg='verification could not run: %s' % exc, **result)
+    except Exception as exc:
+        result['duration_seconds'] = round(time.monotonic() - clock, 3)
+        module.fail_json(msg='verification of %s on %s failed: %s' % (
+            result.get('backup_id'), describe_target(params), exc), **result)
+
+    if result['verified']:
+        result['msg'] = 'backup %s verified' % result['backup_id']
+        module.exit_json(**result)
+    result['msg'] = 'backup %s did NOT verify: %s; do not restore from it, use an older verified backup' % (
+        result['backup_id'], '; '.join(result['differences'][:5]))
+    if params['fail_unverified']:
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,238 @@
+"""What happens at 3 a.m.: killed dumps, full disks, corrupt files, failing restores, contention, hostile names."""
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup import DatabaseLock, ensure_backup_dir
+from backup_helpers import backup_sets, create_db, db_exists, fingerprint, module, scratch_databases
+
+pytestmark = pytest.mark.pg
+
+
+def verified_backup(cluster, backup_dir, database, **options):
+    backup = module("pg_backup", cluster, backup_dir, database=database, **options)
+    assert not backup["failed"], backup["msg"]
+    verify = module("pg_backup_verify", cluster, backup_dir, backup_id=backup["backup_id"])
+    assert verify["verified"], verify
+    return backup
+
+
+def pids_of(tool, marker):
+    """Our own pg_dump processes, found by the unique database name in their argv."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(tool.encode()) and any(marker.encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path):
+    create_db(pg_cluster, "kill_db")
+    previous = verified_backup(pg_cluster, tmp_path, "kill_db")
+    # An exclusive lock parks pg_dump on LOCK TABLE, so it is surely mid-backup when we kill it.
+    blocker = pg_cluster.connect("kill_db")
+    blocker.autocommit = False
+    blocker.execute("LOCK TABLE public.plain IN ACCESS EXCLUSIVE MODE")
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(
+        res=module("pg_backup", pg_cluster, tmp_path, database="kill_db")))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not pids_of("pg_dump", "kill_db") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pids = pids_of("pg_dump", "kill_db")
+        assert pids, "pg_dump never started"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        worker.join(120)
+    res = outcome["res"]
+    assert res["failed"] and "pg_dump was killed by signal 9" in res["msg"] and "nothing was published" in res["msg"]
+    assert backup_sets(tmp_path) == [previous["backup_id"]]
+    listing = module("pg_backup_list", pg_cluster, tmp_path, database="kill_db")
+    assert [b["id"] for b in listing["backups"]] == [previous["backup_id"]] and listing["in_progress"] == []
+    assert module("pg_backup_verify", pg_cluster, tmp_path, backup_id=previous["backup_id"])["verified"]
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_fails_cleanly(pg_cluster, tiny_fs):
+    create_db(pg_cluster, "full_db", schema_sql="CREATE TABLE noise AS SELECT gen_random_uuid()::text || "
+              "gen_random_uuid()::text AS junk FROM generate_series(1, 40000)")
+    res = module("pg_backup", pg_cluster, tiny_fs, database="full_db", compression="none")
+    assert res["failed"] and "no space left on device" in res["msg"]
+    assert "nothing was published" in res["msg"]
+    assert backup_sets(tiny_fs) == []
+
+
+def test_corrupt_byte_fails_verify_and_restore_refuses(pg_cluster, tmp_path):
+    create_db(pg_cluster, "corrupt_db")
+    backup = verified_backup(pg_cluster, tmp_path, "corrupt_db")
+    data = tmp_path / backup["backup_id"] / "data.dump.zst"
+    blob = bytearray(data.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    data.write_bytes(bytes(blob))
+    pg_cluster.sql("INSERT INTO public.plain VALUES (100000, 'after backup')", dbname="corrupt_db")
+    before = fingerprint(pg_cluster, "corrupt_db")
+
+    verify = module("pg_backup_verify", pg_cluster, tmp_path, backup_id=backup["backup_id"])
+    assert verify["failed"] and verify["verified"] is False and verify["checksums_ok"] is False
+    assert any("data.dump.zst: sha256" in d for d in verify["differences"])
+    listing = module("pg_backup_list", pg_cluster, tmp_path, database="corrupt_db")
+    assert listing["backups"][0]["verified"] is False and listing["latest_verified"] is None
+
+    for extra in (dict(), dict(require_verified=False)):
+        restore = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"],
+                         replace=True, confirm=True, **extra)
+        assert restore["failed"]
+    assert "does not match its manifest" in restore["msg"] and "was not touched" in restore["msg"]
+    assert fingerprint(pg_cluster, "corrupt_db") == before
+    assert scratch_databases(pg_cluster) == []
+
+
+def test_restore_failing_halfway_leaves_original_serving(pg_cluster, tmp_path):
+    # The backup needs a role the server will no longer have, so pg_restore dies part-way through.
+    pg_cluster.sql("DROP ROLE IF EXISTS ghost_owner; CREATE ROLE ghost_owner")
+    create_db(pg_cluster, "ghost_src")
+    pg_cluster.sql("ALTER TABLE public.plain OWNER TO ghost_owner", dbname="ghost_src")
+    backup = verified_backup(pg_cluster, tmp_path, "ghost_src")
+    pg_cluster.sql("DROP DATABASE ghost_src WITH (FORCE)")
+    pg_cluster.sql("DROP ROLE ghost_owner")
+    create_db(pg_cluster, "serving_db")
+    before = fingerprint(pg_cluster, "serving_db")
+    client = pg_cluster.connect("serving_db")
+    try:
+        restore = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"],
+                         target_database="serving_db", replace=True, confirm=True)
+        assert restore["failed"]
+        assert 'role "ghost_owner" does not exist' in restore["msg"]
+        assert "the original database serving_db is untouched" in restore["msg"]
+        # The application's session was never interrupted: the swap was not reached.
+        assert client.execute("SELECT count(*) FROM public.plain").fetchone()[0] == 300
+    finally:
+        client.close()
+    assert fingerprint(pg_cluster, "serving_db") == before
+    assert scratch_databases(pg_cluster) == []
+
+
+def test_restore_connection_terminated_midway(pg_cluster, tmp_path):
+    create_db(pg_cluster, "term_src", schema_sql="CREATE TABLE big AS SELECT i, repeat(md5(i::text), 20) AS pad "
+              "FROM generate_series(1, 400000) i; CREATE INDEX ON big (pad)")
+    backup = verified_backup(pg_cluster, tmp_path, "term_src", compression="gzip")
+    create_db(pg_cluster, "term_target")
+    before = fingerprint(pg_cluster, "term_target")
+    stop = threading.Event()
+
+    def terminator():
+        while not stop.is_set():
+            killed = pg_cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname LIKE 'term\\_target\\_restore\\_%' AND application_name = 'pg_restore'")
+            if killed:
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=terminator)
+    thread.start()
+    try:
+        restore = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"],
+                         target_database="term_target", replace=True, confirm=True, jobs=1)
+    finally:
+        stop.set()
+        thread.join()
+    assert restore["failed"] and "term_target is untouched" in restore["msg"]
+    assert fingerprint(pg_cluster, "term_target") == before
+    assert scratch_databases(pg_cluster) == []
+
+
+def test_concurrent_operations_wait_or_fail_naming_holder(pg_cluster, tmp_path):
+    create_db(pg_cluster, "busy_db")
+    ensure_backup_dir(str(tmp_path))
+    lock = DatabaseLock(str(tmp_path), "busy_db", "restore", 0).acquire()
+    try:
+        refused = module("pg_backup", pg_cluster, tmp_path, database="busy_db", lock_timeout=1)
+        assert refused["failed"] and "is locked by restore (pid %d" % os.getpid() in refused["msg"]
+        assert backup_sets(tmp_path) == []
+        outcome = {}
+        waiter = threading.Thread(target=lambda: outcome.update(
+            res=module("pg_backup", pg_cluster, tmp_path, database="busy_db", lock_timeout=120)))
+        waiter.start()
+        time.sleep(3)
+        assert waiter.is_alive(), "backup did not wait for the lock"
+    finally:
+        lock.release()
+    waiter.join(120)
+    assert not outcome["res"]["failed"], outcome["res"]["msg"]
+
+    # A real backup and a real restore of the same database at once: both end well, one after the other.
+    backup_id = outcome["res"]["backup_id"]
+    module("pg_backup_verify", pg_cluster, tmp_path, backup_id=backup_id)
+    results = {}
+    jobs = [threading.Thread(target=lambda: results.update(backup=module("pg_backup", pg_cluster, tmp_path, database="busy_db"))),
+            threading.Thread(target=lambda: results.update(restore=module(
+                "pg_backup_restore", pg_cluster, tmp_path, backup_id=backup_id, replace=True, confirm=True)))]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(300)
+    assert not results["backup"]["failed"], results["backup"]["msg"]
+    assert not results["restore"]["failed"], results["restore"]["msg"]
+
+
+HOSTILE = "we\"ird; DROP DATABASE postgres; -- 'x' = y"
+
+
+def test_hostile_names_are_quoted(pg_cluster, tmp_path):
+    create_db(pg_cluster, HOSTILE, schema_sql='CREATE SCHEMA "s;\'x"; CREATE TABLE "s;\'x"."t""; --" (v text); '
+              'INSERT INTO "s;\'x"."t""; --" VALUES (\'a\'), (\'b\')')
+    backup = verified_backup(pg_cluster, tmp_path, HOSTILE, content_checksums=True)
+    assert backup_sets(tmp_path) == [backup["backup_id"]] and "/" not in backup["backup_id"]
+    target = "restored \"db\"; DROP TABLE x; ="
+    restore = module("pg_backup_restore", pg_cluster, tmp_path, database=HOSTILE, target_database=target)
+    assert not restore["failed"], restore["msg"]
+    assert pg_cluster.sql('SELECT count(*) FROM "s;\'x"."t""; --"', dbname=target)[0][0] == 2
+    assert db_exists(pg_cluster, "postgres")
+    bad = module("pg_backup_restore", pg_cluster, tmp_path, backup_id="../../etc")
+    assert bad["failed"] and "is not a backup id" in bad["msg"]
+
+
+def test_password_never_leaks(pg_cluster, tmp_path):
+    create_db(pg_cluster, "secret_db")
+    password_file = tmp_path / "pw"
+    password_file.write_text(pg_cluster.password + "\n")
+    backup_dir = tmp_path / "sets"
+    runs = []
+    common = dict(login_password=None, login_password_file=str(password_file))
+    backup = module("pg_backup", pg_cluster, backup_dir, database="secret_db", **common)
+    runs.append(backup)
+    runs.append(module("pg_backup_verify", pg_cluster, backup_dir, backup_id=backup["backup_id"], **common))
+    runs.append(module("pg_backup_restore", pg_cluster, backup_dir, backup_id=backup["backup_id"],
+                       target_database="secret_copy", **common))
+    # A failing run prints error output too: it must not carry the password either.
+    runs.append(module("pg_backup", pg_cluster, backup_dir, database="no_such_db", **common))
+    for res in runs:
+        assert pg_cluster.password not in res["_run"].artifact_text()
+    assert not any(r["failed"] for r in runs[:3])
+    for path in backup_dir.rglob("*"):
+        if path.is_file():
+            assert pg_cluster.password.encode() not in path.read_bytes()

@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, exitcodes, history, locations
+from . import __version__, exitcodes, history, locations, report
 from .display import make_progress, print_summary
 from .execution import run_procedure
 from .extravars import ExtraVarsError, parse_all
@@ -50,6 +50,8 @@ def _common_options():
                        help="if another procedure holds the stack lock, wait for it instead of failing")
     group.add_argument("--wait-timeout", type=float, metavar="SECONDS", help="give up waiting after this long")
     group.add_argument("--timeout", type=int, metavar="SECONDS", help="stop the procedure after this long")
+    group.add_argument("--report", action="store_true",
+                       help="also write the HTML report of the run (report.html in its history dir)")
     return common
 
 
@@ -92,6 +94,8 @@ def build_parser():
         group = sub.add_argument_group("%s options" % procedure.name)
         for option in procedure.options:
             _add_procedure_option(group, option)
+        if procedure.name == "backups":
+            _add_rpo_options(group)
         sub.set_defaults(procedure=procedure)
 
     _add_history_parser(commands)
@@ -101,6 +105,14 @@ def build_parser():
     return parser
 
 
+def _add_rpo_options(group):
+    # CLI-side checks on the listing, not extra vars: see docs/report.md.
+    group.add_argument("--rpo", metavar="DURATION",
+                       help="warn when the newest verified backup is older than this (e.g. 24h, 90m, 2d)")
+    group.add_argument("--rpo-strict", action="store_true",
+                       help="with --rpo: exit 1 when the RPO is exceeded (for cron and monitoring)")
+
+
 def _add_history_parser(commands):
     sub = commands.add_parser(
         "history", help="list past runs, or show one", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -108,9 +120,13 @@ def _add_history_parser(commands):
                     "state dir ($STACKOPS_STATE_DIR) with its ansible-runner artifacts; the newest "
                     "$STACKOPS_HISTORY_KEEP (default %d) are kept." % history.DEFAULT_KEEP,
         epilog="examples:\n  stackops history\n  stackops history --last 5 --json\n"
-               "  stackops history show 20260102T030000-backup-1a2b\n  stackops history show 1a2b")
-    sub.add_argument("action", nargs="?", choices=("list", "show"), default="list")
-    sub.add_argument("run_id", nargs="?", help="run id (or its unique tail) for show")
+               "  stackops history show 20260102T030000-backup-1a2b\n  stackops history show 1a2b\n"
+               "  stackops history report 1a2b                 # HTML report, see docs/report.md\n"
+               "  stackops history report 1a2b --output /tmp/backup.html --rpo 24h")
+    sub.add_argument("action", nargs="?", choices=("list", "show", "report"), default="list")
+    sub.add_argument("run_id", nargs="?", help="run id (or its unique tail) for show and report")
+    sub.add_argument("--output", metavar="FILE", help="with report: write here instead of <run dir>/report.html")
+    sub.add_argument("--rpo", metavar="DURATION", help="with report: judge the newest verified backup against this RPO")
     sub.add_argument("--last", type=int, metavar="N", help="only the newest N runs")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     sub.set_defaults(handler=cmd_history)
@@ -192,6 +208,7 @@ def cmd_procedure(args):
         extravars = procedure.extravars(args, parse_all(args.extra_vars))
     except ExtraVarsError as exc:
         raise UsageError(str(exc)) from exc
+    rpo_seconds = _parse_rpo(args)
 
     state = locations.state_dir()
     runs = history.History(state)
@@ -233,12 +250,63 @@ def cmd_procedure(args):
             extravars=extravars, check=args.check, verbosity=args.verbose, timeout=args.timeout,
             run_id=run_id, run_dir=run_dir, envvars=locations.runner_envvars(root),
             progress=make_progress(args.json, args.verbose))
+        if rpo_seconds is not None:
+            _apply_rpo(summary, run_dir, rpo_seconds, getattr(args, "rpo_strict", False))
+        if getattr(args, "report", False):
+            summary["report"] = str(Path(run_dir) / report.REPORT_NAME)
         runs.finish(run_dir, summary)
     finally:
         if lock:
             lock.release()
+    if getattr(args, "report", False) and not _write_report(run_dir, rpo_seconds=rpo_seconds):
+        summary.pop("report", None)
     _emit(summary, args)
+    _print_rpo(summary.get("rpo"), args)
+    if summary.get("report") and not args.json:
+        print("report: %s" % summary["report"])
     return summary["exit_code"]
+
+
+def _print_rpo(rpo, args):
+    """Exceeded: a warning on stderr (also with --json). Within: one line on stdout without --json."""
+    for host, verdict in sorted(((rpo or {}).get("hosts") or {}).items()):
+        if verdict["exceeded"]:
+            print("stackops: WARNING: RPO exceeded on %s: %s" % (host, verdict["message"]), file=sys.stderr)
+        elif not args.json:
+            print("RPO ok on %s: %s" % (host, verdict["message"]))
+
+
+def _parse_rpo(args):
+    if getattr(args, "rpo_strict", False) and not getattr(args, "rpo", None):
+        raise UsageError("--rpo-strict needs --rpo DURATION")
+    if not getattr(args, "rpo", None):
+        return None
+    try:
+        return report.parse_duration(args.rpo)
+    except ValueError as exc:
+        raise UsageError("--rpo: %s" % exc) from exc
+
+
+def _apply_rpo(summary, run_dir, rpo_seconds, strict):
+    """Judge the newest verified backup per host against the RPO; with strict, exceeding it exits 1."""
+    events = report.load_events(Path(run_dir) / "artifacts" / summary["run_id"])
+    verdicts = report.rpo_from_summary(summary, events, rpo_seconds)
+    exceeded = sorted(host for host, verdict in verdicts.items() if verdict["exceeded"])
+    summary["rpo"] = {"rpo_seconds": rpo_seconds, "strict": bool(strict), "exceeded": bool(exceeded),
+                      "hosts": verdicts}
+    if exceeded and strict and summary["exit_code"] == exitcodes.OK:
+        summary["exit_code"] = exitcodes.FAILED
+        summary["error"] = "RPO %s exceeded on %s (--rpo-strict)" % (report.human_duration(rpo_seconds),
+                                                                    ", ".join(exceeded))
+
+
+def _write_report(run_dir, rpo_seconds=None):
+    """The report of a finished run; a failure is a warning, never the run's exit code."""
+    try:
+        return report.write_report(run_dir, rpo_seconds=rpo_seconds)
+    except (OSError, report.ReportError) as exc:
+        print("stackops: could not write the report: %s" % exc, file=sys.stderr)
+        return None
 
 
 # ---------------------------------------------------------------- history
@@ -252,6 +320,8 @@ def _fmt_duration(seconds):
 
 def cmd_history(args):
     runs = history.History(locations.state_dir())
+    if args.action == "report":
+        return _history_report(runs, args)
     if args.action == "show":
         if not args.run_id:
             raise UsageError("history show needs a run id (see `stackops history`)")
@@ -291,6 +361,28 @@ def cmd_history(args):
         status = row["status"] + (" (check)" if row["check"] else "")
         table.add_row(row["run_id"], row["procedure"], status, row["started"] or "-", _fmt_duration(row["duration"]))
     console.print(table)
+    return exitcodes.OK
+
+
+def _history_report(runs, args):
+    if not args.run_id:
+        raise UsageError("history report needs a run id (see `stackops history`)")
+    found, matches = runs.find(args.run_id)
+    if not found:
+        raise UsageError("no run matches %r%s" % (args.run_id, (
+            "; candidates: " + ", ".join(matches[:10])) if matches else ""))
+    rpo_seconds = _parse_rpo(args)
+    try:
+        path = report.write_report(runs.run_dir(found), output=args.output, rpo_seconds=rpo_seconds)
+    except report.ReportError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        print("stackops history: cannot write the report: %s" % exc, file=sys.stderr)
+        return exitcodes.FAILED
+    if args.json:
+        print(json.dumps({"run_id": found, "report": str(path)}))
+    else:
+        print(path)
     return exitcodes.OK
 
 

@@ -93,6 +93,9 @@ class History:
                 return record
         return None
 
+    def run_dir(self, run_id):
+        return self.runs_dir / run_id
+
     def find(self, ident):
         """A run by its full id, a unique prefix, or a unique suffix (the random tail)."""
         if not self.runs_dir.is_dir():

@@ -47,3 +47,22 @@ def run_cli(args, state_dir, timeout=600, input_text=None, **env):
     return subprocess.run([str(STACKOPS)] + [str(a) for a in args], capture_output=True, text=True,
                           timeout=timeout, env=cli_env(state_dir, **env), input=input_text if input_text else "",
                           cwd=str(REPO))
+
+
+# Host load/disk belong to the shared test machine, not to the stack under test: leave them out.
+STACK_CHECKS = ["-e", '{"stackops_health_checks": ["compose", "http", "postgres"]}']
+# For tests about the CLI's own behaviour (progress, lock, exit codes, check mode): one real, fast check group.
+FAST_CHECKS = ["-e", '{"stackops_health_checks": ["compose"]}']
+
+
+@pytest.fixture(scope="session")
+def health_json_run(stack, tmp_path_factory):
+    """One real `stackops health --json` over the stack's check groups, shared by the tests that only read it.
+
+    Returns (completed process, its own state dir). Tests must not change that state dir's history
+    (they may add files inside the run's directory, such as its report).
+    """
+    state = tmp_path_factory.mktemp("health-json") / "state"
+    state.mkdir()
+    completed = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json"], state)
+    return completed, state

@@ -8,12 +8,12 @@ import time
 import pexpect
 import pytest
 
-from cli.conftest import STACKOPS, cli_env, run_cli
+from cli.conftest import FAST_CHECKS, STACK_CHECKS, STACKOPS, cli_env, run_cli
 from support.runner import REPO
 
 pytestmark = pytest.mark.stack
-# Host load/disk belong to the shared test machine, not to the stack under test: leave them out.
-STACK_CHECKS = ["-e", '{"stackops_health_checks": ["compose", "http", "postgres"]}']
+# Speed: tests that only read a full `health --json` share one run (the health_json_run fixture);
+# tests about the CLI's own behaviour run health with FAST_CHECKS (the compose group only).
 
 
 def _json(completed):
@@ -44,8 +44,8 @@ def _wait_for_lock_holder(state_dir, pid, deadline=60):
     pytest.fail("process %d never took the stack lock" % pid)
 
 
-def test_health_json_document(stack, state_dir):
-    completed = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json"], state_dir)
+def test_health_json_document(stack, health_json_run):
+    completed, state_dir = health_json_run
     summary = _json(completed)
     assert completed.returncode == 0, summary
     assert summary["procedure"] == "health" and summary["status"] == "successful" and summary["rc"] == 0
@@ -56,14 +56,14 @@ def test_health_json_document(stack, state_dir):
     assert (state_dir / "runs" / summary["run_id"] / "summary.json").exists()
 
 
-def test_health_publishes_stackops_result(stack, state_dir):
+def test_health_publishes_stackops_result(stack, health_json_run):
     """Roles publish their key facts as stackops_result (docs/cli.md); --json carries them per host."""
-    summary = _json(run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json"], state_dir))
+    summary = _json(health_json_run[0])
     assert isinstance(summary["result"].get(stack.project), dict) and summary["result"][stack.project], summary
 
 
 def test_progress_on_a_terminal(stack, state_dir):
-    child = pexpect.spawn(str(STACKOPS), ["health", *STACK_CHECKS, "-i", str(stack.inventory)], env=cli_env(state_dir),
+    child = pexpect.spawn(str(STACKOPS), ["health", *FAST_CHECKS, "-i", str(stack.inventory)], env=cli_env(state_dir),
                           cwd=str(REPO), encoding="utf-8", timeout=300, dimensions=(40, 160))
     child.expect(r"stackops health")
     child.expect(r"\[\d+/(\d+|\?)\] \S")  # live line: done/total and the current task
@@ -76,7 +76,7 @@ def test_progress_on_a_terminal(stack, state_dir):
 
 
 def test_plain_progress_when_not_a_terminal(stack, state_dir):
-    completed = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory], state_dir)
+    completed = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory], state_dir)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "\x1b[" not in completed.stdout
     task_lines = [line for line in completed.stdout.splitlines() if line.startswith("[")]
@@ -101,7 +101,7 @@ def test_bad_usage_exits_2(state_dir, argv, message):
 def test_procedure_failure_exits_1_with_the_failed_task(stack, state_dir):
     stack.compose("stop", "api")
     try:
-        completed = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json"], state_dir)
+        completed = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json"], state_dir)
     finally:
         stack.up()
     summary = _json(completed)
@@ -129,21 +129,22 @@ def test_unreachable_host_exits_3(tmp_path, state_dir):
 
 
 def test_lock_between_parallel_runs_and_history(stack, state_dir):
+    # The holder runs the full check groups so it outlasts the two refused runs; the others the fast group.
     first = subprocess.Popen([str(STACKOPS), "health", *STACK_CHECKS, "-i", str(stack.inventory), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir))
     holder = _wait_for_lock_holder(state_dir, first.pid)
     assert holder["procedure"] == "health"
 
-    refused = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json"], state_dir)
+    refused = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json"], state_dir)
     refused_summary = _json(refused)
     assert refused.returncode == 4 and refused_summary["status"] == "locked"
     assert refused_summary["lock_holder"]["pid"] == first.pid
 
-    refused_human = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory], state_dir)
+    refused_human = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory], state_dir)
     assert refused_human.returncode == 4
     assert "pid %d" % first.pid in refused_human.stderr and "health" in refused_human.stderr
 
-    waited = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json", "--wait"], state_dir)
+    waited = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json", "--wait"], state_dir)
     first_out, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err
     assert waited.returncode == 0, waited.stderr
@@ -167,13 +168,14 @@ def test_lock_between_parallel_runs_and_history(stack, state_dir):
 
 def test_check_mode_changes_nothing(stack, state_dir):
     before = {(c["Service"], c["State"]) for c in stack.ps()}
-    completed = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--check", "--json"], state_dir)
+    completed = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--check", "--json"], state_dir)
     summary = _json(completed)
     assert completed.returncode == 0 and summary["check"] is True and summary["changed"] == 0
     assert {(c["Service"], c["State"]) for c in stack.ps()} == before
 
 
 def test_interrupt_exits_130(stack, state_dir):
+    # The full check groups: the playbook must still be running 1.5s after the lock is taken.
     child = subprocess.Popen([str(STACKOPS), "health", *STACK_CHECKS, "-i", str(stack.inventory), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir))
     _wait_for_lock_holder(state_dir, child.pid)
@@ -189,8 +191,10 @@ def test_no_secret_in_the_state_dir(stack, state_dir):
     password = stack.password
     assert password
     env = {"PGPASSWORD": password, "STACKOPS_DEMO_SECRET": password}  # even an inherited secret env var
-    assert run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json"], state_dir, **env).returncode == 0
-    assert run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "-v"], state_dir, **env).returncode == 0
+    # The postgres group is the one that reads the password file and logs in.
+    pg_only = ["-e", '{"stackops_health_checks": ["postgres"]}']
+    assert run_cli(["health", *pg_only, "-i", stack.inventory, "--json"], state_dir, **env).returncode == 0
+    assert run_cli(["health", *pg_only, "-i", stack.inventory, "-v"], state_dir, **env).returncode == 0
     leaks = subprocess.run(["grep", "-rlF", password, str(state_dir)], capture_output=True, text=True)
     assert leaks.stdout == "", "the DB password leaked into: %s" % leaks.stdout
     assert leaks.returncode == 1

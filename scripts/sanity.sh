@@ -7,11 +7,11 @@ VENV="${STACKOPS_VENV:-$ROOT/.venv}"
 WORK="${STACKOPS_SANITY_DIR:-$ROOT/build/sanity}"
 DEST="$WORK/ansible_collections/stackops/runbooks"
 
-rm -rf "$DEST" && mkdir -p "$DEST"
-# Only what ships in the collection: dev tooling, tests of the CLI and the demo stack are not collection content.
-tar -C "$ROOT" --exclude=./.venv --exclude=./.git --exclude=./build --exclude=./collections \
-    --exclude=./tests/output --exclude=./.state --exclude='*/__pycache__' --exclude=./.pytest_cache \
-    --exclude=./examples/stack/secrets --exclude='./*.egg-info' --exclude='./src/*.egg-info' -cf - . | tar -C "$DEST" -xf -
+rm -rf "$WORK" && mkdir -p "$DEST"
+# Sanity-check exactly what ships: the tarball `ansible-galaxy collection build` makes
+# (galaxy.yml's build_ignore leaves out the CLI package, tests and dev tooling).
+"$VENV/bin/ansible-galaxy" collection build --force --output-path "$WORK" "$ROOT" >/dev/null
+tar -C "$DEST" -xzf "$WORK"/stackops-runbooks-*.tar.gz
 cd "$DEST"
 git init -q && git add -A  # ansible-test finds the collection's files through git
 export PATH="$VENV/bin:$PATH"

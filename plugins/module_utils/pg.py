@@ -18,7 +18,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 try:
     import psycopg
-    from psycopg import sql  # noqa: F401 - re-exported for modules that build statements
+    from psycopg import sql  # noqa: F401 pylint: disable=unused-import  # re-exported for modules that build statements
     HAS_PSYCOPG = True
     PSYCOPG_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - depends on the controller environment
@@ -37,7 +37,7 @@ def pg_connection_spec():
         login_port=dict(type='int', default=5432),
         login_user=dict(type='str', default='postgres'),
         login_password=dict(type='str', no_log=True),
-        login_password_file=dict(type='path'),
+        login_password_file=dict(type='path', no_log=False),
         login_db=dict(type='str', default='postgres'),
         connect_timeout=dict(type='int', default=10),
     )

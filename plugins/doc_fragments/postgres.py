@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    """Options shared by the PostgreSQL modules; they mirror module_utils/pg.py exactly.
+
+    - ``stackops.runbooks.postgres``: the connection options, ``pg_connection_spec()``.
+    - ``stackops.runbooks.postgres.tools``: where pg_dump/pg_restore/psql run, ``pg_tools_spec()``
+      (which includes the compose project options of ``compose_argument_spec()``).
+
+    A module whose argument_spec is ``pg_connection_spec()`` (plus its own options) uses
+    ``extends_documentation_fragment: [stackops.runbooks.postgres]``; one that also takes
+    ``pg_tools_spec()`` adds ``stackops.runbooks.postgres.tools``.
+    """
+
+    DOCUMENTATION = r'''
+options:
+  login_host:
+    description: Host of the PostgreSQL server as seen from the managed host.
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description: Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description: Role to connect as.
+    type: str
+    default: postgres
+  login_password:
+    description:
+      - Password of O(login_user); prefer O(login_password_file).
+      - Never logged, and passed to PostgreSQL client tools only in the E(PGPASSWORD) environment variable.
+    type: str
+  login_password_file:
+    description:
+      - File on the managed host holding the password (surrounding whitespace is stripped).
+      - Ignored when O(login_password) is set.
+    type: path
+  login_db:
+    description: Database for administrative connections.
+    type: str
+    default: postgres
+  connect_timeout:
+    description: Seconds to wait for a connection.
+    type: int
+    default: 10
+'''
+
+    TOOLS = r'''
+options:
+  tools_location:
+    description:
+      - Run the PostgreSQL client tools (C(pg_dump), C(pg_restore), C(psql)) on the V(host) or inside
+        O(compose_service) with C(docker compose exec -T) (V(compose)), so client and server versions match.
+      - With V(compose), the tools connect to the server inside the container (127.0.0.1:5432);
+        O(login_host) and O(login_port) are still used for the module's own connections from the host.
+    type: str
+    choices: [host, compose]
+    default: host
+  tools_bindir:
+    description:
+      - Directory of the host's PostgreSQL client tools. By default they are looked up on E(PATH),
+        then in C(/usr/lib/postgresql/{15,16,17}/bin).
+      - Only used with O(tools_location=host).
+    type: path
+  compose_service:
+    description: Compose service that runs PostgreSQL.
+    type: str
+    default: postgres
+  project_dir:
+    description: Compose project directory.
+    type: path
+  project_name:
+    description: Compose project name.
+    type: str
+  env_files:
+    description: Compose C(--env-file) paths.
+    type: list
+    elements: path
+    default: []
+  compose_files:
+    description: Compose C(-f) files.
+    type: list
+    elements: path
+    default: []
+'''

@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure logic shared by the maintenance modules: deadlines, operation rules, bloat and session selection.
+
+Nothing here talks to PostgreSQL or Docker, so all of it is unit-tested without either.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import re
+
+# operation -> (VACUUM options, needs an ACCESS EXCLUSIVE lock on the table)
+# 'analyze' and 'reindex' are their own statements; REINDEX is exclusive unless CONCURRENTLY.
+OPERATIONS = {
+    'vacuum': ((), False),
+    'vacuum_analyze': (('ANALYZE',), False),
+    'vacuum_freeze': (('FREEZE', 'ANALYZE'), False),
+    'vacuum_full': (('FULL', 'ANALYZE'), True),
+    'analyze': ((), False),
+    'reindex': ((), False),
+}
+
+# REINDEX ... CONCURRENTLY exists from PostgreSQL 12 on.
+REINDEX_CONCURRENTLY_MIN_VERSION = 120000
+
+# Session states as pg_stat_activity spells them.
+SESSION_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)',
+                  'fastpath function call', 'disabled']
+
+UTC = datetime.timezone.utc
+
+
+def utcnow():
+    return datetime.datetime.now(UTC)
+
+
+def parse_deadline(value, start=None):
+    """A window deadline as an aware UTC datetime, or None when unset.
+
+    ``value`` is an ISO 8601 time (``2026-11-23T22:00:00Z``, ``2026-11-23 22:00+01:00``; a time
+    without an offset is taken as UTC) or a whole number of minutes from ``start`` (default now).
+    Raises ValueError with a message that says which forms are accepted.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).strip()
+    if not text:
+        return None
+    if re.match(r'^\d+(\.\d+)?$', text):
+        return (start or utcnow()) + datetime.timedelta(minutes=float(text))
+    iso = text[:-1] + '+00:00' if text.endswith(('Z', 'z')) else text
+    try:
+        parsed = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError('deadline %r is neither minutes from now (e.g. 90) nor an ISO 8601 time '
+                         '(e.g. 2026-11-23T22:00:00Z)' % (value,))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def seconds_left(deadline, now=None):
+    """Seconds until ``deadline`` (negative once passed); None when there is no deadline."""
+    if deadline is None:
+        return None
+    return (deadline - (now or utcnow())).total_seconds()
+
+
+def needs_exclusive_lock(operation, concurrently, server_version):
+    """True when the operation would take an ACCESS EXCLUSIVE lock that blocks reads and writes."""
+    if operation == 'reindex':
+        return not (concurrently and server_version >= REINDEX_CONCURRENTLY_MIN_VERSION)
+    return OPERATIONS[operation][1]
+
+
+def split_table_name(name):
+    """``schema.table`` -> ('schema', 'table'); ``table`` -> (None, 'table'). Quotes are not interpreted."""
+    if '.' in name:
+        schema, table = name.split('.', 1)
+        return schema, table
+    return None, name
+
+
+def bloat_percent_from_stats(live_tuples, dead_tuples):
+    """Estimated bloat as the dead share of all tuples, from pg_stat_user_tables counters."""
+    live = live_tuples or 0
+    dead = dead_tuples or 0
+    total = live + dead
+    if total <= 0:
+        return 0.0
+    return round(100.0 * dead / total, 2)
+
+
+def select_bloated(tables, threshold, min_dead_tuples=0, min_table_bytes=0):
+    """Split table dicts (with ``bloat_percent``, ``dead_tuples``, ``total_bytes``) into (selected, skipped).
+
+    Without a threshold every table is selected. Skipped tables carry the reason.
+    """
+    if threshold is None:
+        return list(tables), []
+    selected, skipped = [], []
+    for table in tables:
+        reason = None
+        if table.get('bloat_percent', 0.0) < threshold:
+            reason = 'bloat %.1f%% below threshold %.1f%%' % (table.get('bloat_percent', 0.0), threshold)
+        elif table.get('bloat_method') == 'stats' and (table.get('dead_tuples') or 0) < max(min_dead_tuples, 1):
+            reason = 'dead tuples %d below minimum %d' % (table.get('dead_tuples') or 0, max(min_dead_tuples, 1))
+        elif (table.get('total_bytes') or 0) < min_table_bytes:
+            reason = 'size %d bytes below minimum %d' % (table.get('total_bytes') or 0, min_table_bytes)
+        if reason:
+            skipped.append(dict(table, reason=reason))
+        else:
+            selected.append(table)
+    return selected, skipped
+
+
+def session_matches(session, filters):
+    """Whether a pg_stat_activity row (dict) matches every given connection filter.
+
+    ``filters`` keys: states, users, applications, databases (lists; empty = any),
+    exclude_users, exclude_applications (lists), min_state_age, min_xact_age (seconds; None = any).
+    Ages in the session dict are ``state_age`` and ``xact_age`` in seconds (None when not applicable).
+    """
+    def in_list(value, allowed):
+        return not allowed or value in allowed
+
+    if not in_list(session.get('state'), filters.get('states')):
+        return False
+    if not in_list(session.get('user'), filters.get('users')):
+        return False
+    if not in_list(session.get('application'), filters.get('applications')):
+        return False
+    if not in_list(session.get('database'), filters.get('databases')):
+        return False
+    if session.get('user') in (filters.get('exclude_users') or []):
+        return False
+    if session.get('application') in (filters.get('exclude_applications') or []):
+        return False
+    for key, age_key in (('min_state_age', 'state_age'), ('min_xact_age', 'xact_age')):
+        limit = filters.get(key)
+        if limit is None:
+            continue
+        age = session.get(age_key)
+        if age is None or age < limit:
+            return False
+    return True
+
+
+def has_session_filter(filters):
+    """True when at least one filter narrows the selection (terminating everything needs an explicit opt-in)."""
+    for key in ('states', 'users', 'applications', 'databases'):
+        if filters.get(key):
+            return True
+    return filters.get('min_state_age') is not None or filters.get('min_xact_age') is not None
+
+
+def human_bytes(count):
+    """1536 -> '1.5 KiB'; negative values keep their sign."""
+    if count is None:
+        return None
+    sign = '-' if count < 0 else ''
+    value = float(abs(count))
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if value < 1024 or unit == 'TiB':
+            return '%s%s %s' % (sign, ('%d' % value) if unit == 'B' else ('%.1f' % value), unit)
+        value /= 1024.0
+    return None  # pragma: no cover
+
+
+_FLAG_SCRIPTS = {
+    # $1 flag path, $2 its directory, $3 reason. The flag appears atomically (rename), so the
+    # frontend never sees a half-written file.
+    'read': 'if [ -e "$1" ]; then echo on; else echo off; fi',
+    'set': 'mkdir -p "$2" && printf "%s\\n" "$3" > "$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"',
+    'clear': 'rm -f "$1"',
+}
+
+
+def maintenance_flag_script(action):
+    """The sh script that reads, sets or clears the maintenance flag; arguments are passed positionally."""
+    return _FLAG_SCRIPTS[action]

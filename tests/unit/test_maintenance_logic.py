@@ -1,0 +1,123 @@
+"""Pure logic of module_utils/maintenance.py: deadlines, lock rules, bloat and session selection."""
+import datetime
+
+import pytest
+
+from ansible_collections.stackops.runbooks.plugins.module_utils import maintenance as m
+
+UTC = datetime.timezone.utc
+START = datetime.datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("90", START + datetime.timedelta(minutes=90)),
+    ("0", START),
+    ("2026-11-23T22:00:00Z", datetime.datetime(2026, 11, 23, 22, 0, tzinfo=UTC)),
+    ("2026-11-23T23:00:00+01:00", datetime.datetime(2026, 11, 23, 22, 0, tzinfo=UTC)),
+    ("2026-11-23 22:00", datetime.datetime(2026, 11, 23, 22, 0, tzinfo=UTC)),  # no offset: UTC
+])
+def test_parse_deadline(value, expected):
+    assert m.parse_deadline(value, start=START) == expected
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_no_deadline(value):
+    assert m.parse_deadline(value) is None
+    assert m.seconds_left(None) is None
+
+
+def test_bad_deadline_says_which_forms_work():
+    with pytest.raises(ValueError, match="minutes from now .* ISO 8601"):
+        m.parse_deadline("tomorrow evening")
+
+
+def test_seconds_left():
+    deadline = START + datetime.timedelta(seconds=30)
+    assert m.seconds_left(deadline, now=START) == 30
+    assert m.seconds_left(deadline, now=START + datetime.timedelta(minutes=1)) == -30
+
+
+@pytest.mark.parametrize("operation, concurrently, version, exclusive", [
+    ("vacuum", True, 150000, False),
+    ("vacuum_analyze", True, 150000, False),
+    ("vacuum_freeze", True, 150000, False),
+    ("analyze", True, 150000, False),
+    ("vacuum_full", True, 150000, True),
+    ("reindex", True, 150000, False),
+    ("reindex", False, 150000, True),
+    ("reindex", True, 110000, True),  # no CONCURRENTLY before PostgreSQL 12
+])
+def test_needs_exclusive_lock(operation, concurrently, version, exclusive):
+    assert m.needs_exclusive_lock(operation, concurrently, version) is exclusive
+
+
+def test_split_table_name():
+    assert m.split_table_name("public.records") == ("public", "records")
+    assert m.split_table_name("records") == (None, "records")
+
+
+@pytest.mark.parametrize("live, dead, expected", [(0, 0, 0.0), (None, None, 0.0), (80, 20, 20.0), (1, 2, 66.67)])
+def test_bloat_from_stats(live, dead, expected):
+    assert m.bloat_percent_from_stats(live, dead) == expected
+
+
+def test_select_bloated():
+    tables = [
+        {"table": "big", "bloat_percent": 60.0, "dead_tuples": 5000, "total_bytes": 10 ** 7, "bloat_method": "stats"},
+        {"table": "clean", "bloat_percent": 1.0, "dead_tuples": 10, "total_bytes": 10 ** 7, "bloat_method": "stats"},
+        {"table": "few", "bloat_percent": 50.0, "dead_tuples": 3, "total_bytes": 10 ** 7, "bloat_method": "stats"},
+        {"table": "tiny", "bloat_percent": 90.0, "dead_tuples": 0, "total_bytes": 8192, "bloat_method": "pgstattuple"},
+    ]
+    selected, skipped = m.select_bloated(tables, 20, min_dead_tuples=100, min_table_bytes=65536)
+    assert [t["table"] for t in selected] == ["big"]
+    reasons = {t["table"]: t["reason"] for t in skipped}
+    assert "below threshold" in reasons["clean"]
+    assert "dead tuples 3 below minimum 100" == reasons["few"]
+    assert "size 8192 bytes" in reasons["tiny"]
+    assert m.select_bloated(tables, None) == (tables, [])
+
+
+def test_stats_estimate_needs_at_least_one_dead_tuple():
+    table = {"table": "t", "bloat_percent": 0.0, "dead_tuples": 0, "total_bytes": 1, "bloat_method": "stats"}
+    assert m.select_bloated([table], 0)[0] == []
+
+
+SESSION = {"pid": 1, "user": "app", "application": "demo-api", "database": "appdb", "state": "idle",
+           "state_age": 700.0, "xact_age": None}
+
+
+@pytest.mark.parametrize("filters, matches", [
+    ({}, True),
+    ({"states": ["idle"]}, True),
+    ({"states": ["active"]}, False),
+    ({"users": ["other"]}, False),
+    ({"applications": ["demo-api"], "databases": ["appdb"]}, True),
+    ({"databases": ["postgres"]}, False),
+    ({"exclude_users": ["app"]}, False),
+    ({"exclude_applications": ["demo-api"]}, False),
+    ({"min_state_age": 600}, True),
+    ({"min_state_age": 800}, False),
+    ({"min_xact_age": 1}, False),  # not in a transaction
+])
+def test_session_matches(filters, matches):
+    assert m.session_matches(SESSION, filters) is matches
+
+
+def test_has_session_filter():
+    assert not m.has_session_filter({"states": [], "exclude_users": ["x"], "min_state_age": None})
+    assert m.has_session_filter({"states": ["idle"]})
+    assert m.has_session_filter({"min_xact_age": 0})
+
+
+@pytest.mark.parametrize("count, text", [(None, None), (0, "0 B"), (1536, "1.5 KiB"), (-1048576, "-1.0 MiB"),
+                                         (5 * 1024 ** 5, "5120.0 TiB")])
+def test_human_bytes(count, text):
+    assert m.human_bytes(count) == text
+
+
+def test_flag_scripts_take_their_arguments_positionally():
+    for action in ("read", "set", "clear"):
+        script = m.maintenance_flag_script(action)
+        assert '"$1"' in script and "{" not in script
+    with pytest.raises(KeyError):
+        m.maintenance_flag_script("explode")

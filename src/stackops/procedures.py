@@ -200,7 +200,7 @@ PROCEDURES = (
                     "exclusive locks: they ask for confirmation, --yes when not on a terminal.",
         options=(
             Option("level", "stackops_maintenance_level", "maintenance level",
-                   flags=("--level",), choices=("daily", "weekly", "monthly", "quarterly")),
+                   flags=("--level",), choices=("none", "daily", "weekly", "monthly", "quarterly")),
             Option("tasks", "stackops_maintenance_tasks", "explicit task list, e.g. vacuum_analyze,reindex",
                    flags=("--tasks",), kind="list", metavar="TASKS"),
         ),
@@ -226,14 +226,21 @@ PROCEDURES = (
     Procedure(
         name="incident",
         playbook="incident.yml",
-        help="collect an incident evidence bundle (status, logs, database state)",
-        description="Collect container status, recent logs, database activity and health results "
-                    "into one evidence bundle. Changes nothing on the stack.",
+        help="run an emergency runbook, or only collect an incident evidence bundle",
+        description="Collect container status, recent logs, database activity, resources and health results "
+                    "into one evidence bundle. Without a runbook it changes nothing on the stack; with "
+                    "one it then acts: api_not_responding restarts the API behind a health gate, "
+                    "db_connections_exhausted terminates idle sessions over an age, disk_space_critical "
+                    "cleans up in a safe order and reports the space freed.",
         options=(
+            Option("runbook", "stackops_incident", "emergency runbook to run after collecting diagnostics",
+                   flags=("--runbook",), choices=("api_not_responding", "db_connections_exhausted", "disk_space_critical")),
             Option("since", "stackops_incident_since", "how far back to collect logs, e.g. 30m, 2h",
                    flags=("--since",), metavar="DURATION"),
         ),
-        examples=("stackops incident", "stackops incident --since 2h --json | jq -r .result"),
+        examples=("stackops incident", "stackops incident --runbook api_not_responding",
+                  "stackops incident --runbook db_connections_exhausted --json | jq .result",
+                  "stackops incident --since 2h --json | jq -r .result"),
     ),
 )
 

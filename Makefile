@@ -11,7 +11,7 @@ bootstrap:
 	bash scripts/bootstrap.sh
 
 demo: bootstrap
-	stackops demo
+	bash scripts/demo.sh
 
 test: bootstrap
 	bash scripts/test.sh

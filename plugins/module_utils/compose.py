@@ -11,7 +11,12 @@ name, env files and profiles they would.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import calendar
 import json
+import re
+import time
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.checks import CRITICAL, OK, WARNING, make_check
 
 
 def compose_argument_spec():
@@ -59,3 +64,273 @@ def parse_ps_json(text):
     if text.startswith('['):
         return json.loads(text)
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# --- Read-side helpers (status, inspect, dependency order) -----------------------------------
+# Added for compose_status and the lifecycle roles; the functions above keep their signatures.
+
+def compose_services(module, params):
+    """Service names the compose file defines (respecting env files and overrides)."""
+    _rc, out, _err = run_compose(module, params, ['config', '--services'])
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def compose_config(module, params):
+    """The fully resolved compose model as a dict (``docker compose config --format json``)."""
+    _rc, out, _err = run_compose(module, params, ['config', '--format', 'json'])
+    try:
+        return json.loads(out)
+    except ValueError as exc:
+        module.fail_json(msg='docker compose config --format json for project %s printed no JSON (%s); '
+                             'compose v2.20 or newer is required' % (params.get('project_name') or params.get('project_dir'), exc))
+    return None
+
+
+def compose_ps(module, params, services=None):
+    """Every container of the project (including stopped ones) as compose reports them."""
+    _rc, out, _err = run_compose(module, params, ['ps', '--all', '--format', 'json'] + list(services or []))
+    return parse_ps_json(out)
+
+
+def docker_inspect(module, ids, kind='container'):
+    """``docker inspect`` for several objects in one call; objects that vanished meanwhile are skipped."""
+    ids = [item for item in ids if item]
+    if not ids:
+        return []
+    docker = module.get_bin_path('docker', required=True)
+    rc, out, err = module.run_command([docker, kind, 'inspect'] + ids)
+    try:
+        return json.loads(out or '[]')
+    except ValueError:
+        if rc != 0:
+            module.fail_json(msg='docker %s inspect failed (rc=%s): %s' % (kind, rc, err.strip()), rc=rc, stderr=err)
+        raise
+
+
+def depends_on_map(config):
+    """service -> list of services it depends on, from a resolved compose model."""
+    services = (config or {}).get('services') or {}
+    deps = {}
+    for name, spec in services.items():
+        # Long syntax is a mapping, short syntax a list; sorted() yields the names of both.
+        deps[name] = sorted((spec or {}).get('depends_on') or [])
+    return deps
+
+
+def dependency_tiers(deps):
+    """Group services into start order tiers: every service's dependencies sit in earlier tiers.
+
+    Raises ValueError naming the services of a dependency cycle or an unknown dependency.
+    """
+    remaining = dict((name, set(parents)) for name, parents in deps.items())
+    for name, parents in remaining.items():
+        unknown = parents - set(remaining)
+        if unknown:
+            raise ValueError('service %s depends on undefined service(s) %s' % (name, ', '.join(sorted(unknown))))
+    tiers = []
+    placed = set()
+    while remaining:
+        ready = sorted(name for name, parents in remaining.items() if parents <= placed)
+        if not ready:
+            raise ValueError('dependency cycle between services %s' % ', '.join(sorted(remaining)))
+        tiers.append(ready)
+        placed.update(ready)
+        for name in ready:
+            del remaining[name]
+    return tiers
+
+
+def parse_docker_time(text):
+    """Seconds since the epoch for a Docker RFC 3339 timestamp (nanoseconds allowed); None when unset."""
+    if not text or text.startswith('0001-01-01'):
+        return None
+    match = re.match(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$', text.strip())
+    if not match:
+        return None
+    seconds = calendar.timegm(time.strptime(match.group(1), '%Y-%m-%dT%H:%M:%S'))
+    if match.group(2):
+        seconds += float('0' + match.group(2)[:10])
+    zone = match.group(3)
+    if zone != 'Z':
+        sign = 1 if zone[0] == '+' else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return seconds
+
+
+def describe_containers(module, ps_entries):
+    """Merge compose ps rows with docker inspect: restart count, start time, uptime, image id and digests."""
+    inspected = dict((item.get('Id', '')[:12], item) for item in docker_inspect(module, [row.get('ID') for row in ps_entries]))
+    image_ids = sorted(set(item.get('Image') for item in inspected.values() if item.get('Image')))
+    images = dict((item.get('Id'), item) for item in docker_inspect(module, image_ids, kind='image'))
+    now = time.time()
+    containers = []
+    for row in ps_entries:
+        info = inspected.get((row.get('ID') or '')[:12], {})
+        state = info.get('State') or {}
+        started = parse_docker_time(state.get('StartedAt'))
+        image_id = info.get('Image')
+        running = (row.get('State') or state.get('Status')) == 'running'
+        containers.append(dict(
+            name=row.get('Name'),
+            id=row.get('ID'),
+            service=row.get('Service'),
+            number=int(((info.get('Config') or {}).get('Labels') or {}).get('com.docker.compose.container-number') or 0),
+            config_hash=((info.get('Config') or {}).get('Labels') or {}).get('com.docker.compose.config-hash'),
+            state=row.get('State') or state.get('Status'),
+            health=row.get('Health') or (state.get('Health') or {}).get('Status') or '',
+            exit_code=row.get('ExitCode', state.get('ExitCode')),
+            restart_count=info.get('RestartCount', 0),
+            restart_policy=((info.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name') or 'no',
+            image=row.get('Image'),
+            image_id=image_id,
+            image_digests=(images.get(image_id) or {}).get('RepoDigests') or [],
+            started_at=state.get('StartedAt'),
+            uptime_seconds=round(now - started, 1) if started and running else None,
+            status=row.get('Status'),
+        ))
+    return containers
+
+
+def container_ready(container):
+    """Running, and healthy when the image defines a healthcheck."""
+    return container.get('state') == 'running' and container.get('health') in ('healthy', '', None)
+
+
+def service_status(name, containers, expected=None, restart_warning=3):
+    """Summary and health check of one service from its described containers.
+
+    ``expected`` is the number of containers that should serve; by default the number
+    compose created (at least one), so a scaled service with one dead replica is degraded.
+    """
+    total = len(containers)
+    running = sum(1 for item in containers if item.get('state') == 'running')
+    ready = sum(1 for item in containers if container_ready(item))
+    want = expected if expected is not None else max(1, total)
+    restarts = sum(int(item.get('restart_count') or 0) for item in containers)
+    summary = dict(containers=containers, total=total, running=running, healthy=ready, expected=want, restart_count=restarts,
+                   states=sorted(set(item.get('state') or '' for item in containers)),
+                   health=sorted(set(item.get('health') or 'none' for item in containers)))
+    label = 'service %s' % name
+    # One-shot jobs (migrations, seeders) legitimately end: exit 0 with no restart policy is success.
+    completed = total > 0 and all(item.get('state') == 'exited' and item.get('exit_code') == 0 and item.get('restart_policy') == 'no'
+                                  for item in containers)
+    # A stopped container keeps its last health status; only a running one's health means anything.
+    problems = ['%s %s%s' % (item.get('name'), item.get('state'),
+                             (' ' + item.get('health')) if item.get('health') and item.get('state') == 'running' else '')
+                for item in containers if not container_ready(item)]
+    if completed:
+        check = make_check(label, OK, '%s: one-shot job completed (exit 0)' % label, summary_details(summary))
+    elif total == 0:
+        check = make_check(label, CRITICAL, '%s: 0/%d containers running (no container created; run docker compose up)' % (label, want),
+                           summary_details(summary))
+    elif running == 0:
+        check = make_check(label, CRITICAL, '%s: 0/%d containers running (%s)' % (label, want, ', '.join(problems)), summary_details(summary))
+    elif ready == 0:
+        check = make_check(label, CRITICAL, '%s: %d/%d containers running, 0 healthy (%s)' % (label, running, want, ', '.join(problems)),
+                           summary_details(summary))
+    elif ready < want:
+        check = make_check(label, WARNING, '%s: degraded, %d/%d containers ready (%s)' % (label, ready, want, ', '.join(problems) or 'missing replicas'),
+                           summary_details(summary))
+    elif restart_warning and restarts >= restart_warning:
+        check = make_check(label, WARNING, '%s: %d/%d ready but restarted %d times (warning at %d); check docker compose logs %s' % (
+            label, ready, want, restarts, restart_warning, name), summary_details(summary))
+    else:
+        check = make_check(label, OK, '%s: %d/%d containers running%s' % (
+            label, ready, want, ' and healthy' if any(item.get('health') for item in containers) else ''), summary_details(summary))
+    summary['check'] = check
+    return summary
+
+
+def summary_details(summary):
+    return dict((key, value) for key, value in summary.items() if key not in ('containers', 'check'))
+
+
+# --- Waiting, logs and snapshots shared by the lifecycle modules --------------------------------
+
+def project_label(params):
+    return params.get('project_name') or params.get('project_dir') or 'the compose project'
+
+
+def services_snapshot(module, params, services, replicas=None, restart_warning=3, extra_args=None):
+    """service -> service_status() for the given services, from one ps and one inspect call."""
+    containers = describe_containers(module, compose_ps(module, params))
+    by_service = {}
+    for container in containers:
+        by_service.setdefault(container['service'], []).append(container)
+    result = {}
+    for name in services:
+        members = sorted(by_service.get(name, []), key=lambda item: item.get('number') or 0)
+        want = replicas.get(name) if isinstance(replicas, dict) else replicas
+        result[name] = service_status(name, members, expected=want, restart_warning=restart_warning)
+    return result
+
+
+def crashed(summary):
+    """Containers that died or crash-loop: waiting longer will not make them healthy."""
+    return [item['name'] for item in summary['containers']
+            if item.get('state') in ('exited', 'dead', 'restarting') or (item.get('state') == 'running' and item.get('health') == 'unhealthy')]
+
+
+def wait_services(module, params, services, replicas=None, wait_for='healthy', timeout=120, interval=1.0, fail_fast=True,
+                  baseline_restarts=None):
+    """Poll until each service has its expected containers running/healthy.
+
+    Returns (snapshot, not_ready, elapsed, reason). With ``fail_fast`` a service whose containers
+    exited, crash-loop or turned unhealthy stops the wait at once: its healthcheck already gave up.
+    """
+    start = time.monotonic()
+    deadline = start + max(0.0, timeout)
+    while True:
+        snap = services_snapshot(module, params, services, replicas=replicas, restart_warning=0)
+        not_ready = [name for name in services
+                     if (snap[name]['running'] if wait_for == 'running' else snap[name]['healthy']) < snap[name]['expected']]
+        if not not_ready:
+            return snap, [], round(time.monotonic() - start, 3), ''
+        if fail_fast:
+            problems = []
+            for name in not_ready:
+                restarts = snap[name]['restart_count'] - (baseline_restarts or {}).get(name, snap[name]['restart_count'])
+                if restarts > 0:
+                    problems.append('crash-looping (%s restarted %d times)' % (name, restarts))
+                elif crashed(snap[name]):
+                    problems.append('failed (%s)' % ', '.join(
+                        '%s %s' % (item['name'], item['state'] if item['state'] != 'running' else 'unhealthy')
+                        for item in snap[name]['containers'] if item['name'] in crashed(snap[name])))
+            if problems:
+                return snap, not_ready, round(time.monotonic() - start, 3), '; '.join(problems)
+        if time.monotonic() >= deadline:
+            return snap, not_ready, round(time.monotonic() - start, 3), 'not %s after %ss' % (wait_for, timeout)
+        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
+
+
+def service_logs(module, params, service, tail=30):
+    """Last log lines of a service (all its containers), for failure messages."""
+    rc, out, err = run_compose(module, params, ['logs', '--no-color', '--tail', str(tail), service], check_rc=False)
+    text = (out or '') + (err or '')
+    return text.strip() if rc == 0 else 'logs unavailable (rc=%s): %s' % (rc, err.strip())
+
+
+def failure_report(module, params, snapshot, services, tail=30):
+    """State and last logs of the given services, for a failure message operators can act on."""
+    parts = []
+    for name in services:
+        state = snapshot.get(name, {}).get('check', {}).get('message', 'service %s: unknown state' % name)
+        logs = service_logs(module, params, name, tail) if tail else ''
+        parts.append('%s\n--- last %d log lines of %s ---\n%s' % (state, tail, name, logs) if tail else state)
+    return '\n'.join(parts)
+
+
+def config_hashes(module, params, environ_update=None):
+    """service -> the config hash compose would give its containers now; a differing label means up recreates it."""
+    _rc, out, _err = run_compose(module, params, ['config', '--hash', '*'], environ_update=environ_update or {})
+    hashes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            hashes[parts[0]] = parts[1]
+    return hashes
+
+
+def container_fingerprint(snapshot):
+    """What identifies the running state of services: container ids and states."""
+    return sorted((item.get('id'), item.get('state')) for summary in snapshot.values() for item in summary['containers'])

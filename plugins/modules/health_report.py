@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: health_report
+short_description: Aggregate health checks into one report, optionally written as JSON
+version_added: 0.1.0
+description:
+  - Takes the checks returned by M(stackops.runbooks.compose_status), M(stackops.runbooks.http_health),
+    M(stackops.runbooks.pg_health) and M(stackops.runbooks.host_resources) and builds one report with the
+    overall severity, counts, the CRITICAL and WARNING messages, and which checks fail the run under O(fail_on).
+  - Does not fail by itself; the caller decides with the C(failed) and C(fail_message) keys of RV(report).
+  - Writes the report as JSON to O(path) on the managed host when given.
+author:
+  - stackops maintainers (@stackops)
+options:
+  checks:
+    description: Checks, each a dict with name, severity (OK, WARNING, CRITICAL), message and details.
+    type: list
+    elements: dict
+    required: true
+  fail_on:
+    description: Lowest severity that marks the report as failed; V(never) reports only.
+    type: str
+    choices: [critical, warning, never]
+    default: critical
+  path:
+    description: Write the report as JSON to this file (mode 0640); parent directories are created.
+    type: path
+  metadata:
+    description: Extra keys merged into the report, for example the stack name.
+    type: dict
+    default: {}
+notes:
+  - Supports check mode; the report is built but the file is not written.
+'''
+
+EXAMPLES = r'''
+- name: Aggregate and keep a copy for the ticket
+  stackops.runbooks.health_report:
+    checks: "{{ status.checks + pg.checks }}"
+    fail_on: warning
+    path: /var/log/stackops/health.json
+  register: health
+'''
+
+RETURN = r'''
+report:
+  description:
+    - The report - severity, counts, checks, critical and warnings (messages), fail_on, failed, fail_message,
+      generated_at (UTC ISO 8601) and the O(metadata) keys.
+  returned: always
+  type: dict
+summary:
+  description: Readable lines, worst check first.
+  returned: always
+  type: list
+  elements: str
+path:
+  description: Where the report was written.
+  returned: when O(path) is set
+  type: str
+'''
+
+import datetime
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.checks import FAIL_ON_CHOICES, aggregate, summary_lines
+
+
+def write_report(module, path, report):
+    """Write atomically so a reader never sees half a report; returns whether the file changed."""
+    content = json.dumps(report, indent=2, sort_keys=True, default=str) + '\n'
+    try:
+        with open(path) as handle:
+            if handle.read() == content:
+                return False
+    except (IOError, OSError):
+        pass
+    if module.check_mode:
+        return True
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o750)
+        tmp = '%s.tmp.%d' % (path, os.getpid())
+        with open(tmp, 'w') as handle:
+            handle.write(content)
+        os.chmod(tmp, 0o640)
+        os.rename(tmp, path)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='cannot write the health report to %s: %s; fix stackops_health_report_path or its permissions' % (
+            path, to_native(exc)))
+    return True
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            checks=dict(type='list', elements='dict', required=True),
+            fail_on=dict(type='str', choices=list(FAIL_ON_CHOICES), default='critical'),
+            path=dict(type='path'),
+            metadata=dict(type='dict', default={}),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    extra = dict(params['metadata'])
+    extra['generated_at'] = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    report = aggregate(params['checks'], fail_on=params['fail_on'], extra=extra)
+    result = dict(changed=False, report=report, summary=summary_lines(report))
+    if params['path']:
+        result['changed'] = write_report(module, params['path'], report)
+        result['path'] = params['path']
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

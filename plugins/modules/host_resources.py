@@ -1,0 +1,282 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: host_resources
+short_description: Check disk, inode, memory, load and Docker disk usage against thresholds
+version_added: 0.1.0
+description:
+  - Measures disk and inode usage of the filesystems holding O(paths), memory in use
+    (from C(MemAvailable) in C(/proc/meminfo)), the 1-minute load average as a percentage
+    of the usable CPUs, and Docker's own disk usage (C(docker system df)).
+  - Each measurement becomes a health check with severity OK, WARNING or CRITICAL.
+    A value that reaches a threshold counts, so a threshold of V(0) forces that level.
+  - Read-only; never changes anything. Linux only.
+author:
+  - stackops maintainers (@stackops)
+options:
+  paths:
+    description:
+      - Paths whose filesystems are checked; each filesystem is reported once.
+      - Missing paths are reported as CRITICAL, since a missing data directory is worse than a full one.
+    type: list
+    elements: path
+    default: [/]
+  disk_warning:
+    description: Disk (and inode) usage percentage that is a WARNING.
+    type: float
+    default: 80
+  disk_critical:
+    description: Disk (and inode) usage percentage that is CRITICAL.
+    type: float
+    default: 90
+  memory_warning:
+    description: Memory usage percentage (100 - MemAvailable/MemTotal) that is a WARNING.
+    type: float
+    default: 85
+  memory_critical:
+    description: Memory usage percentage that is CRITICAL.
+    type: float
+    default: 95
+  load_warning:
+    description: 1-minute load average as a percentage of usable CPUs that is a WARNING.
+    type: float
+    default: 80
+  load_critical:
+    description:
+      - 1-minute load percentage that is CRITICAL.
+      - 100 means every CPU busy; 200 means as much work again queuing behind them, which users notice.
+    type: float
+    default: 200
+  docker:
+    description:
+      - Also check Docker's data root filesystem and report C(docker system df) usage.
+      - Silently skipped when the docker CLI is not installed.
+    type: bool
+    default: true
+notes:
+  - Supports check mode; it is read-only, so check mode behaves like a normal run.
+'''
+
+EXAMPLES = r'''
+- name: Check the root and the backup filesystems with the default thresholds
+  stackops.runbooks.host_resources:
+    paths: [/, /var/backups]
+  register: resources
+
+- name: Stricter disk limits on a small volume
+  stackops.runbooks.host_resources:
+    paths: [/srv/pgdata]
+    disk_warning: 70
+    disk_critical: 85
+    docker: false
+'''
+
+RETURN = r'''
+disks:
+  description: Per filesystem, its usage (path, mount, total_bytes, used_bytes, free_bytes, used_percent, inodes_used_percent).
+  returned: always
+  type: list
+  elements: dict
+memory:
+  description: total_bytes, available_bytes, used_percent (from /proc/meminfo).
+  returned: always
+  type: dict
+load:
+  description: load1, load5, load15, cpus, percent (load1 / cpus * 100).
+  returned: always
+  type: dict
+docker:
+  description: C(docker system df) rows (type, total_count, active, size_bytes, reclaimable_bytes) and the data root.
+  returned: when O(docker=true) and the docker CLI is present
+  type: dict
+checks:
+  description: Health checks (name, severity, message, details).
+  returned: always
+  type: list
+  elements: dict
+'''
+
+import json
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.checks import (
+    CRITICAL, OK, make_check, threshold_check, validate_thresholds)
+
+_UNITS = {'b': 1, 'kb': 1000, 'mb': 1000 ** 2, 'gb': 1000 ** 3, 'tb': 1000 ** 4, 'pb': 1000 ** 5,
+          'kib': 1024, 'mib': 1024 ** 2, 'gib': 1024 ** 3, 'tib': 1024 ** 4}
+
+
+def parse_size(text):
+    """Bytes for Docker's human sizes ("769.7MB", "2.728kB", "0B (0%)"); None when unparseable."""
+    match = re.match(r'^\s*([0-9.]+)\s*([a-zA-Z]*)', text or '')
+    if not match:
+        return None
+    unit = (match.group(2) or 'b').lower()
+    if unit not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def mount_point(path):
+    path = os.path.realpath(path)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def disk_usage(path):
+    stat = os.statvfs(path)
+    total = stat.f_blocks * stat.f_frsize
+    free = stat.f_bavail * stat.f_frsize
+    # Like df: blocks reserved for root count as used, because services cannot use them.
+    used = total - stat.f_bfree * stat.f_frsize
+    usable = used + free
+    inodes_used_percent = None
+    if stat.f_files:
+        inodes_used_percent = round(100.0 * (stat.f_files - stat.f_ffree) / stat.f_files, 1)
+    return dict(path=path, mount=mount_point(path), total_bytes=total, used_bytes=used, free_bytes=free,
+                used_percent=round(100.0 * used / usable, 1) if usable else 0.0, inodes_used_percent=inodes_used_percent)
+
+
+def read_meminfo(path='/proc/meminfo'):
+    values = {}
+    with open(path) as handle:
+        for line in handle:
+            key, _sep, rest = line.partition(':')
+            parts = rest.split()
+            if parts:
+                values[key] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == 'kB' else 1)
+    return values
+
+
+def memory_usage(meminfo):
+    total = meminfo.get('MemTotal') or 0
+    # MemAvailable counts reclaimable page cache as free; kernels before 3.14 lack it, so approximate.
+    available = meminfo.get('MemAvailable')
+    if available is None:
+        available = meminfo.get('MemFree', 0) + meminfo.get('Buffers', 0) + meminfo.get('Cached', 0)
+    used_percent = round(100.0 * (total - available) / total, 1) if total else 0.0
+    return dict(total_bytes=total, available_bytes=available, used_percent=used_percent)
+
+
+def usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_usage():
+    load1, load5, load15 = os.getloadavg()
+    cpus = usable_cpus()
+    return dict(load1=load1, load5=load5, load15=load15, cpus=cpus, percent=round(100.0 * load1 / cpus, 1))
+
+
+def docker_usage(module, docker):
+    rc, out, err = module.run_command([docker, 'system', 'df', '--format', 'json'])
+    if rc != 0:
+        return None, 'docker system df failed (rc=%s): %s' % (rc, err.strip())
+    rows = []
+    for line in out.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        rows.append(dict(type=row.get('Type'), total_count=int(row.get('TotalCount') or 0), active=int(row.get('Active') or 0),
+                         size_bytes=parse_size(row.get('Size')), reclaimable_bytes=parse_size(row.get('Reclaimable'))))
+    rc, root, err = module.run_command([docker, 'info', '--format', '{{.DockerRootDir}}'])
+    return dict(rows=rows, root_dir=root.strip() if rc == 0 else None), None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            paths=dict(type='list', elements='path', default=['/']),
+            disk_warning=dict(type='float', default=80),
+            disk_critical=dict(type='float', default=90),
+            memory_warning=dict(type='float', default=85),
+            memory_critical=dict(type='float', default=95),
+            load_warning=dict(type='float', default=80),
+            load_critical=dict(type='float', default=200),
+            docker=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    for kind in ('disk', 'memory', 'load'):
+        problem = validate_thresholds(params[kind + '_warning'], params[kind + '_critical'], kind)
+        if problem:
+            module.fail_json(msg=problem + '; fix %s_warning/%s_critical' % (kind, kind))
+
+    checks = []
+    result = dict(changed=False)
+
+    docker = module.get_bin_path('docker') if params['docker'] else None
+    docker_info = None
+    if docker:
+        docker_info, problem = docker_usage(module, docker)
+        if problem:
+            checks.append(make_check('docker disk', CRITICAL, 'docker disk: %s; is the Docker engine running?' % problem))
+
+    paths = list(params['paths'])
+    if docker_info and docker_info.get('root_dir') and os.path.exists(docker_info['root_dir']):
+        paths.append(docker_info['root_dir'])
+    disks, seen = [], set()
+    for path in paths:
+        if not os.path.exists(path):
+            checks.append(make_check('disk %s' % path, CRITICAL, 'disk %s: path does not exist; create it or fix the paths option' % path,
+                                     dict(path=path)))
+            continue
+        usage = disk_usage(path)
+        if usage['mount'] in seen:
+            continue
+        seen.add(usage['mount'])
+        disks.append(usage)
+        label = 'disk %s' % usage['mount']
+        checks.append(threshold_check(label, usage['used_percent'], params['disk_warning'], params['disk_critical'],
+                                      what='used (%s GiB free)' % round(usage['free_bytes'] / 1024.0 ** 3, 1), details=usage))
+        if usage['inodes_used_percent'] is not None:
+            checks.append(threshold_check('inodes %s' % usage['mount'], usage['inodes_used_percent'], params['disk_warning'],
+                                          params['disk_critical'], what='of inodes used', details=usage))
+    result['disks'] = disks
+
+    try:
+        memory = memory_usage(read_meminfo())
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='cannot read /proc/meminfo: %s; host_resources supports Linux hosts only' % exc)
+    result['memory'] = memory
+    checks.append(threshold_check('memory', memory['used_percent'], params['memory_warning'], params['memory_critical'],
+                                  what='used (%s GiB available)' % round(memory['available_bytes'] / 1024.0 ** 3, 1), details=memory))
+
+    load = load_usage()
+    result['load'] = load
+    checks.append(threshold_check('load', load['percent'], params['load_warning'], params['load_critical'],
+                                  what='of %d CPU(s) (load1 %.2f)' % (load['cpus'], load['load1']), details=load))
+
+    if docker_info:
+        result['docker'] = docker_info
+        total = sum(row['size_bytes'] or 0 for row in docker_info['rows'])
+        reclaimable = sum(row['reclaimable_bytes'] or 0 for row in docker_info['rows'])
+        # Informational: whether Docker's usage is a problem shows in the data root's disk check above.
+        checks.append(make_check('docker disk', OK, 'docker disk: %.1f GiB used, %.1f GiB reclaimable (docker system df)' % (
+            total / 1024.0 ** 3, reclaimable / 1024.0 ** 3), dict(docker_info, total_bytes=total, reclaimable_bytes=reclaimable)))
+
+    result['checks'] = checks
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

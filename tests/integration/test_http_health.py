@@ -1,0 +1,174 @@
+"""http_health against real local HTTP(S) servers started by the test, through ansible-runner."""
+import http.server
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from support.runner import run_module
+
+MODULE = "stackops.runbooks.http_health"
+
+
+def failed(res):
+    # Failed results arrive as runner_on_failed events; the result dict itself has no "failed" key.
+    return bool(res["_run"].task_results(event_types=("runner_on_failed",)))
+
+
+class Behaviour:
+    """What the test server answers; switched by the tests while the module polls."""
+
+    def __init__(self, ready_after=0.0, body=None, flap=False):
+        # The clock starts at the first request: ansible-runner start-up time varies a lot on a busy host.
+        self.started = None
+        self.ready_after = ready_after
+        self.body = body if body is not None else {"status": "healthy", "db": {"connected": True}}
+        self.flap = flap
+        self.requests = 0
+        self.first_ok_at = None
+
+    @property
+    def ready_at(self):
+        return self.started + self.ready_after
+
+    def answer(self):
+        self.requests += 1
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        if now < self.ready_at or (self.flap and self.requests % 2 == 0):
+            return 503, {"status": "starting"}
+        if self.first_ok_at is None:
+            self.first_ok_at = now
+        return 200, self.body
+
+
+def serve(behaviour, tls_context=None):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            status, body = behaviour.answer()
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls_context:
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server
+
+
+@pytest.fixture
+def http_server():
+    servers = []
+
+    def start(behaviour, tls_context=None):
+        server = serve(behaviour, tls_context)
+        servers.append(server)
+        scheme = "https" if tls_context else "http"
+        return "%s://127.0.0.1:%d/health" % (scheme, server.server_address[1])
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_waits_until_ready_and_notices_within_one_interval(http_server):
+    behaviour = Behaviour(ready_after=3.0)
+    url = http_server(behaviour)
+    res = run_module(MODULE, {"url": url, "name": "slow", "json": {"db.connected": True}, "interval": 1, "wait_timeout": 30})
+    assert not failed(res), res.get("msg")
+    assert res["healthy"] is True and res["status"] == 200
+    assert res["attempts"] >= 3 and res["time_to_healthy"] >= 2.9
+    # The first healthy answer came at most one interval (plus scheduling slack on a busy host) after readiness.
+    assert behaviour.first_ok_at - behaviour.ready_at <= 1.0 + 0.75
+    assert res["check"]["severity"] == "OK" and res["check"]["name"] == "http slow"
+    assert res["response_json"]["db"]["connected"] is True
+    assert res["changed"] is False
+
+
+def test_json_expectation_mismatch_fails_with_the_field(http_server):
+    url = http_server(Behaviour(body={"status": "healthy", "db": {"connected": False}}))
+    res = run_module(MODULE, {"url": url, "name": "api-db", "json": {"db.connected": True}, "wait": False})
+    assert failed(res)
+    assert "JSON field db.connected is false, expected true" in res["msg"]
+    assert res["check"]["severity"] == "CRITICAL"
+    assert res["attempts"] == 1
+
+
+def test_deadline_message_says_what_and_how_long(http_server):
+    url = http_server(Behaviour(ready_after=3600))
+    res = run_module(MODULE, {"url": url, "name": "never", "wait_timeout": 2, "interval": 0.5})
+    assert failed(res)
+    assert "not healthy after" in res["msg"] and "HTTP 503 (expected 200)" in res["msg"]
+    assert "docker compose" in res["msg"]
+    assert res["last_error"] == "HTTP 503 (expected 200)"
+    assert 3 <= res["attempts"] <= 7
+    assert res["time_to_healthy"] is None
+
+
+def test_flapping_endpoint_needs_consecutive_successes(http_server):
+    url = http_server(Behaviour(flap=True))
+    res = run_module(MODULE, {"url": url, "consecutive_successes": 3, "wait_timeout": 2, "interval": 0.2})
+    assert failed(res) and res["healthy"] is False
+    steady = run_module(MODULE, {"url": http_server(Behaviour()), "consecutive_successes": 3, "interval": 0.2})
+    assert steady["healthy"] is True and steady["attempts"] == 3
+
+
+def test_single_probe_reports_instead_of_failing(http_server):
+    url = http_server(Behaviour())
+    res = run_module(MODULE, {"url": url, "wait": False, "body_regex": "no-such-text", "fail_on_unhealthy": False})
+    assert not failed(res)
+    assert res["healthy"] is False and res["check"]["severity"] == "CRITICAL"
+    assert "body does not match regex" in res["check"]["message"]
+    ok = run_module(MODULE, {"url": url, "wait": False, "status_code": [200, 204], "body_regex": '"status": "healthy"'})
+    assert ok["healthy"] is True
+
+
+def test_connection_refused_is_reported(http_server):
+    res = run_module(MODULE, {"url": "http://127.0.0.1:9/health", "wait": False, "fail_on_unhealthy": False})
+    assert res["healthy"] is False and "no response" in res["last_error"]
+
+
+def test_latency_warning(http_server):
+    url = http_server(Behaviour())
+    res = run_module(MODULE, {"url": url, "wait": False, "latency_warning_ms": 0})
+    assert res["healthy"] is True and res["check"]["severity"] == "WARNING"
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory):
+    openssl = shutil.which("openssl")
+    if not openssl:
+        pytest.fail("openssl is needed for the TLS tests: apt-get install openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    return cert, context
+
+
+def test_tls_validation_and_private_ca(http_server, self_signed):
+    cert, context = self_signed
+    url = http_server(Behaviour(), tls_context=context)
+    untrusted = run_module(MODULE, {"url": url, "wait": False, "fail_on_unhealthy": False})
+    assert untrusted["healthy"] is False and "CERTIFICATE_VERIFY_FAILED" in untrusted["last_error"].upper().replace(" ", "_")
+    trusted = run_module(MODULE, {"url": url, "wait": False, "ca_path": str(cert)})
+    assert trusted["healthy"] is True
+    unchecked = run_module(MODULE, {"url": url, "wait": False, "validate_certs": False})
+    assert unchecked["healthy"] is True

@@ -1,0 +1,497 @@
+"""Backup and restore: the seeds' pipeline, the best raw pipelines, pgBackRest and `stackops backup/restore`.
+
+All contenders run in the same process, against the same generated database on one benchmark-owned
+PostgreSQL 15 cluster, round-robin (round 1: every contender once, round 2: ..., so machine noise is
+spread over all of them), and the median of the rounds is reported. See benchmarks/README.md.
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import pgserver  # noqa: E402
+from benchlib.contenders import (Contender, du, last_json as _last_json, paired, remove, rounds_text,  # noqa: E402
+                                 run_rounds, task_results)
+from benchlib.measure import run_timed  # noqa: E402
+from benchlib.report import (NOT_AVAILABLE, PG_BINDIR, REPO, RESULTS, fmt, grouped_charts, machine_info,  # noqa: E402
+                             markdown_section, now_iso, print_report, target, update_marked_block,
+                             write_result, README)
+from benchlib.settings import (DB_MB, JOBS, KEEP, REPEAT, SLOW_SECONDS, Workdir, ansible_env, log,  # noqa: E402
+                               stackops_missing, tool)
+
+DBNAME = "benchdb"
+RESTORE_DB = "bench_restore"
+STANZA = "bench"
+# BENCH_EXTRA=1 adds contenders that explain rather than compete (a single-job streamed restore).
+EXTRA = os.environ.get("BENCH_EXTRA", "") not in ("", "0")
+BIN = str(PG_BINDIR)
+q = shlex.quote
+
+
+# ------------------------------------------------------------------ pgBackRest
+
+class PgBackRest:
+    def __init__(self, cluster, workdir):
+        self.cluster = cluster
+        self.dir = workdir / "pgbackrest"
+        self.conf = self.dir / "pgbackrest.conf"
+        self.restore_cluster = None
+
+    def argv(self, *args):
+        return pgserver.as_postgres(["pgbackrest", "--config=%s" % self.conf, "--stanza=%s" % STANZA] + list(args))
+
+    def setup(self):
+        for sub in ("", "repo", "log", "lock", "spool"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+            pgserver.chown_postgres(self.dir / sub)
+        self.conf.write_text(
+            "[global]\nrepo1-path=%s\nrepo1-retention-full=1\nlog-path=%s\nlock-path=%s\nspool-path=%s\n"
+            "log-level-console=warn\nlog-level-file=info\ncompress-type=zst\ncompress-level=3\nprocess-max=%d\n"
+            "start-fast=y\narchive-check=y\n\n[%s]\npg1-path=%s\npg1-port=%d\npg1-socket-path=%s\npg1-user=postgres\n" % (
+                self.dir / "repo", self.dir / "log", self.dir / "lock", self.dir / "spool", JOBS, STANZA,
+                self.cluster.datadir, self.cluster.port, self.cluster.sockdir))
+        pgserver.chown_postgres(self.conf)
+        archive = "pgbackrest --config=%s --stanza=%s archive-push %%p" % (self.conf, STANZA)
+        self.cluster.sql("ALTER SYSTEM SET archive_command = %s" % _literal(archive))
+        self.cluster.sql("SELECT pg_reload_conf()")
+        for step in (["stanza-create"], ["check"]):
+            done = subprocess.run(self.argv(*step), capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode != 0:
+                raise RuntimeError("pgbackrest %s failed: %s" % (step[0], (done.stderr or done.stdout).strip()[-800:]))
+
+    def backup(self):
+        result = run_timed(self.argv("--type=full", "backup"), log=self.dir / "backup.out")
+        info = json.loads(subprocess.run(self.argv("--output=json", "info"), capture_output=True, text=True,
+                                         check=True).stdout)
+        backups = info[0]["backup"]
+        latest = backups[-1]
+        result["size_bytes"] = latest["info"]["repository"]["delta"]
+        result["backup_label"] = latest["label"]
+        return result
+
+    def prepare_restore(self):
+        if self.restore_cluster:
+            self.restore_cluster.destroy()
+        self.restore_cluster = pgserver.BenchCluster(self.dir.parent, name="pgbr-restore")
+        self.restore_cluster.datadir.mkdir(mode=0o700)
+        pgserver.chown_postgres(self.restore_cluster.datadir)
+
+    def restore(self):
+        """pgbackrest restore into an empty data directory, start it, wait until it is promoted and serves."""
+        dest = self.restore_cluster
+        restore_command = "pgbackrest --config=%s --stanza=%s --pg1-path=%s archive-get %%f \"%%p\"" % (
+            self.conf, STANZA, dest.datadir)
+        script = " && ".join([
+            " ".join(q(a) for a in self.argv("--pg1-path=%s" % dest.datadir, "--type=immediate",
+                                             "--target-action=promote",
+                                             "--recovery-option=restore_command=%s" % restore_command, "restore")),
+            " ".join(q(a) for a in dest.start_argv(extra=["-c archive_mode=off"])),
+            # Ready means promoted: recovery done and the server accepts writes.
+            "for i in $(seq 1 1200); do [ \"$(%s/psql -h 127.0.0.1 -p %d -U postgres -d postgres -Atc 'select pg_is_in_recovery()'"
+            " 2>/dev/null)\" = f ] && exit 0; sleep 0.1; done; exit 1" % (BIN, dest.port),
+        ])
+        result = run_timed(script, shell=True, env={"PGPASSWORD": self.cluster.password}, log=self.dir / "restore.out")
+        counts = row_counts(lambda sql: subprocess.run(
+            [BIN + "/psql", "-h", "127.0.0.1", "-p", str(dest.port), "-U", "postgres", "-d", DBNAME,
+             "-Atc", sql], capture_output=True, text=True, env=dict(os.environ, PGPASSWORD=self.cluster.password),
+            check=True).stdout)
+        result["row_counts"] = counts
+        dest.stop("immediate")
+        return result
+
+    def cleanup(self):
+        if self.restore_cluster:
+            self.restore_cluster.destroy(keep_files=KEEP)
+
+
+def _literal(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+TABLES = ("customers", "orders", "attachments", "events")
+
+
+def row_counts(query):
+    sql = " UNION ALL ".join("SELECT '%s', count(*) FROM %s" % (t, t) for t in TABLES)
+    out = query(sql)
+    return {line.split("|")[0]: int(line.split("|")[1]) for line in out.strip().splitlines()}
+
+
+# ------------------------------------------------------------------ stackops
+
+class Stackops:
+    """`stackops backup` / `stackops restore` as an operator runs them, against the benchmark cluster.
+
+    The database here is a host cluster, not a compose service, so the inventory sets the roles'
+    tools_location to host (pg_dump/pg_restore of this machine, as for a DB outside compose) and has no
+    writer services to stop or URLs to probe; everything else is the roles' defaults.
+    """
+
+    def __init__(self, cluster, workdir):
+        self.cluster = cluster
+        self.workdir = workdir
+        self.inventory = workdir / "inventory-backup"
+        self.backup_dir = workdir / "stackops-backups"
+        self.state = workdir / "stackops-state"
+        self.env = ansible_env(self.state)
+        self.latest_backup_id = None
+        self.verified_backup_id = None
+
+    def write_inventory(self):
+        (self.inventory / "group_vars").mkdir(parents=True, exist_ok=True)
+        (self.inventory / "hosts.yml").write_text(
+            "all:\n  children:\n    stacks:\n      hosts:\n        bench-db:\n"
+            "          ansible_connection: local\n"
+            "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n")
+        group_vars = {
+            "stackops_compose_project_dir": str(REPO / "examples" / "stack"),
+            "stackops_compose_project_name": "stackops-bench-unused",
+            "stackops_compose_env_files": [],
+            "stackops_db_service": "postgres",
+            "stackops_db_host": self.cluster.host,
+            "stackops_db_port": self.cluster.port,
+            "stackops_db_name": DBNAME,
+            "stackops_db_user": self.cluster.user,
+            "stackops_db_password_file": str(self.cluster.password_file),
+            "stackops_backup_dir": str(self.backup_dir),
+            "stackops_health_urls": [],
+            "stackops_backup_tools_location": "host",
+            "stackops_restore_tools_location": "host",
+            "stackops_restore_stop_services": [],
+        }
+        extra = os.environ.get("BENCH_STACKOPS_VARS")  # JSON mapping, e.g. '{"stackops_backup_jobs": 2}'
+        if extra:
+            group_vars.update(json.loads(extra))
+        self.group_vars = group_vars
+        (self.inventory / "group_vars" / "stacks.yml").write_text(json.dumps(group_vars, indent=2))
+
+    def _cli(self, args, label):
+        argv = [tool("stackops")] + args + ["-i", str(self.inventory), "--json"]
+        result = run_timed(argv, env=self.env, check=False, log=self.workdir / ("%s.out" % label))
+        summary = _last_json(result["output"])
+        result["summary"] = summary
+        if summary is None or summary.get("exit_code") != 0 or result["rc"] != 0:
+            detail = (summary or {}).get("error") or (summary or {}).get("failed_tasks") or result["output"][-600:]
+            raise RuntimeError("stackops %s exited %s: %s" % (" ".join(args), result["rc"], detail))
+        result["tasks"] = task_results((summary or {}).get("artifacts"))
+        # Where the time goes: every task of the run with its duration (the JSON keeps the last run's).
+        result["task_durations"] = [{"task": name, "s": round(duration, 2)} for unused, name, unused2, duration in result["tasks"]
+                                    if duration is not None]
+        return result
+
+    def _prune_old_sets(self, keep):
+        for entry in self.backup_dir.iterdir():
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def backup(self, verify):
+        args = ["backup"] + ([] if verify else ["--no-verify"])
+        result = self._cli(args, "stackops-backup")
+        taken = _module_result(result["tasks"], "stackops.runbooks.pg_backup")
+        if not taken or not taken.get("backup_id"):
+            raise RuntimeError("stackops backup succeeded but no pg_backup task result was found in its artifacts")
+        backup_id = taken["backup_id"]
+        result["backup_id"] = backup_id
+        result["size_bytes"] = taken.get("size_bytes") or du(self.backup_dir / backup_id)
+        result["module_duration_s"] = taken.get("duration_seconds")
+        if verify:
+            verified = _module_result(result["tasks"], "stackops.runbooks.pg_backup_verify")
+            if not verified or not verified.get("verified", True):
+                raise RuntimeError("the verification task did not report a verified backup: %s" % verified)
+            result["verify_s"] = verified.get("duration_seconds")
+            self.verified_backup_id = backup_id
+        else:
+            self.latest_backup_id = backup_id
+        self._prune_old_sets(keep={self.latest_backup_id, self.verified_backup_id})
+        return result
+
+    def restore(self):
+        """Restore the verified backup (what operators restore) into a new database."""
+        backup_id = self.verified_backup_id or self.latest_backup_id
+        if not backup_id:
+            raise RuntimeError("no stackops backup to restore (the backup contender did not produce one)")
+        args = ["restore", "--backup-id", backup_id, "--target-db", RESTORE_DB]
+        if not self.verified_backup_id:
+            args += ["-e", "stackops_restore_require_verified=false"]
+        result = self._cli(args, "stackops-restore")
+        restored = _module_result(result["tasks"], "stackops.runbooks.pg_backup_restore")
+        if restored:
+            result["module_duration_s"] = restored.get("duration_seconds")
+        return result
+
+
+def _module_result(tasks, action):
+    """The last real (not check-mode) result of a module in the run."""
+    short = action.rsplit(".", 1)[-1]
+    for task_action, unused, res, unused2 in reversed(tasks):
+        if task_action in (action, short) and not res.get("skipped") and "duration_seconds" in res:
+            return res
+    return None
+
+
+# ------------------------------------------------------------------ main
+
+def main():
+    work = Workdir("backup")
+    out = work.path / "out"
+    out.mkdir()
+    logs = work.path / "logs"
+    logs.mkdir()
+    doc = {"benchmark": "backup_restore", "started": now_iso(), "machine": machine_info(work.path),
+           "settings": {"repeat": REPEAT, "slow_seconds": SLOW_SECONDS, "db_mb_target": DB_MB, "jobs": JOBS,
+                        "server_settings": pgserver.SERVER_SETTINGS}}
+    cluster = pgserver.BenchCluster(work.path)
+    pgbr = PgBackRest(cluster, work.path)
+    try:
+        log("initialising a PostgreSQL 15 cluster on port %d" % cluster.port)
+        cluster.init()
+        _allow_local_peer(cluster)
+        cluster.start()
+        log("generating a ~%d MB database (BENCH_DB_MB)" % DB_MB)
+        data = pgserver.generate(cluster, DBNAME, DB_MB, workers=JOBS, log=log)
+        source_counts = row_counts(lambda sql: "\n".join(
+            "%s|%s" % row for row in cluster.sql(sql, dbname=DBNAME)))
+        data["row_counts"] = source_counts
+        db_bytes = data["size_bytes"]
+        doc["data"] = data
+        log("database %s: %.0f MB, rows %s (generated in %.0f s)" % (
+            DBNAME, db_bytes / 2 ** 20, source_counts, data["generate_s"]))
+        env = cluster.env
+
+        # ---------------------------------------------------------- contenders
+        seed_file, zstd_file, dir_dump, z0_file = (out / "seed.sql.gz", out / "zstd.dump.zst", out / "dir",
+                                                   out / "z0.dump")
+        backups = [
+            Contender("seed_backup", "seeds: pg_dump | gzip", "seed",
+                      "%s/pg_dump -d %s | gzip > %s && sync %s" % (BIN, DBNAME, seed_file, seed_file),
+                      artifact=seed_file, prepare=lambda: remove(seed_file)),
+            Contender("zstd_backup", "pg_dump -Fc -Z0 | zstd -T0 -3", "raw",
+                      "%s/pg_dump -Fc -Z0 -d %s | zstd -q -T0 -3 > %s && sync %s" % (BIN, DBNAME, zstd_file, zstd_file),
+                      artifact=zstd_file, prepare=lambda: remove(zstd_file)),
+            Contender("dir_backup", "pg_dump -Fd -j %d -Z1 (gzip; PG15 has no zstd)" % JOBS, "raw",
+                      "%s/pg_dump -Fd -j %d -Z 1 -d %s -f %s" % (BIN, JOBS, DBNAME, dir_dump),
+                      artifact=dir_dump, prepare=lambda: remove(dir_dump)),
+            Contender("z0_backup", "pg_dump -Fc -Z0 -f file (uncompressed)", "raw",
+                      "%s/pg_dump -Fc -Z0 -d %s -f %s" % (BIN, DBNAME, z0_file),
+                      artifact=z0_file, prepare=lambda: remove(z0_file)),
+            Contender("pgbackrest_backup", "pgBackRest full (physical, zst, process-max %d)" % JOBS, "physical",
+                      run=pgbr.backup, note="physical copy of the whole cluster, reference only"),
+        ]
+        stackops = Stackops(cluster, work.path)
+        missing = stackops_missing("backup.yml", "restore.yml")
+        so_backup = Contender("stackops_backup", "stackops backup --no-verify", "stackops",
+                              run=lambda: stackops.backup(verify=False))
+        so_backup_verify = Contender("stackops_backup_verified", "stackops backup (with verification)", "stackops",
+                                     run=lambda: stackops.backup(verify=True),
+                                     note="run once; verification cost = this minus the --no-verify median")
+        if missing:
+            so_backup.unavailable(missing)
+            so_backup_verify.unavailable(missing)
+        else:
+            stackops.write_inventory()
+        backups.append(so_backup)
+        try:
+            pgbr.setup()
+        except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+            log("pgBackRest not available: %s" % exc)
+            backups[4].unavailable("setup failed: %s" % str(exc)[:300])
+
+        log("backup phase: %d contenders x %d rounds" % (len(backups), REPEAT))
+        run_rounds(backups, env, logs, phase="backup")
+        if so_backup_verify.available:
+            # One verified run: what the default `stackops backup` costs, verification included.
+            run_rounds([so_backup_verify], env, logs, phase="backup (verified)", repeat=1)
+        backups.append(so_backup_verify)
+
+        def fresh_db():
+            cluster.drop_database(RESTORE_DB)
+
+        def create_and(cmd):
+            return "%s/createdb %s && %s" % (BIN, RESTORE_DB, cmd)
+
+        tmp_dump = out / "zstd-decompressed.dump"
+
+        def prep_zstd_file():
+            fresh_db()
+            remove(tmp_dump)
+
+        restores = [
+            Contender("seed_restore", "seeds: gunzip -c | psql", "seed",
+                      create_and("gunzip -c %s | %s/psql -q -X -v ON_ERROR_STOP=1 -d %s > /dev/null" % (
+                          seed_file, BIN, RESTORE_DB)), prepare=fresh_db),
+            Contender("zstd_file_restore", "zstd -d to file, pg_restore -j %d" % JOBS, "raw",
+                      create_and("zstd -q -d -T0 %s -o %s && %s/pg_restore -j %d -d %s %s" % (
+                          zstd_file, tmp_dump, BIN, JOBS, RESTORE_DB, tmp_dump)), prepare=prep_zstd_file),
+            Contender("dir_restore", "pg_restore -j %d (directory, -Z1)" % JOBS, "raw",
+                      create_and("%s/pg_restore -j %d -d %s %s" % (BIN, JOBS, RESTORE_DB, dir_dump)),
+                      prepare=fresh_db),
+            Contender("z0_restore", "pg_restore -j %d (custom file, uncompressed)" % JOBS, "raw",
+                      create_and("%s/pg_restore -j %d -d %s %s" % (BIN, JOBS, RESTORE_DB, z0_file)),
+                      prepare=fresh_db),
+            Contender("pgbackrest_restore", "pgBackRest restore + start + promote (physical)", "physical",
+                      run=pgbr.restore, prepare=pgbr.prepare_restore, note="whole cluster, reference only"),
+            Contender("stackops_restore", "stackops restore --target-db (new database)", "stackops",
+                      run=stackops.restore, prepare=fresh_db),
+        ]
+        if EXTRA:
+            restores.insert(1, Contender("zstd_stream_restore", "zstd -dc | pg_restore (1 job, streamed)", "raw",
+                                         create_and("zstd -q -dc %s | %s/pg_restore -d %s" % (zstd_file, BIN, RESTORE_DB)),
+                                         prepare=fresh_db))
+        # A restore needs its backup contender's output.
+        sources = {"seed_restore": backups[0], "zstd_stream_restore": backups[1], "zstd_file_restore": backups[1],
+                   "dir_restore": backups[2], "z0_restore": backups[3], "pgbackrest_restore": backups[4],
+                   "stackops_restore": so_backup}
+        for contender in restores:
+            source = sources[contender.key]
+            if not source.available or not source.runs:
+                contender.unavailable("its backup (%s) is %s" % (source.label, source.reason or NOT_AVAILABLE))
+
+        def check_restore(contender, result):
+            if contender.key == "pgbackrest_restore":
+                counts = result.get("row_counts")
+            else:
+                counts = row_counts(lambda sql: "\n".join(
+                    "%s|%s" % row for row in cluster.sql(sql, dbname=RESTORE_DB)))
+            if counts != source_counts:
+                return "row counts %s differ from the source %s" % (counts, source_counts)
+            return None
+
+        log("restore phase: %d contenders x %d rounds" % (len(restores), REPEAT))
+        run_rounds(restores, env, logs, after_each=check_restore, phase="restore")
+        cluster.drop_database(RESTORE_DB)
+
+        doc["backup"] = [c.summary(db_bytes) for c in backups]
+        doc["restore"] = [c.summary(db_bytes) for c in restores]
+        doc["finished"] = now_iso()
+        doc["machine"]["loadavg_at_end"] = list(os.getloadavg())
+        report(doc, db_bytes)
+    finally:
+        pgbr.cleanup()
+        cluster.destroy(keep_files=KEEP)
+        work.cleanup()
+
+
+def _allow_local_peer(cluster):
+    """pgBackRest runs as the postgres OS user and connects over the Unix socket: peer auth for it."""
+    hba = cluster.datadir / "pg_hba.conf"
+    hba.write_text("local all postgres peer\n" + hba.read_text())
+
+
+# ------------------------------------------------------------------ report
+
+def _by_key(rows):
+    return {row["key"]: row for row in rows}
+
+
+def report(doc, db_bytes):
+    backups, restores = _by_key(doc["backup"]), _by_key(doc["restore"])
+    logical_backup = [r for r in doc["backup"] if r["kind"] == "raw" and r["median_wall_s"]]
+    # "Best raw pipeline": the fastest compressed raw logical backup (the uncompressed file is the floor, not a backup
+    # anyone keeps; it is in the table as the cost of pg_dump alone).
+    compressed = [r for r in logical_backup if r["key"] != "z0_backup"]
+    best_backup = min(compressed, key=lambda r: r["median_wall_s"]) if compressed else None
+    jobs_restores = [r for r in doc["restore"] if r["kind"] == "raw" and "-j" in r["label"] and r["median_wall_s"]]
+    best_restore = min(jobs_restores, key=lambda r: r["median_wall_s"]) if jobs_restores else None
+    seed_b, seed_r = backups["seed_backup"], restores["seed_restore"]
+
+    def rows(items, seed, best):
+        out = []
+        for item in items:
+            wall = item["median_wall_s"]
+            out.append({
+                "contender": item["label"], "kind": item["kind"],
+                "n": str(item["n"]) if item["available"] else "-",
+                "wall": fmt(wall, "%.1f", " s") if wall is not None else NOT_AVAILABLE,
+                "mbs": fmt(item["throughput_mb_s"], "%.0f"),
+                "size": fmt(item["size_bytes"] / 2 ** 20 if item["size_bytes"] else None, "%.0f", " MB"),
+                "mem": fmt(item["peak_pss_mib"], "%.0f", " MiB"),
+                "vs_seed": fmt(seed["median_wall_s"] / wall if wall and seed["median_wall_s"] else None, "%.2f", "x"),
+                "vs_best": fmt(wall / best["median_wall_s"] if wall and best else None, "%.2f", "x"),
+                "why": "" if item["available"] else (item["reason"] or NOT_AVAILABLE),
+            })
+        return out
+
+    columns = [("contender", "contender"), ("kind", "kind"), ("n", "n"), ("wall", "median wall"),
+               ("mbs", "MB/s"), ("size", "size"), ("mem", "peak mem"), ("vs_seed", "speedup vs seed"),
+               ("vs_best", "time / best raw"), ("why", "not available because")]
+    if all(r["available"] for r in doc["backup"] + doc["restore"]):
+        columns = columns[:-1]
+    tables = [
+        ("Backup of %s (%.0f MB) — best raw = %s" % (DBNAME, db_bytes / 2 ** 20, best_backup["label"] if best_backup else "-"),
+         columns, rows(doc["backup"], seed_b, best_backup)),
+        ("Restore into a new database — best raw = %s" % (best_restore["label"] if best_restore else "-"),
+         columns, rows(doc["restore"], seed_r, best_restore)),
+    ]
+    ours_b, ours_r = backups.get("stackops_backup"), restores.get("stackops_restore")
+    verified = backups.get("stackops_backup_verified")
+    targets = []
+    pair = paired(ours_b, seed_b) if ours_b else None
+    name = "stackops backup >= 3x faster than the seeds' pg_dump | gzip"
+    if pair:
+        speedup = pair[1] / pair[0]
+        targets.append(target(name, speedup >= 3, "%.2fx (%.1f s vs %.1f s, %s)" % (
+            speedup, pair[0], pair[1], rounds_text(pair[2], ours_b, seed_b))))
+    else:
+        targets.append(target(name, None, "stackops backup %s" % ((ours_b or {}).get("reason") or NOT_AVAILABLE)))
+    pair = paired(ours_b, best_backup) if ours_b and best_backup else None
+    name = "stackops backup within 1.15x of the best raw pipeline"
+    if pair:
+        ratio = pair[0] / pair[1]
+        targets.append(target(name, ratio <= 1.15, "%.2fx of %s (%.1f s vs %.1f s, %s)" % (
+            ratio, best_backup["label"], pair[0], pair[1], rounds_text(pair[2], ours_b, best_backup))))
+    else:
+        targets.append(target(name, None, "stackops backup %s" % ((ours_b or {}).get("reason") or NOT_AVAILABLE)))
+    pair = paired(ours_r, best_restore) if ours_r and best_restore else None
+    name = "stackops restore at least as fast as the best raw pg_restore -j"
+    if pair:
+        ratio = pair[0] / pair[1]
+        targets.append(target(name, ratio <= 1.0, "%.2fx of %s (%.1f s vs %.1f s, %s)" % (
+            ratio, best_restore["label"], pair[0], pair[1], rounds_text(pair[2], ours_r, best_restore))))
+    else:
+        targets.append(target(name, None, "stackops restore %s" % ((ours_r or {}).get("reason") or NOT_AVAILABLE)))
+    notes = []
+    if verified and verified["median_wall_s"] and ours_b and ours_b["median_wall_s"]:
+        cost = verified.get("verify_s") or (verified["median_wall_s"] - ours_b["median_wall_s"])
+        notes.append("verification (restore test of the new backup) costs %.1f s on top of the backup "
+                     "(%s); `stackops backup` verifies by default, --no-verify skips it" % (
+                         cost, "reported by the playbook" if verified.get("verify_s") else
+                         "verified run minus the --no-verify median"))
+        doc["verification_cost_s"] = round(cost, 3)
+    notes.append("sizes: backup output on disk; pgBackRest: repository delta of the full backup (whole cluster). "
+                 "Peak mem: peak PSS sum of the client process tree (server backends excluded).")
+    doc["targets"] = targets
+    doc["best_raw_backup"] = best_backup["key"] if best_backup else None
+    doc["best_raw_restore"] = best_restore["key"] if best_restore else None
+    title = "Backup / restore benchmark — %.0f MB database, median of up to %d rounds" % (db_bytes / 2 ** 20, REPEAT)
+    print_report(title, tables, targets, notes)
+
+    chart = RESULTS / "backup_restore.png"
+    grouped_charts(chart, title, [
+        ("backup: median wall time (s), lower is better",
+         [(r["label"], r["median_wall_s"], r["kind"]) for r in doc["backup"]], "seconds"),
+        ("restore: median wall time (s), lower is better",
+         [(r["label"], r["median_wall_s"], r["kind"]) for r in doc["restore"]], "seconds"),
+    ])
+    doc["chart"] = str(chart.relative_to(RESULTS.parent.parent)) if chart.is_relative_to(RESULTS.parent.parent) else str(chart)
+    path = write_result("backup_restore", doc)
+    section = markdown_section(title, tables, targets, notes, when=doc["finished"])
+    update_marked_block(README, "backup_restore", section)
+    log("wrote %s and %s" % (path, chart))
+
+
+def report_only():
+    """Re-render the tables, targets, chart and README section from results/backup_restore.json."""
+    doc = json.loads((RESULTS / "backup_restore.json").read_text())
+    report(doc, doc["data"]["size_bytes"])
+
+
+if __name__ == "__main__":
+    if "--report-only" in sys.argv[1:]:
+        report_only()
+    else:
+        main()

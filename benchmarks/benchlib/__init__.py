@@ -1,0 +1,1 @@
+"""Shared harness for the stackops benchmarks (see benchmarks/README.md)."""

@@ -106,11 +106,12 @@ checks:
 import json
 import os
 import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.checks import (
-    CRITICAL, OK, make_check, threshold_check, validate_thresholds)
+    CRITICAL, OK, WARNING, make_check, threshold_check, validate_thresholds)
 
 _UNITS = {'b': 1, 'kb': 1000, 'mb': 1000 ** 2, 'gb': 1000 ** 3, 'tb': 1000 ** 4, 'pb': 1000 ** 5,
           'kib': 1024, 'mib': 1024 ** 2, 'gib': 1024 ** 3, 'tib': 1024 ** 4}
@@ -182,10 +183,21 @@ def load_usage():
     return dict(load1=load1, load5=load5, load15=load15, cpus=cpus, percent=round(100.0 * load1 / cpus, 1))
 
 
+DF_BUSY_MARKER = 'already running'
+DF_ATTEMPTS = 5
+
+
 def docker_usage(module, docker):
-    rc, out, err = module.run_command([docker, 'system', 'df', '--format', 'json'])
+    """Returns (info, problem, engine_busy)."""
+    # The engine runs one disk-usage scan at a time and refuses concurrent ones (several
+    # hosts of a fleet on one engine, a prune in progress): that is load, not an outage.
+    for attempt in range(DF_ATTEMPTS):
+        rc, out, err = module.run_command([docker, 'system', 'df', '--format', 'json'])
+        if rc == 0 or DF_BUSY_MARKER not in err:
+            break
+        time.sleep(0.5 * (attempt + 1))
     if rc != 0:
-        return None, 'docker system df failed (rc=%s): %s' % (rc, err.strip())
+        return None, 'docker system df failed (rc=%s): %s' % (rc, err.strip()), DF_BUSY_MARKER in err
     rows = []
     for line in out.splitlines():
         line = line.strip()
@@ -198,7 +210,7 @@ def docker_usage(module, docker):
         rows.append(dict(type=row.get('Type'), total_count=int(row.get('TotalCount') or 0), active=int(row.get('Active') or 0),
                          size_bytes=parse_size(row.get('Size')), reclaimable_bytes=parse_size(row.get('Reclaimable'))))
     rc, root, err = module.run_command([docker, 'info', '--format', '{{.DockerRootDir}}'])
-    return dict(rows=rows, root_dir=root.strip() if rc == 0 else None), None
+    return dict(rows=rows, root_dir=root.strip() if rc == 0 else None), None, False
 
 
 def main():
@@ -227,8 +239,11 @@ def main():
     docker = module.get_bin_path('docker') if params['docker'] else None
     docker_info = None
     if docker:
-        docker_info, problem = docker_usage(module, docker)
-        if problem:
+        docker_info, problem, engine_busy = docker_usage(module, docker)
+        if problem and engine_busy:
+            checks.append(make_check('docker disk', WARNING, 'docker disk: %s; the engine was busy with another disk-usage '
+                                     'scan, retry later' % problem))
+        elif problem:
             checks.append(make_check('docker disk', CRITICAL, 'docker disk: %s; is the Docker engine running?' % problem))
 
     paths = list(params['paths'])

@@ -88,60 +88,11 @@ options:
     description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
     type: int
     default: 300
-  login_host:
-    description: Host of the PostgreSQL server as seen from the managed host.
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Port of the PostgreSQL server.
-    type: int
-    default: 5432
-  login_user:
-    description: Role to connect as.
-    type: str
-    default: postgres
-  login_password:
-    description: Password of O(login_user); prefer O(login_password_file).
-    type: str
-  login_password_file:
-    description: File on the managed host holding the password.
-    type: path
-  login_db:
-    description: Database for administrative connections.
-    type: str
-    default: postgres
-  connect_timeout:
-    description: Seconds to wait for a connection.
-    type: int
-    default: 10
-  tools_location:
-    description: Run the PostgreSQL client tools on the host or inside O(compose_service) so they match the server.
-    type: str
-    choices: [host, compose]
-    default: host
-  tools_bindir:
-    description: Directory of the host's PostgreSQL client tools.
-    type: path
-  compose_service:
-    description: Compose service that runs PostgreSQL.
-    type: str
-    default: postgres
-  project_dir:
-    description: Compose project directory.
-    type: path
-  project_name:
-    description: Compose project name.
-    type: str
-  env_files:
-    description: Compose C(--env-file) paths.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose C(-f) files.
-    type: list
-    elements: path
-    default: []
+requirements:
+  - psycopg (psycopg 3) on the managed host
+extends_documentation_fragment:
+  - stackops.runbooks.postgres
+  - stackops.runbooks.postgres.tools
 notes:
   - Check mode verifies the checksums and reports exactly which database would be created, replaced or dropped,
     with its size and open sessions; it changes nothing.
@@ -191,7 +142,11 @@ would_drop:
   returned: when replacing
   type: dict
 tables:
-  description: Number of tables compared with the manifest after restoring.
+  description: Number of tables compared with the manifest after restoring (in check mode, that would be compared).
+  returned: success
+  type: int
+rows:
+  description: Rows in those tables, as counted after restoring and matched against the manifest.
   returned: success
   type: int
 content_compared:
@@ -321,6 +276,8 @@ def main():
             raise BackupError('backup %s does not match its manifest (%s); refusing to restore, %s was not touched. Use '
                               'another backup' % (manifest['id'], '; '.join(problems[:5]), target))
         if module.check_mode:
+            expected = expected_tables(manifest, tables, schemas)
+            result.update(tables=len(expected), rows=sum(t['rows'] for t in expected))
             result.update(changed=True, msg='would %s database %s on %s from backup %s%s' % (
                 result['action'], target, describe_target(params), manifest['id'],
                 ' (dropping its current content: %(size_bytes)d bytes, %(sessions)d open sessions)' % result['would_drop']
@@ -388,8 +345,10 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
             with connect(params, dbname=admin, application_name='stackops-restore') as conn:
                 drop_database(conn, temp)
     expected = expected_tables(manifest, tables, schemas)
-    return dict(old_database=old, tables=len(expected), content_compared=content, msg='%s database %s from backup %s%s' % (
-        'replaced' if exists else 'created', target, manifest['id'], ' (old copy kept as %s)' % old if old else ''))
+    msg = '%s database %s from backup %s%s' % ('replaced' if exists else 'created', target, manifest['id'],
+                                               ' (old copy kept as %s)' % old if old else '')
+    return dict(old_database=old, tables=len(expected), rows=sum(t['rows'] for t in expected), content_compared=content,
+                msg=msg)
 
 
 if __name__ == '__main__':

@@ -48,63 +48,12 @@ options:
     description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
     type: int
     default: 300
-  login_host:
-    description: Host of the PostgreSQL server as seen from the managed host.
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Port of the PostgreSQL server.
-    type: int
-    default: 5432
-  login_user:
-    description: Role to connect as.
-    type: str
-    default: postgres
-  login_password:
-    description: Password of O(login_user); prefer O(login_password_file).
-    type: str
-  login_password_file:
-    description: File on the managed host holding the password.
-    type: path
-  login_db:
-    description: Database for administrative connections.
-    type: str
-    default: postgres
-  connect_timeout:
-    description: Seconds to wait for a connection.
-    type: int
-    default: 10
-  tools_location:
-    description: Run the PostgreSQL client tools on the host or inside O(compose_service) so they match the server.
-    type: str
-    choices: [host, compose]
-    default: host
-  tools_bindir:
-    description: Directory of the host's PostgreSQL client tools.
-    type: path
-  compose_service:
-    description: Compose service that runs PostgreSQL.
-    type: str
-    default: postgres
-  project_dir:
-    description: Compose project directory.
-    type: path
-  project_name:
-    description: Compose project name.
-    type: str
-  env_files:
-    description: Compose C(--env-file) paths.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose C(-f) files.
-    type: list
-    elements: path
-    default: []
+extends_documentation_fragment:
+  - stackops.runbooks.postgres
+  - stackops.runbooks.postgres.tools
 notes:
   - With O(lock_timeout) the module waits that long for a busy database; a database still busy then is skipped
-    (reported in RV(skipped)), not failed, because the next run will catch up.
+    (reported in RV(busy)), not failed, because the next run will catch up.
   - Check mode lists what would be deleted and deletes nothing.
 seealso:
   - module: stackops.runbooks.pg_backup_list
@@ -130,8 +79,10 @@ kept:
   description: Ids kept, each with the rules that kept it (last, daily, weekly, monthly, newest verified).
   returned: always
   type: dict
-skipped:
-  description: Databases left alone because their lock was held, with the holder.
+busy:
+  description:
+    - Databases left alone because their lock was held, with the holder.
+    - Named C(busy), not C(skipped), because Ansible reads a true C(skipped) in a result as a skipped task.
   returned: always
   type: dict
 freed_bytes:
@@ -162,7 +113,7 @@ def main():
         module.fail_json(msg='keep_last/keep_daily/keep_weekly/keep_monthly must be 0 or more')
     sets, dummy = catalog(params['backup_dir'], params['database'])
     databases = sorted(set(entry['database'] for entry in sets))
-    result = dict(changed=False, deleted=[], kept={}, skipped={}, freed_bytes=0)
+    result = dict(changed=False, deleted=[], kept={}, busy={}, freed_bytes=0)
     try:
         if sets and not module.check_mode:
             ensure_backup_dir(params['backup_dir'])
@@ -174,7 +125,7 @@ def main():
             try:
                 lock.acquire()
             except LockTimeout:
-                result['skipped'][database] = lock.holder()
+                result['busy'][database] = lock.holder()
                 continue
             try:
                 apply_policy(module, params, database, result, delete=True)
@@ -186,7 +137,7 @@ def main():
     result['changed'] = bool(result['deleted'])
     result['msg'] = '%s %d backup sets (%d bytes)%s' % (
         'would delete' if module.check_mode else 'deleted', len(result['deleted']), result['freed_bytes'],
-        '; skipped busy databases: %s' % ', '.join(sorted(result['skipped'])) if result['skipped'] else '')
+        '; skipped busy databases: %s' % ', '.join(sorted(result['busy'])) if result['busy'] else '')
     module.exit_json(**result)
 
 

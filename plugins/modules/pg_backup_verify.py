@@ -59,60 +59,11 @@ options:
     description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
     type: int
     default: 300
-  login_host:
-    description: Host of the PostgreSQL server as seen from the managed host.
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Port of the PostgreSQL server.
-    type: int
-    default: 5432
-  login_user:
-    description: Role to connect as.
-    type: str
-    default: postgres
-  login_password:
-    description: Password of O(login_user); prefer O(login_password_file).
-    type: str
-  login_password_file:
-    description: File on the managed host holding the password.
-    type: path
-  login_db:
-    description: Database for administrative connections.
-    type: str
-    default: postgres
-  connect_timeout:
-    description: Seconds to wait for a connection.
-    type: int
-    default: 10
-  tools_location:
-    description: Run the PostgreSQL client tools on the host or inside O(compose_service) so they match the server.
-    type: str
-    choices: [host, compose]
-    default: host
-  tools_bindir:
-    description: Directory of the host's PostgreSQL client tools.
-    type: path
-  compose_service:
-    description: Compose service that runs PostgreSQL.
-    type: str
-    default: postgres
-  project_dir:
-    description: Compose project directory.
-    type: path
-  project_name:
-    description: Compose project name.
-    type: str
-  env_files:
-    description: Compose C(--env-file) paths.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose C(-f) files.
-    type: list
-    elements: path
-    default: []
+requirements:
+  - psycopg (psycopg 3) on the managed host
+extends_documentation_fragment:
+  - stackops.runbooks.postgres
+  - stackops.runbooks.postgres.tools
 notes:
   - Check mode checks the file checksums and reports the trial restore it would run; it creates no database and records nothing.
 seealso:

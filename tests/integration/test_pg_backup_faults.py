@@ -9,16 +9,21 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup import DatabaseLock, ensure_backup_dir
-from backup_helpers import backup_sets, create_db, db_exists, fingerprint, module, scratch_databases
+from backup_helpers import (backup_sets, batch, cluster_batch, create_db, db_exists, fingerprint, module,
+                            scratch_databases, step)
 
 pytestmark = pytest.mark.pg
 
 
 def verified_backup(cluster, backup_dir, database, **options):
-    backup = module("pg_backup", cluster, backup_dir, database=database, **options)
+    """pg_backup then pg_backup_verify, in one playbook run."""
+    results = cluster_batch(cluster, backup_dir, [
+        step("backup", "pg_backup", database=database, **options),
+        step("verify", "pg_backup_verify", backup_id="{{ backup.backup_id }}"),
+    ], label="verified-backup")
+    backup = results["backup"]
     assert not backup["failed"], backup["msg"]
-    verify = module("pg_backup_verify", cluster, backup_dir, backup_id=backup["backup_id"])
-    assert verify["verified"], verify
+    assert results["verify"]["verified"], results["verify"]
     return backup
 
 
@@ -63,9 +68,13 @@ def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path):
     res = outcome["res"]
     assert res["failed"] and "pg_dump was killed by signal 9" in res["msg"] and "nothing was published" in res["msg"]
     assert backup_sets(tmp_path) == [previous["backup_id"]]
-    listing = module("pg_backup_list", pg_cluster, tmp_path, database="kill_db")
+    after = cluster_batch(pg_cluster, tmp_path, [
+        step("listing", "pg_backup_list", database="kill_db"),
+        step("verify", "pg_backup_verify", backup_id=previous["backup_id"]),
+    ], label="after-kill")
+    listing = after["listing"]
     assert [b["id"] for b in listing["backups"]] == [previous["backup_id"]] and listing["in_progress"] == []
-    assert module("pg_backup_verify", pg_cluster, tmp_path, backup_id=previous["backup_id"])["verified"]
+    assert after["verify"]["verified"]
 
 
 @pytest.fixture
@@ -96,16 +105,22 @@ def test_corrupt_byte_fails_verify_and_restore_refuses(pg_cluster, tmp_path):
     pg_cluster.sql("INSERT INTO public.plain VALUES (100000, 'after backup')", dbname="corrupt_db")
     before = fingerprint(pg_cluster, "corrupt_db")
 
-    verify = module("pg_backup_verify", pg_cluster, tmp_path, backup_id=backup["backup_id"])
+    results = cluster_batch(pg_cluster, tmp_path, [
+        step("verify", "pg_backup_verify", backup_id=backup["backup_id"]),
+        step("listing", "pg_backup_list", database="corrupt_db"),
+        step("restore", "pg_backup_restore", backup_id=backup["backup_id"], replace=True, confirm=True),
+        step("restore_unverified", "pg_backup_restore", backup_id=backup["backup_id"], replace=True, confirm=True,
+             require_verified=False),
+    ], label="corrupt")
+    verify = results["verify"]
     assert verify["failed"] and verify["verified"] is False and verify["checksums_ok"] is False
     assert any("data.dump.zst: sha256" in d for d in verify["differences"])
-    listing = module("pg_backup_list", pg_cluster, tmp_path, database="corrupt_db")
+    listing = results["listing"]
     assert listing["backups"][0]["verified"] is False and listing["latest_verified"] is None
 
-    for extra in (dict(), dict(require_verified=False)):
-        restore = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"],
-                         replace=True, confirm=True, **extra)
-        assert restore["failed"]
+    assert results["restore"]["failed"] and "has not been verified" in results["restore"]["msg"]
+    restore = results["restore_unverified"]
+    assert restore["failed"]
     assert "does not match its manifest" in restore["msg"] and "was not touched" in restore["msg"]
     assert fingerprint(pg_cluster, "corrupt_db") == before
     assert scratch_databases(pg_cluster) == []
@@ -138,7 +153,7 @@ def test_restore_failing_halfway_leaves_original_serving(pg_cluster, tmp_path):
 
 def test_restore_connection_terminated_midway(pg_cluster, tmp_path):
     create_db(pg_cluster, "term_src", schema_sql="CREATE TABLE big AS SELECT i, repeat(md5(i::text), 20) AS pad "
-              "FROM generate_series(1, 400000) i; CREATE INDEX ON big (pad)")
+              "FROM generate_series(1, 100000) i; CREATE INDEX ON big (pad)")
     backup = verified_backup(pg_cluster, tmp_path, "term_src", compression="gzip")
     create_db(pg_cluster, "term_target")
     before = fingerprint(pg_cluster, "term_target")
@@ -208,11 +223,15 @@ def test_hostile_names_are_quoted(pg_cluster, tmp_path):
     backup = verified_backup(pg_cluster, tmp_path, HOSTILE, content_checksums=True)
     assert backup_sets(tmp_path) == [backup["backup_id"]] and "/" not in backup["backup_id"]
     target = "restored \"db\"; DROP TABLE x; ="
-    restore = module("pg_backup_restore", pg_cluster, tmp_path, database=HOSTILE, target_database=target)
+    results = cluster_batch(pg_cluster, tmp_path, [
+        step("restore", "pg_backup_restore", database=HOSTILE, target_database=target),
+        step("bad", "pg_backup_restore", backup_id="../../etc"),
+    ], label="hostile")
+    restore = results["restore"]
     assert not restore["failed"], restore["msg"]
     assert pg_cluster.sql('SELECT count(*) FROM "s;\'x"."t""; --"', dbname=target)[0][0] == 2
     assert db_exists(pg_cluster, "postgres")
-    bad = module("pg_backup_restore", pg_cluster, tmp_path, backup_id="../../etc")
+    bad = results["bad"]
     assert bad["failed"] and "is not a backup id" in bad["msg"]
 
 
@@ -221,18 +240,21 @@ def test_password_never_leaks(pg_cluster, tmp_path):
     password_file = tmp_path / "pw"
     password_file.write_text(pg_cluster.password + "\n")
     backup_dir = tmp_path / "sets"
-    runs = []
-    common = dict(login_password=None, login_password_file=str(password_file))
-    backup = module("pg_backup", pg_cluster, backup_dir, database="secret_db", **common)
-    runs.append(backup)
-    runs.append(module("pg_backup_verify", pg_cluster, backup_dir, backup_id=backup["backup_id"], **common))
-    runs.append(module("pg_backup_restore", pg_cluster, backup_dir, backup_id=backup["backup_id"],
-                       target_database="secret_copy", **common))
-    # A failing run prints error output too: it must not carry the password either.
-    runs.append(module("pg_backup", pg_cluster, backup_dir, database="no_such_db", **common))
+    # The password only in a file: the playbook and module arguments never hold it.
+    common = pg_cluster.params(backup_dir=str(backup_dir), login_password_file=str(password_file))
+    del common["login_password"]
+    results = batch([
+        step("backup", "pg_backup", database="secret_db"),
+        step("verify", "pg_backup_verify", backup_id="{{ backup.backup_id }}"),
+        step("restore", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="secret_copy"),
+        # A failing run prints error output too: it must not carry the password either.
+        step("failing", "pg_backup", database="no_such_db"),
+    ], common=common, label="password")
+    runs = [results[name] for name in ("backup", "verify", "restore", "failing")]
     for res in runs:
         assert pg_cluster.password not in res["_run"].artifact_text()
-    assert not any(r["failed"] for r in runs[:3])
+    assert not any(r["failed"] for r in runs[:3]), [r["msg"] for r in runs[:3]]
+    assert runs[3]["failed"]
     for path in backup_dir.rglob("*"):
         if path.is_file():
             assert pg_cluster.password.encode() not in path.read_bytes()

@@ -1,7 +1,12 @@
-"""Round trips through pg_backup -> pg_backup_verify -> pg_backup_restore on a real PostgreSQL 15."""
+"""Round trips through pg_backup -> pg_backup_verify -> pg_backup_restore on a real PostgreSQL 15.
+
+Sequential module calls without checks in between run as one ansible-runner playbook (``batch``): each is still a
+real module run, only the ansible-playbook start-up is shared.
+"""
 import pytest
 
-from backup_helpers import backup_sets, create_db, db_exists, fingerprint, manifest, module, scratch_databases
+from backup_helpers import (backup_sets, cluster_batch, create_db, db_exists, fingerprint, manifest, scratch_databases,
+                            step)
 
 pytestmark = pytest.mark.pg
 
@@ -15,91 +20,132 @@ FORMATS = [
 ]
 
 
-@pytest.mark.parametrize("options", FORMATS, ids=lambda o: "%s-%s" % (o["format"], o["compression"]))
-def test_round_trip_is_identical(pg_cluster, tmp_path, options):
-    source = "rt_%s_%s" % (options["format"], options["compression"])
-    create_db(pg_cluster, source)
-    before = fingerprint(pg_cluster, source)
+def format_id(options):
+    return "%s-%s" % (options["format"], options["compression"])
 
-    backup = module("pg_backup", pg_cluster, tmp_path, database=source, content_checksums=True, **options)
+
+@pytest.fixture(scope="module")
+def round_trips(pg_cluster, tmp_path_factory):
+    """Every format backed up, verified and restored in one playbook run, plus the check-mode backup."""
+    root = tmp_path_factory.mktemp("round_trips")
+    cases, steps = {}, []
+    for index, options in enumerate(FORMATS):
+        source = "rt_%s_%s" % (options["format"], options["compression"])
+        create_db(pg_cluster, source)
+        backup_dir = root / format_id(options)
+        cases[format_id(options)] = dict(source=source, target=source + "_copy", backup_dir=backup_dir,
+                                         before=fingerprint(pg_cluster, source), prefix="f%d" % index)
+        steps += [
+            step("f%d_backup" % index, "pg_backup", backup_dir=str(backup_dir), database=source, content_checksums=True,
+                 **options),
+            step("f%d_verify" % index, "pg_backup_verify", backup_dir=str(backup_dir),
+                 backup_id="{{ f%d_backup.backup_id | default('none') }}" % index),
+            step("f%d_restore" % index, "pg_backup_restore", backup_dir=str(backup_dir),
+                 backup_id="{{ f%d_backup.backup_id | default('none') }}" % index, target_database=source + "_copy"),
+        ]
+    create_db(pg_cluster, "checkmode_db")
+    never = root / "never"
+    steps.append(step("check_backup", "pg_backup", check=True, backup_dir=str(never), database="checkmode_db"))
+    results = cluster_batch(pg_cluster, root, steps, label="round-trips")
+    return dict(cases=cases, results=results, never=never)
+
+
+@pytest.mark.parametrize("options", FORMATS, ids=format_id)
+def test_round_trip_is_identical(pg_cluster, round_trips, options):
+    case = round_trips["cases"][format_id(options)]
+    results = round_trips["results"]
+    backup, verify, restore = (results["%s_%s" % (case["prefix"], what)] for what in ("backup", "verify", "restore"))
+    backup_dir = case["backup_dir"]
+
     assert not backup.get("failed"), backup["msg"]
-    assert backup["changed"] and backup_sets(tmp_path) == [backup["backup_id"]]
-    man = manifest(tmp_path, backup["backup_id"])
+    assert backup["changed"] and backup_sets(backup_dir) == [backup["backup_id"]]
+    man = manifest(backup_dir, backup["backup_id"])
     counts = {(t["schema"], t["name"]): t["rows"] for t in man["tables"]}
     assert counts[("Sales Ünïcode", "MixedCase")] == 1500 and counts[("public", "plain")] == 300
     assert all(t["content_checksum"] for t in man["tables"])
     assert man["server_version"].startswith("15") and "pg_dump" in man["tools"]
 
-    verify = module("pg_backup_verify", pg_cluster, tmp_path, backup_id=backup["backup_id"])
     assert verify["verified"] is True, verify
     assert verify["content_compared"] is True
     assert not db_exists(pg_cluster, verify["scratch_database"])
 
-    target = source + "_copy"
-    restore = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"], target_database=target)
     assert not restore.get("failed"), restore["msg"]
     assert restore["action"] == "create" and restore["content_compared"] is True
-    assert fingerprint(pg_cluster, target) == before
+    assert restore["rows"] == sum(counts.values()) and restore["tables"] == len(counts)
+    assert fingerprint(pg_cluster, case["target"]) == case["before"]
     assert scratch_databases(pg_cluster) == []
 
 
-def test_check_mode_writes_nothing(pg_cluster, tmp_path):
-    create_db(pg_cluster, "checkmode_db")
-    backup_dir = tmp_path / "never"
-    result = module("pg_backup", pg_cluster, backup_dir, check=True, database="checkmode_db")
+def test_check_mode_writes_nothing(round_trips):
+    result = round_trips["results"]["check_backup"]
     assert not result.get("failed"), result["msg"]
     assert result["changed"] and result["tables"] == 3 and "would write" in result["msg"]
-    assert not backup_dir.exists()
+    assert not round_trips["never"].exists()
 
 
 def test_replace_swaps_in_backup_and_drops_old(pg_cluster, tmp_path):
     create_db(pg_cluster, "live_db")
-    backup = module("pg_backup", pg_cluster, tmp_path, database="live_db")
-    assert module("pg_backup_verify", pg_cluster, tmp_path, backup_id=backup["backup_id"])["verified"]
+    first = cluster_batch(pg_cluster, tmp_path, [
+        step("backup", "pg_backup", database="live_db"),
+        step("verify", "pg_backup_verify", backup_id="{{ backup.backup_id }}"),
+    ], label="replace-backup")
+    assert first["verify"]["verified"], first["verify"]
     snapshot = fingerprint(pg_cluster, "live_db")
     pg_cluster.sql("DELETE FROM public.plain WHERE id > 10; ALTER DATABASE live_db SET work_mem = '7MB'", dbname="live_db")
-
-    refused = module("pg_backup_restore", pg_cluster, tmp_path, database="live_db")
-    assert refused["failed"] and "already exists" in refused["msg"] and "replace=true" in refused["msg"]
-    unconfirmed = module("pg_backup_restore", pg_cluster, tmp_path, database="live_db", replace=True)
-    assert unconfirmed["failed"] and "confirm=true" in unconfirmed["msg"]
-    planned = module("pg_backup_restore", pg_cluster, tmp_path, database="live_db", replace=True, check=True)
-    assert planned["changed"] and planned["action"] == "replace" and planned["would_drop"]["database"] == "live_db"
-    assert pg_cluster.sql("SELECT count(*) FROM public.plain", dbname="live_db")[0][0] == 10
 
     # A session open on the target must not block the swap: it is terminated.
     holder = pg_cluster.connect("live_db")
     try:
-        done = module("pg_backup_restore", pg_cluster, tmp_path, database="live_db", replace=True, confirm=True, keep_old=True)
+        results = cluster_batch(pg_cluster, tmp_path, [
+            step("refused", "pg_backup_restore", database="live_db"),
+            step("unconfirmed", "pg_backup_restore", database="live_db", replace=True),
+            step("planned", "pg_backup_restore", check=True, database="live_db", replace=True),
+            step("done", "pg_backup_restore", database="live_db", replace=True, confirm=True, keep_old=True),
+            step("again", "pg_backup_restore", database="live_db", replace=True, confirm=True),
+        ], label="replace")
     finally:
         holder.close()
+    refused, unconfirmed, planned, done, again = (
+        results[name] for name in ("refused", "unconfirmed", "planned", "done", "again"))
+    assert refused["failed"] and "already exists" in refused["msg"] and "replace=true" in refused["msg"]
+    assert unconfirmed["failed"] and "confirm=true" in unconfirmed["msg"]
+    assert planned["changed"] and planned["action"] == "replace" and planned["would_drop"]["database"] == "live_db"
+    assert planned["would_drop"]["sessions"] >= 1 and planned["tables"] == 3
+
     assert not done.get("failed"), done["msg"]
-    assert fingerprint(pg_cluster, "live_db") == snapshot
+    # The database the refusals and the plan left alone is the one `done` swapped out: still 10 rows.
     assert done["old_database"] and pg_cluster.sql(
         "SELECT count(*) FROM public.plain", dbname=done["old_database"])[0][0] == 10
+    assert not again.get("failed"), again["msg"]
+    assert again["old_database"] is None
+    assert fingerprint(pg_cluster, "live_db") == snapshot
     settings = pg_cluster.sql("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
                               "WHERE d.datname = 'live_db'")
     assert settings and "work_mem=7MB" in settings[0][0]
-    again = module("pg_backup_restore", pg_cluster, tmp_path, database="live_db", replace=True, confirm=True)
-    assert not again.get("failed") and again["old_database"] is None
     assert scratch_databases(pg_cluster) == [done["old_database"]]
     pg_cluster.sql('DROP DATABASE "%s"' % done["old_database"])
 
 
 def test_selective_restore_of_table_and_schema(pg_cluster, tmp_path):
     create_db(pg_cluster, "sel_db")
-    backup = module("pg_backup", pg_cluster, tmp_path, database="sel_db", content_checksums=True)
-    module("pg_backup_verify", pg_cluster, tmp_path, backup_id=backup["backup_id"])
-    only_table = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"],
-                        target_database="sel_table", tables=["plain"])
+    results = cluster_batch(pg_cluster, tmp_path, [
+        step("backup", "pg_backup", database="sel_db", content_checksums=True),
+        step("verify", "pg_backup_verify", backup_id="{{ backup.backup_id }}"),
+        step("only_table", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="sel_table",
+             tables=["plain"]),
+        step("only_schema", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="sel_schema",
+             schemas=["Sales Ünïcode"], no_owner=True),
+        step("refused", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="sel_db",
+             tables=["plain"], replace=True, confirm=True),
+    ], label="selective")
+    assert results["verify"]["verified"], results["verify"]
+    only_table = results["only_table"]
     assert not only_table.get("failed"), only_table["msg"]
-    assert only_table["tables"] == 1
+    assert only_table["tables"] == 1 and only_table["rows"] == 300
     assert pg_cluster.sql("SELECT count(*) FROM public.plain", dbname="sel_table")[0][0] == 300
     assert pg_cluster.sql("SELECT to_regclass('public.v_summary')", dbname="sel_table")[0][0] is None
-    only_schema = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"],
-                         target_database="sel_schema", schemas=["Sales Ünïcode"], no_owner=True)
+    only_schema = results["only_schema"]
     assert not only_schema.get("failed"), only_schema["msg"]
     assert pg_cluster.sql('SELECT count(*) FROM "Sales Ünïcode"."MixedCase"', dbname="sel_schema")[0][0] == 1500
-    refused = module("pg_backup_restore", pg_cluster, tmp_path, backup_id=backup["backup_id"],
-                     target_database="sel_db", tables=["plain"], replace=True, confirm=True)
+    refused = results["refused"]
     assert refused["failed"] and "selective restore" in refused["msg"]

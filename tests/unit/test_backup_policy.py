@@ -37,7 +37,7 @@ def test_daily_uses_newest_of_each_day():
 def test_weekly_and_monthly_buckets():
     sets = make_sets(daily(70))
     keep, delete = backup.retention_plan(sets, keep_last=1, keep_daily=0, keep_weekly=3, keep_monthly=3)
-    reasons = {k: v for k, v in keep.items()}
+    reasons = dict(keep)
     assert "last" in reasons["db-00"] and "weekly" in reasons["db-00"] and "monthly" in reasons["db-00"]
     months = sorted({s["started_at"][:7] for s in sets if "monthly" in keep.get(s["id"], [])})
     assert months == ["2026-01", "2026-02", "2026-03"]

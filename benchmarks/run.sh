@@ -24,7 +24,7 @@ if ! "$PY" -c 'import matplotlib' 2>/dev/null; then
     || log "could not install matplotlib: the tables and JSON are still written, the PNG charts are not"
 fi
 
-cd "$ROOT"
+cd "$ROOT" || exit 2
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg" PATH="$VENV/bin:$PATH"
 started=$SECONDS
 failed=()

@@ -11,7 +11,7 @@ TESTBED="${STACKOPS_TESTBED_DIR:-/var/lib/stackops-testbed}"
 STACK_DIR="$ROOT/examples/stack"
 BASE_PULL_IMAGE="debian:bookworm-slim"
 BASE_LOCAL_IMAGE="stackops/base:bookworm"
-DEBIAN_PACKAGES=(docker.io debootstrap postgresql-15 postgresql-client-15 pigz zstd pgbackrest chromium)
+DEBIAN_PACKAGES=(docker.io debootstrap postgresql-15 postgresql-client-15 pigz zstd pgbackrest chromium shellcheck)
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[bootstrap %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -20,7 +20,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure_venv() {
   local stamp="$VENV/.requirements.sha256" want
-  want="$(cat "$ROOT/requirements.txt" | sha256sum | cut -d' ' -f1)"
+  want="$(sha256sum < "$ROOT/requirements.txt" | cut -d' ' -f1)"
   if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     log "venv up to date ($VENV)"; return
   fi

@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${STACKOPS_VENV:-$ROOT/.venv}"
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
-cd "$ROOT"
+cd "$ROOT" || exit 2
 
 read -r -a LAYERS <<< "${STACKOPS_TEST_LAYERS:-unit sanity lint integration molecule}"
 

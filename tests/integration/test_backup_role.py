@@ -270,3 +270,24 @@ def test_restore_playbook(stack, backup_dir):
     assert result["services_stopped"] == ["api"] and result["services_restarted"] == ["api"]
     assert result["health_ok"] is True and result["health_failed"] == []
     assert sorted(result["health"]) == ["api", "api-db", "frontend"] and set(result["health"].values()) == {200}
+
+
+def test_restore_into_side_database_keeps_the_app_serving(stack, backup_dir):
+    stack.wait_http("/health")
+    if not backup_sets(backup_dir):
+        assert run_playbook("backup.yml", inventory=stack.inventory).status == "successful"
+    api_started = started_at(stack, "api")
+    side = "appdb_side_check"
+    try:
+        done = run_playbook("restore.yml", inventory=stack.inventory, label="restore-side",
+                            extravars={"stackops_restore_target_database": side})
+        assert done.status == "successful", done.stdout
+        result = stackops_result(done)[stack.project]
+        assert result["mode"] == "new" and result["target_database"] == side and result["restored"] is True
+        # Not the database the api writes to: the writers keep running through it.
+        assert result["services_stopped"] == [] and result["services_restarted"] == []
+        assert started_at(stack, "api") == api_started
+        assert side in databases(stack)
+    finally:
+        with connect(stack) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(side)))

@@ -14,7 +14,7 @@ def failed(res):
 
 
 def report_of(run):
-    facts = run.result("Publish the report as stackops_health_report")["ansible_facts"]
+    facts = run.result("Publish the report as stackops_health_report and stackops_result")["ansible_facts"]
     return facts["stackops_health_report"]
 
 

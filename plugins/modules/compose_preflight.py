@@ -24,22 +24,6 @@ description:
 author:
   - stackops maintainers (@stackops)
 options:
-  project_dir:
-    description: Compose project directory (C(--project-directory)).
-    type: path
-  project_name:
-    description: Compose project name (C(-p)).
-    type: str
-  env_files:
-    description: Files passed as C(--env-file), in order.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose files passed as C(-f), in order; default is the project's own file.
-    type: list
-    elements: path
-    default: []
   required_files:
     description: Further files that must exist and be non-empty, for example a DB password file.
     type: list
@@ -53,6 +37,8 @@ options:
     description: Check service images.
     type: bool
     default: true
+extends_documentation_fragment:
+  - stackops.runbooks.compose
 notes:
   - Supports check mode; it is read-only, so check mode behaves like a normal run.
 seealso:

@@ -25,22 +25,6 @@ description:
 author:
   - stackops maintainers (@stackops)
 options:
-  project_dir:
-    description: Compose project directory (C(--project-directory)).
-    type: path
-  project_name:
-    description: Compose project name (C(-p)).
-    type: str
-  env_files:
-    description: Files passed as C(--env-file), in order.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose files passed as C(-f), in order; default is the project's own file.
-    type: list
-    elements: path
-    default: []
   service:
     description: The service to roll.
     type: str
@@ -82,6 +66,8 @@ options:
     description: Log lines of a failing new container to include in the failure message.
     type: int
     default: 30
+extends_documentation_fragment:
+  - stackops.runbooks.compose
 notes:
   - Supports check mode - it reports the containers that would be replaced.
   - The scale compose remembers is the number of containers; a later plain C(docker compose up) applies the compose file's own scale.

@@ -20,22 +20,6 @@ description:
 author:
   - stackops maintainers (@stackops)
 options:
-  project_dir:
-    description: Compose project directory (C(--project-directory)).
-    type: path
-  project_name:
-    description: Compose project name (C(-p)).
-    type: str
-  env_files:
-    description: Files passed as C(--env-file), in order.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose files passed as C(-f), in order; default is the project's own file.
-    type: list
-    elements: path
-    default: []
   service:
     description: The service to scale.
     type: str
@@ -64,6 +48,8 @@ options:
     description: Log lines of the service to include when a step does not get healthy.
     type: int
     default: 30
+extends_documentation_fragment:
+  - stackops.runbooks.compose
 notes:
   - Supports check mode - it reports the steps it would take.
   - Compose does not persist the count; a later plain C(docker compose up) applies the compose file's own scale

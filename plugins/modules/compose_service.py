@@ -21,22 +21,6 @@ description:
 author:
   - stackops maintainers (@stackops)
 options:
-  project_dir:
-    description: Compose project directory (C(--project-directory)).
-    type: path
-  project_name:
-    description: Compose project name (C(-p)).
-    type: str
-  env_files:
-    description: Files passed as C(--env-file), in order.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose files passed as C(-f), in order; default is the project's own file.
-    type: list
-    elements: path
-    default: []
   services:
     description: Services to act on; all services when empty.
     type: list
@@ -81,6 +65,8 @@ options:
     description: Log lines of a failing service to include in the failure message.
     type: int
     default: 30
+extends_documentation_fragment:
+  - stackops.runbooks.compose
 notes:
   - Supports check mode; V(up) predicts its changes from the compose config hashes and container states.
 seealso:

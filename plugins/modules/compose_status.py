@@ -20,22 +20,6 @@ description:
 author:
   - stackops maintainers (@stackops)
 options:
-  project_dir:
-    description: Compose project directory (C(--project-directory)).
-    type: path
-  project_name:
-    description: Compose project name (C(-p)).
-    type: str
-  env_files:
-    description: Files passed as C(--env-file), in order.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose files passed as C(-f), in order; default is the project's own file.
-    type: list
-    elements: path
-    default: []
   services:
     description: Services to report on; all services the compose file defines when empty.
     type: list
@@ -73,6 +57,8 @@ options:
     description: Also return the last this many log lines of every selected service in RV(logs); V(0) returns none.
     type: int
     default: 0
+extends_documentation_fragment:
+  - stackops.runbooks.compose
 notes:
   - Supports check mode; it is read-only, so check mode behaves like a normal run.
 seealso:

@@ -38,22 +38,8 @@ options:
         It does not change an existing flag.
     type: str
     default: maintenance window
-  project_dir:
-    description: Compose project directory (C(--project-directory)).
-    type: path
-  project_name:
-    description: Compose project name (C(-p)).
-    type: str
-  env_files:
-    description: Compose C(--env-file) paths.
-    type: list
-    elements: path
-    default: []
-  compose_files:
-    description: Compose files (C(-f)); empty means the project directory's default.
-    type: list
-    elements: path
-    default: []
+extends_documentation_fragment:
+  - stackops.runbooks.compose
 notes:
   - The flag lives on a named volume in the demo stack, so it survives container restarts and recreation.
 seealso:

@@ -23,32 +23,6 @@ author:
 requirements:
   - psycopg >= 3 on the managed host
 options:
-  login_host:
-    description: Host of the PostgreSQL server.
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Port of the PostgreSQL server.
-    type: int
-    default: 5432
-  login_user:
-    description: Role to connect as; needs C(pg_monitor) (or superuser) to see other sessions.
-    type: str
-    default: postgres
-  login_password:
-    description: Password of O(login_user).
-    type: str
-  login_password_file:
-    description: File holding the password; read on the managed host, ignored when O(login_password) is set.
-    type: path
-  login_db:
-    description: Database to connect to; O(checks=bloat) looks at this database's tables.
-    type: str
-    default: postgres
-  connect_timeout:
-    description: Seconds to wait for a connection.
-    type: int
-    default: 10
   checks:
     description:
       - Checks to run after readiness (which always runs).
@@ -140,7 +114,10 @@ options:
     description: Seconds between connection attempts while waiting.
     type: float
     default: 1
+extends_documentation_fragment:
+  - stackops.runbooks.postgres
 notes:
+  - O(login_user) needs C(pg_monitor) (or superuser) to see other roles' sessions.
   - Supports check mode; it is read-only, so check mode behaves like a normal run.
 seealso:
   - module: stackops.runbooks.compose_status

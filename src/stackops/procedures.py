@@ -80,10 +80,10 @@ def _restore_reason(variables):
 
 
 def _scale_reason(variables):
-    replicas = variables.get("stackops_scale_replicas")
+    replicas = variables.get("stackops_scaling_replicas")
     try:
         if replicas is not None and int(replicas) == 0:
-            return "scaling %s to 0 replicas stops the service" % variables.get("stackops_scale_service", "it")
+            return "scaling %s to 0 replicas stops the service" % variables.get("stackops_scaling_service", "it")
     except (TypeError, ValueError):
         return None
     return None
@@ -116,12 +116,8 @@ PROCEDURES = (
         help="start the stack in dependency order and wait until it is healthy",
         description="Start the compose stack: database first, then the services that depend on it, "
                     "waiting for each to become healthy, and finish with a health check.",
-        options=(
-            Option("services", "stackops_startup_services", "only these services (comma separated)",
-                   flags=("--services",), kind="list", metavar="NAMES"),
-        ),
-        examples=("stackops startup", "stackops startup --services postgres,api",
-                  "stackops startup -i inventories/prod --limit web1 --check"),
+        examples=("stackops startup", "stackops startup --check",
+                  "stackops startup -i inventories/prod --limit web1 -e stackops_startup_tier_timeout=300"),
     ),
     Procedure(
         name="health",
@@ -135,15 +131,20 @@ PROCEDURES = (
     Procedure(
         name="service",
         playbook="service.yml",
-        help="start, stop or restart one compose service",
-        description="Act on one compose service and wait until it is in the wanted state.",
+        help="start, stop, restart, hard-restart, or roll compose services",
+        description="Act on compose services and verify health after the change. rolling_restart replaces "
+                    "the containers of a scaled service one at a time, each gated on health, so the frontend "
+                    "keeps serving; rolling_update does the same onto a new image and rolls back to the "
+                    "previous one when a new container does not get healthy.",
         options=(
             Option("action", "stackops_service_action", "what to do",
-                   choices=("start", "stop", "restart", "status"), required=True),
-            Option("service", "stackops_service_name", "compose service name, e.g. api", required=True),
+                   choices=("start", "stop", "restart", "hard_restart", "rolling_restart", "rolling_update"),
+                   required=True),
+            Option("services", "stackops_service_names", "compose services (comma separated), e.g. api",
+                   kind="list", required=True, metavar="SERVICES"),
         ),
-        examples=("stackops service restart api", "stackops service stop frontend --check",
-                  "stackops service status postgres --json"),
+        examples=("stackops service restart api", "stackops service rolling_restart api",
+                  "stackops service stop frontend --check", "stackops service hard_restart api,frontend"),
     ),
     Procedure(
         name="backup",
@@ -215,11 +216,11 @@ PROCEDURES = (
         description="Scale a stateless service and wait until every replica is healthy. "
                     "Scaling to 0 stops the service: it asks for confirmation, --yes when not on a terminal.",
         options=(
-            Option("service", "stackops_scale_service", "compose service name, e.g. api", required=True),
-            Option("replicas", "stackops_scale_replicas", "wanted number of replicas",
+            Option("service", "stackops_scaling_service", "compose service name, e.g. api", required=True),
+            Option("replicas", "stackops_scaling_replicas", "wanted number of replicas",
                    flags=("--replicas",), kind="int", required=True, metavar="N"),
         ),
-        consent=Consent("stackops_scale_allow_zero", _scale_reason),
+        consent=Consent("stackops_scaling_allow_zero", _scale_reason),
         examples=("stackops scale api --replicas 3", "stackops scale api --replicas 1 --check",
                   "stackops scale api --replicas 0 --yes"),
     ),

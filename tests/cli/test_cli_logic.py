@@ -63,9 +63,11 @@ def test_flags_map_to_extra_vars():
     assert args.procedure.extravars(args) == {"stackops_restore_target_database": "appdb_check",
                                              "stackops_restore_replace": False}
     args = _parse("scale", "api", "--replicas", "3")
-    assert args.procedure.extravars(args) == {"stackops_scale_service": "api", "stackops_scale_replicas": 3}
+    assert args.procedure.extravars(args) == {"stackops_scaling_service": "api", "stackops_scaling_replicas": 3}
     args = _parse("service", "restart", "api")
-    assert args.procedure.extravars(args) == {"stackops_service_action": "restart", "stackops_service_name": "api"}
+    assert args.procedure.extravars(args) == {"stackops_service_action": "restart", "stackops_service_names": ["api"]}
+    args = _parse("service", "rolling_restart", "api,frontend")
+    assert args.procedure.extravars(args) == {"stackops_service_action": "rolling_restart", "stackops_service_names": ["api", "frontend"]}
     args = _parse("maintenance", "--level", "weekly", "--tasks", "vacuum_analyze,reindex")
     assert args.procedure.extravars(args) == {"stackops_maintenance_level": "weekly",
                                              "stackops_maintenance_tasks": ["vacuum_analyze", "reindex"]}

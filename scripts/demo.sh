@@ -16,7 +16,7 @@ step stackops backups --rpo 24h
 # Into a scratch database beside the application's: the live database is not touched.
 step stackops restore --target-db appdb_restore_check --replace --yes
 step stackops scale api --replicas 3
-step stackops service restart api
+step stackops service rolling_restart api
 step stackops scale api --replicas 1
 step stackops maintenance --level weekly
 step stackops health --report

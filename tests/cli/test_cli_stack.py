@@ -222,3 +222,13 @@ def test_destructive_prompt_on_a_terminal_answered_no(stack, state_dir):
     child.close()
     assert child.exitstatus == 5
     assert _history(state_dir)[-1]["status"] == "refused"
+
+
+def test_check_mode_of_a_changing_procedure_changes_nothing(stack, state_dir):
+    """`service stop --check` plans the stop; the api keeps running and serving."""
+    before = {(c["Name"], c["State"]) for c in stack.ps()}
+    completed = run_cli(["service", "stop", "api", "-i", stack.inventory, "--check", "--json"], state_dir)
+    summary = _json(completed)
+    assert completed.returncode == 0 and summary["check"] is True, completed.stdout + completed.stderr
+    assert {(c["Name"], c["State"]) for c in stack.ps()} == before
+    assert stack.http("/api/v1/records/count")[0] == 200

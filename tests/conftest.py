@@ -32,6 +32,10 @@ def docker_engine():
 def stack(docker_engine):
     test_stack = TestStack()
     test_stack.write_config()
+    if os.environ.get("STACKOPS_KEEP_STACK") != "1":
+        # Start from empty volumes: a data volume left by another checkout was initialised
+        # with that checkout's generated password and would refuse this one's.
+        test_stack.down()
     test_stack.up()
     yield test_stack
     if os.environ.get("STACKOPS_KEEP_STACK") != "1":

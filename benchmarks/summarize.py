@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib.report import (PERFORMANCE_DOC, README, RESULTS, render_markdown_table,  # noqa: E402
+from benchlib.report import (PERFORMANCE_DOC, PROJECT_README, README, RESULTS, render_markdown_table,  # noqa: E402
                              render_text_table, update_marked_block)
 
 ORDER = (("backup_restore", "backup / restore"), ("startup", "startup"), ("health", "health"),
@@ -51,7 +51,7 @@ def main():
     text = render_markdown_table(columns, rows)
     if machines:
         text += "\n\nMachine: " + machine_line(machines[0][1]) + "."
-    for path in (README, PERFORMANCE_DOC):
+    for path in (README, PERFORMANCE_DOC, PROJECT_README):
         update_marked_block(path, "summary", text)
 
 

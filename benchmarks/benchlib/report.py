@@ -14,6 +14,7 @@ REPO = BENCH_DIR.parent
 RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR", BENCH_DIR / "results"))
 README = BENCH_DIR / "README.md"
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"
+PROJECT_README = REPO / "README.md"
 PG_BINDIR = Path(os.environ.get("STACKOPS_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 NOT_AVAILABLE = "not available"
 

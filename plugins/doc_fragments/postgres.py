@@ -90,3 +90,16 @@ options:
     elements: path
     default: []
 '''
+
+    # Options of module_utils.backup.backup_dir_spec(): the backup catalog and its per-database lock.
+    BACKUP_CATALOG = r'''
+options:
+  backup_dir:
+    description: Directory holding the backup sets of this host.
+    type: path
+    required: true
+  lock_timeout:
+    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
+    type: int
+    default: 300
+'''

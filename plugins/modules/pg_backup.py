@@ -78,19 +78,12 @@ options:
       - Image with C(tar) used to read O(include_volumes) with C(docker run --rm).
       - Defaults to the image of O(compose_service).
     type: str
-  backup_dir:
-    description: Directory holding the backup sets of this host.
-    type: path
-    required: true
-  lock_timeout:
-    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
-    type: int
-    default: 300
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
+  - stackops.runbooks.postgres.backup_catalog
 notes:
   - Check mode connects to the database and reports the backup that would be written; it writes nothing.
 seealso:

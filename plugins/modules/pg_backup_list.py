@@ -23,17 +23,10 @@ options:
   database:
     description: Only list sets of this database.
     type: str
-  backup_dir:
-    description: Directory holding the backup sets of this host.
-    type: path
-    required: true
-  lock_timeout:
-    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
-    type: int
-    default: 300
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
+  - stackops.runbooks.postgres.backup_catalog
 notes:
   - O(lock_timeout) is accepted for symmetry with the other backup modules; listing takes no lock.
 seealso:

@@ -80,19 +80,12 @@ options:
   work_dir:
     description: Where a set compressed outside pg_dump is decompressed before restoring; defaults to O(backup_dir).
     type: path
-  backup_dir:
-    description: Directory holding the backup sets of this host.
-    type: path
-    required: true
-  lock_timeout:
-    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
-    type: int
-    default: 300
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
+  - stackops.runbooks.postgres.backup_catalog
 notes:
   - Check mode verifies the checksums and reports exactly which database would be created, replaced or dropped,
     with its size and open sessions; it changes nothing.

@@ -40,17 +40,10 @@ options:
     description: Months (with sets) for which the newest set is kept.
     type: int
     default: 3
-  backup_dir:
-    description: Directory holding the backup sets of this host.
-    type: path
-    required: true
-  lock_timeout:
-    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
-    type: int
-    default: 300
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
+  - stackops.runbooks.postgres.backup_catalog
 notes:
   - With O(lock_timeout) the module waits that long for a busy database; a database still busy then is skipped
     (reported in RV(busy)), not failed, because the next run will catch up.

@@ -51,19 +51,12 @@ options:
     description: Fail the task when the set does not verify; with V(false) return RV(verified=false) instead.
     type: bool
     default: true
-  backup_dir:
-    description: Directory holding the backup sets of this host.
-    type: path
-    required: true
-  lock_timeout:
-    description: Seconds to wait for another backup, verify, restore or retention of the same database to finish.
-    type: int
-    default: 300
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
+  - stackops.runbooks.postgres.backup_catalog
 notes:
   - Check mode checks the file checksums and reports the trial restore it would run; it creates no database and records nothing.
 seealso:

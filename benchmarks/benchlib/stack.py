@@ -6,12 +6,15 @@ engineers' projects and the demo are never touched, and nothing is pruned.
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from .pgserver import free_port
 from .report import REPO
 
-STACK_DIR = REPO / "examples" / "stack"
+# One definition of the stack's env file and inventory contract, shared with the test harness.
+sys.path.insert(0, str(REPO / "tests"))
+from support.stack import STACK_DIR, stack_env_text, stack_group_vars  # noqa: E402  pylint: disable=wrong-import-position
 PROJECT = os.environ.get("BENCH_PROJECT", "stackops-bench")
 
 
@@ -29,9 +32,7 @@ class BenchStack:
         return "http://127.0.0.1:%d" % self.frontend_port
 
     def write_env(self):
-        base = (STACK_DIR / ".env").read_text() if (STACK_DIR / ".env").exists() else ""
-        self.env_file.write_text(base + "\nSTACKOPS_PROJECT=%s\nPOSTGRES_PORT=%d\nFRONTEND_PORT=%d\n" % (
-            self.project, self.postgres_port, self.frontend_port))
+        self.env_file.write_text(stack_env_text(self.project, self.postgres_port, self.frontend_port))
 
     def compose_argv(self, *args):
         return ["docker", "compose", "--project-directory", str(self.dir), "-p", self.project,
@@ -44,28 +45,15 @@ class BenchStack:
         self.compose("down", "-v", "--remove-orphans", check=False)
 
     def group_vars(self):
-        return {
-            "stackops_compose_project_dir": str(self.dir),
-            "stackops_compose_project_name": self.project,
-            "stackops_compose_env_files": [str(self.env_file)],
-            "stackops_db_service": "postgres",
-            "stackops_db_host": "127.0.0.1",
-            "stackops_db_port": self.postgres_port,
-            "stackops_db_name": "appdb",
-            "stackops_db_user": "app",
-            "stackops_db_password_file": str(self.dir / "secrets" / "db_password"),
-            "stackops_frontend_url": self.frontend_url,
-            "stackops_health_urls": [
-                {"name": "api", "url": self.frontend_url + "/health", "json": {"status": "healthy"}},
-                {"name": "api-db", "url": self.frontend_url + "/api/v1/db/health", "json": {"db.connected": True}},
-                {"name": "frontend", "url": self.frontend_url + "/"},
-            ],
-            "stackops_backup_dir": str(self.workdir / "backups"),
+        group_vars = stack_group_vars(self.project, self.env_file, self.postgres_port, self.frontend_port,
+                                      self.workdir / "backups")
+        group_vars.update({
             # The benchmark machine is shared: its load average says nothing about this stack, and a
             # CRITICAL load must not fail the health runs being timed. Every other threshold is the default.
             "stackops_health_load_warning": 100000,
             "stackops_health_load_critical": 100000,
-        }
+        })
+        return group_vars
 
     def write_inventory(self, path, hosts=1, prefix="bench-host", extra_vars=None):
         """An inventory of `hosts` local-connection hosts with distinct names, all pointing at this stack."""

@@ -4,11 +4,39 @@ import os
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 from .runner import OUTPUT, REPO
 
 STACK_DIR = REPO / "examples" / "stack"
+
+
+def stack_env_text(project, postgres_port, frontend_port):
+    """A compose env file for one isolated copy of examples/stack: the bootstrap's .env plus name and ports."""
+    base_env = (STACK_DIR / ".env").read_text() if (STACK_DIR / ".env").exists() else ""
+    return base_env + "\nSTACKOPS_PROJECT=%s\nPOSTGRES_PORT=%d\nFRONTEND_PORT=%d\n" % (project, postgres_port, frontend_port)
+
+
+def stack_group_vars(project, env_file, postgres_port, frontend_port, backup_dir):
+    """The inventory contract (docs/development.md) for one isolated copy of examples/stack."""
+    frontend_url = "http://127.0.0.1:%d" % frontend_port
+    return {
+        "stackops_compose_project_dir": str(STACK_DIR),
+        "stackops_compose_project_name": project,
+        "stackops_compose_env_files": [str(env_file)],
+        "stackops_db_service": "postgres",
+        "stackops_db_host": "127.0.0.1",
+        "stackops_db_port": postgres_port,
+        "stackops_db_name": "appdb",
+        "stackops_db_user": "app",
+        "stackops_db_password_file": str(STACK_DIR / "secrets" / "db_password"),
+        "stackops_frontend_url": frontend_url,
+        "stackops_health_urls": [
+            {"name": "api", "url": frontend_url + "/health", "json": {"status": "healthy"}},
+            {"name": "api-db", "url": frontend_url + "/api/v1/db/health", "json": {"db.connected": True}},
+            {"name": "frontend", "url": frontend_url + "/"},
+        ],
+        "stackops_backup_dir": str(backup_dir),
+    }
 
 
 class TestStack:
@@ -30,32 +58,14 @@ class TestStack:
 
     def write_config(self):
         OUTPUT.mkdir(parents=True, exist_ok=True)
-        base_env = (STACK_DIR / ".env").read_text() if (STACK_DIR / ".env").exists() else ""
-        self.env_file.write_text(base_env + "\nSTACKOPS_PROJECT=%s\nPOSTGRES_PORT=%d\nFRONTEND_PORT=%d\n" % (
-            self.project, self.postgres_port, self.frontend_port))
+        self.env_file.write_text(stack_env_text(self.project, self.postgres_port, self.frontend_port))
         (self.inventory / "group_vars").mkdir(parents=True, exist_ok=True)
         (self.inventory / "hosts.yml").write_text(
             "all:\n  children:\n    stacks:\n      hosts:\n        %s:\n"
             "          ansible_connection: local\n"
             "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n" % self.project)
-        group_vars = {
-            "stackops_compose_project_dir": str(self.dir),
-            "stackops_compose_project_name": self.project,
-            "stackops_compose_env_files": [str(self.env_file)],
-            "stackops_db_service": "postgres",
-            "stackops_db_host": "127.0.0.1",
-            "stackops_db_port": self.postgres_port,
-            "stackops_db_name": "appdb",
-            "stackops_db_user": "app",
-            "stackops_db_password_file": str(self.dir / "secrets" / "db_password"),
-            "stackops_frontend_url": self.frontend_url,
-            "stackops_health_urls": [
-                {"name": "api", "url": self.frontend_url + "/health", "json": {"status": "healthy"}},
-                {"name": "api-db", "url": self.frontend_url + "/api/v1/db/health", "json": {"db.connected": True}},
-                {"name": "frontend", "url": self.frontend_url + "/"},
-            ],
-            "stackops_backup_dir": str(OUTPUT / "backups" / self.project),
-        }
+        group_vars = stack_group_vars(self.project, self.env_file, self.postgres_port, self.frontend_port,
+                                      OUTPUT / "backups" / self.project)
         (self.inventory / "group_vars" / "stacks.yml").write_text(json.dumps(group_vars, indent=2))
 
     def compose(self, *args, check=True, timeout=300, env=None):

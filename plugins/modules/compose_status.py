@@ -141,8 +141,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
-    compose_argument_spec, compose_config, dependency_tiers, depends_on_map, project_label, service_logs, services_snapshot)
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, service_logs, services_snapshot
+from ansible_collections.stackops.runbooks.plugins.module_utils.health import select_services
 
 
 def snapshot(module, params, wanted):
@@ -171,18 +171,7 @@ def main():
     if params['replicas'] is not None and params['replicas'] < 0:
         module.fail_json(msg='replicas must be 0 or more, got %s' % params['replicas'])
 
-    config = compose_config(module, params)
-    defined = list((config.get('services') or {}).keys())
-    try:
-        tiers = dependency_tiers(depends_on_map(config))
-    except ValueError as exc:
-        module.fail_json(msg='compose project %s: %s; fix depends_on in the compose file' % (project_label(params), exc))
-    unknown = [name for name in params['services'] if name not in defined]
-    if unknown:
-        module.fail_json(msg='service(s) %s not defined in compose project %s (defined: %s); check the services option' % (
-            ', '.join(unknown), params.get('project_name') or params.get('project_dir'), ', '.join(defined)))
-    # Dependency order reads naturally in reports: database first, frontend last.
-    wanted = params['services'] or [name for tier in tiers for name in tier]
+    wanted, tiers = select_services(module, params, params['services'])
 
     start = time.monotonic()
     deadline = start + max(0.0, params['wait_timeout'])

@@ -25,18 +25,8 @@ options:
     type: list
     elements: dict
     required: true
-  fail_on:
-    description: Lowest severity that marks the report as failed; V(never) reports only.
-    type: str
-    choices: [critical, warning, never]
-    default: critical
-  path:
-    description: Write the report as JSON to this file (mode 0640); parent directories are created.
-    type: path
-  metadata:
-    description: Extra keys merged into the report, for example the stack name.
-    type: dict
-    default: {}
+extends_documentation_fragment:
+  - stackops.runbooks.health_report
 notes:
   - Supports check mode; the report is built but the file is not written.
 '''
@@ -68,40 +58,10 @@ path:
   type: str
 '''
 
-import datetime
-import json
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.checks import FAIL_ON_CHOICES, aggregate, summary_lines
-
-
-def write_report(module, path, report):
-    """Write atomically so a reader never sees half a report; returns whether the file changed."""
-    content = json.dumps(report, indent=2, sort_keys=True, default=str) + '\n'
-    try:
-        with open(path) as handle:
-            if handle.read() == content:
-                return False
-    except (IOError, OSError):
-        pass
-    if module.check_mode:
-        return True
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o750)
-        tmp = '%s.tmp.%d' % (path, os.getpid())
-        with open(tmp, 'w') as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o640)
-        os.rename(tmp, path)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='cannot write the health report to %s: %s; fix stackops_health_report_path or its permissions' % (
-            path, to_native(exc)))
-    return True
+from ansible_collections.stackops.runbooks.plugins.module_utils.checks import FAIL_ON_CHOICES
+from ansible_collections.stackops.runbooks.plugins.module_utils.health import report_result
 
 
 def main():
@@ -114,15 +74,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    extra = dict(params['metadata'])
-    extra['generated_at'] = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-    report = aggregate(params['checks'], fail_on=params['fail_on'], extra=extra)
-    result = dict(changed=False, report=report, summary=summary_lines(report))
-    if params['path']:
-        result['changed'] = write_report(module, params['path'], report)
-        result['path'] = params['path']
-    module.exit_json(**result)
+    module.exit_json(**report_result(module, module.params['checks'], module.params))
 
 
 if __name__ == '__main__':

@@ -285,7 +285,7 @@ def _host_results(summary):
 
 
 def find_health(events, summary):
-    """The last health report per host: the stackops_health_report fact, else the health_report module result."""
+    """The last health report per host: the stackops_health_report fact, else the health_report or stack_health module result."""
     reports = {}
     for event in events:
         if event.get("event") != "runner_on_ok":
@@ -296,7 +296,7 @@ def find_health(events, summary):
         fact = (res.get("ansible_facts") or {}).get("stackops_health_report")
         if isinstance(fact, dict) and isinstance(fact.get("checks"), list):
             reports[host] = fact
-        elif _is_action(data, "health_report") and isinstance(res.get("report"), dict):
+        elif (_is_action(data, "health_report") or _is_action(data, "stack_health")) and isinstance(res.get("report"), dict):
             reports[host] = res["report"]
     for host, value in _host_results(summary).items():
         candidate = value.get("health") if isinstance(value.get("health"), dict) else value

@@ -192,7 +192,7 @@ def test_awx_shaped_run_of_health(stack, tmp_path):
     kinds = [event["event"] for event in events]
     assert kinds[0] == "playbook_on_start" and kinds[-1] == "playbook_on_stats"
     tasks = {event["event_data"].get("task") for event in events if event["event"] == "runner_on_ok"}
-    assert "Aggregate the checks into one report" in tasks
+    assert "Run the checks and aggregate them into one report" in tasks
     stats = events[-1]["event_data"]
     assert stats["ok"][stack.project] > 0 and not stats["failures"] and not stats["dark"]
     skipped = [e["event_data"]["task"] for e in events if e["event"] == "runner_on_skipped"]

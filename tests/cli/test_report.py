@@ -188,6 +188,9 @@ def test_health_falls_back_to_the_module_result():
     events = [_task(1, 1, "Aggregate", action="stackops.runbooks.health_report"),
               _ok(2, 2, "Aggregate", res={"report": HEALTH_REPORT}, action="stackops.runbooks.health_report")]
     assert report.find_health(events, {})["web1"]["counts"]["critical"] == 1
+    one_module = [_task(1, 1, "Run", action="stackops.runbooks.stack_health"),
+                  _ok(2, 2, "Run", res={"report": HEALTH_REPORT}, action="stackops.runbooks.stack_health")]
+    assert report.find_health(one_module, {})["web1"]["counts"]["critical"] == 1
 
 
 CATALOG = {"backups": [

@@ -1,7 +1,7 @@
 """Parsing helpers of the host_resources module (pure functions, real /proc where it exists)."""
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.modules import host_resources
+from ansible_collections.stackops.runbooks.plugins.module_utils import health_host as host_resources
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -157,11 +157,17 @@ def parse_docker_time(text):
     return seconds
 
 
-def describe_containers(module, ps_entries):
-    """Merge compose ps rows with docker inspect: restart count, start time, uptime, image id and digests."""
-    inspected = dict((item.get('Id', '')[:12], item) for item in docker_inspect(module, [row.get('ID') for row in ps_entries]))
-    image_ids = sorted(set(item.get('Image') for item in inspected.values() if item.get('Image')))
-    images = dict((item.get('Id'), item) for item in docker_inspect(module, image_ids, kind='image'))
+def describe_containers(module, ps_entries, inspected=None, images=True):
+    """Merge compose ps rows with docker inspect: restart count, start time, uptime, image id and digests.
+
+    ``inspected`` is the ``docker inspect`` output of the rows' containers when the caller already has it;
+    with ``images=False`` the image digests are not looked up (one docker call less, ``image_digests`` empty).
+    """
+    if inspected is None:
+        inspected = docker_inspect(module, [row.get('ID') for row in ps_entries])
+    inspected = dict((item.get('Id', '')[:12], item) for item in inspected)
+    image_ids = sorted(set(item.get('Image') for item in inspected.values() if item.get('Image'))) if images else []
+    image_info = dict((item.get('Id'), item) for item in docker_inspect(module, image_ids, kind='image'))
     now = time.time()
     containers = []
     for row in ps_entries:
@@ -183,12 +189,40 @@ def describe_containers(module, ps_entries):
             restart_policy=((info.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name') or 'no',
             image=row.get('Image'),
             image_id=image_id,
-            image_digests=(images.get(image_id) or {}).get('RepoDigests') or [],
+            image_digests=(image_info.get(image_id) or {}).get('RepoDigests') or [],
             started_at=state.get('StartedAt'),
             uptime_seconds=round(now - started, 1) if started and running else None,
             status=row.get('Status'),
         ))
     return containers
+
+
+def labelled_containers(module, project, services=None):
+    """(ps-like rows, docker inspect output) of a project's containers, found by compose's labels.
+
+    Two docker engine calls (``docker ps`` filtered on the labels, then ``docker inspect``) instead of a
+    ``docker compose ps``, which loads and resolves the whole compose project first; for polling.
+    One-off containers (``docker compose run``) are left out, as ``docker compose ps`` does.
+    """
+    docker = module.get_bin_path('docker', required=True)
+    rc, out, err = module.run_command([docker, 'ps', '--all', '--quiet', '--no-trunc',
+                                       '--filter', 'label=com.docker.compose.project=%s' % project,
+                                       '--filter', 'label=com.docker.compose.oneoff=False'])
+    if rc != 0:
+        module.fail_json(msg='docker ps failed (rc=%s) for compose project %s: %s' % (rc, project, err.strip()), rc=rc, stderr=err)
+    inspected = docker_inspect(module, out.split())
+    rows = []
+    for info in inspected:
+        labels = (info.get('Config') or {}).get('Labels') or {}
+        state = info.get('State') or {}
+        if services is not None and labels.get('com.docker.compose.service') not in services:
+            continue
+        health = (state.get('Health') or {}).get('Status') or ''
+        rows.append(dict(ID=(info.get('Id') or '')[:12], Name=(info.get('Name') or '').lstrip('/'), Project=project,
+                         Service=labels.get('com.docker.compose.service'), State=state.get('Status'), Health=health,
+                         ExitCode=state.get('ExitCode'), Image=(info.get('Config') or {}).get('Image'),
+                         Status='%s%s' % (state.get('Status'), ' (%s)' % health if health else '')))
+    return rows, inspected
 
 
 def container_ready(container):
@@ -251,9 +285,17 @@ def project_label(params):
     return params.get('project_name') or params.get('project_dir') or 'the compose project'
 
 
-def services_snapshot(module, params, services, replicas=None, restart_warning=3, extra_args=None):
-    """service -> service_status() for the given services, from one ps and one inspect call."""
-    containers = describe_containers(module, compose_ps(module, params))
+def services_snapshot(module, params, services, replicas=None, restart_warning=3, extra_args=None, fast=False, images=True):
+    """service -> service_status() for the given services, from one ps and one inspect call.
+
+    With ``fast`` and a known project name the containers are found by their compose labels
+    (labelled_containers(): docker ps and inspect, no compose call); ``images=False`` skips the image digests.
+    """
+    if fast and params.get('project_name'):
+        rows, inspected = labelled_containers(module, params['project_name'], services)
+        containers = describe_containers(module, rows, inspected=inspected, images=images)
+    else:
+        containers = describe_containers(module, compose_ps(module, params), images=images)
     by_service = {}
     for container in containers:
         by_service.setdefault(container['service'], []).append(container)
@@ -263,6 +305,16 @@ def services_snapshot(module, params, services, replicas=None, restart_warning=3
         want = replicas.get(name) if isinstance(replicas, dict) else replicas
         result[name] = service_status(name, members, expected=want, restart_warning=restart_warning)
     return result
+
+
+def add_image_digests(module, snapshot):
+    """Fill in image_digests of a snapshot taken with images=False (one docker image inspect); returns it."""
+    containers = [item for summary in snapshot.values() for item in summary['containers']]
+    image_ids = sorted(set(item['image_id'] for item in containers if item.get('image_id')))
+    images = dict((item.get('Id'), item) for item in docker_inspect(module, image_ids, kind='image'))
+    for item in containers:
+        item['image_digests'] = (images.get(item.get('image_id')) or {}).get('RepoDigests') or []
+    return snapshot
 
 
 def crashed(summary):
@@ -281,11 +333,13 @@ def wait_services(module, params, services, replicas=None, wait_for='healthy', t
     start = time.monotonic()
     deadline = start + max(0.0, timeout)
     while True:
-        snap = services_snapshot(module, params, services, replicas=replicas, restart_warning=0)
+        # Looks are cheap docker engine calls when the project name is known; the image digests are read
+        # once, for the snapshot that is returned.
+        snap = services_snapshot(module, params, services, replicas=replicas, restart_warning=0, fast=True, images=False)
         not_ready = [name for name in services
                      if (snap[name]['running'] if wait_for == 'running' else snap[name]['healthy']) < snap[name]['expected']]
         if not not_ready:
-            return snap, [], round(time.monotonic() - start, 3), ''
+            return add_image_digests(module, snap), [], round(time.monotonic() - start, 3), ''
         if fail_fast:
             problems = []
             for name in not_ready:
@@ -297,9 +351,9 @@ def wait_services(module, params, services, replicas=None, wait_for='healthy', t
                         '%s %s' % (item['name'], item['state'] if item['state'] != 'running' else 'unhealthy')
                         for item in snap[name]['containers'] if item['name'] in crashed(snap[name])))
             if problems:
-                return snap, not_ready, round(time.monotonic() - start, 3), '; '.join(problems)
+                return add_image_digests(module, snap), not_ready, round(time.monotonic() - start, 3), '; '.join(problems)
         if time.monotonic() >= deadline:
-            return snap, not_ready, round(time.monotonic() - start, 3), 'not %s after %ss' % (wait_for, timeout)
+            return add_image_digests(module, snap), not_ready, round(time.monotonic() - start, 3), 'not %s after %ss' % (wait_for, timeout)
         time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
 
 

@@ -114,11 +114,11 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
-    compose_argument_spec, compose_config, config_hashes, container_fingerprint, failure_report, project_label, run_compose,
+    compose_argument_spec, compose_services, config_hashes, container_fingerprint, failure_report, project_label, run_compose,
     services_snapshot, wait_services)
 
 
-def predict(module, params, services, before):
+def predict(params, services, before, hashes):
     """Services the action would touch, for check mode and for honest change reporting."""
     state = params['state']
     if state in ('restarted', 'recreated'):
@@ -127,13 +127,36 @@ def predict(module, params, services, before):
         return [name for name in services if before[name]['running']]
     if state == 'started':
         return [name for name in services if before[name]['running'] < before[name]['total']]
-    hashes = config_hashes(module, params, environ_update=params['env'])
     touched = []
     for name in services:
         containers = before[name]['containers']
         if not containers or any(item.get('state') != 'running' or item.get('config_hash') != hashes.get(name) for item in containers):
             touched.append(name)
     return touched
+
+
+def fail_on_unknown(module, params, defined):
+    unknown = [name for name in params['services'] if name not in defined]
+    if unknown:
+        module.fail_json(msg='service(s) %s not defined in compose project %s (defined: %s)' % (
+            ', '.join(unknown), project_label(params), ', '.join(defined)))
+
+
+def cold_start(module, params):
+    """(services, before, touched) when state=up must create containers anyway, else (None, None, None).
+
+    A named service without any container is created by ``up`` whatever its config hash, and ``up`` leaves
+    up-to-date containers alone, so the compose call that resolves the project and its config hashes is
+    skipped; what changed is read from the containers before and after. Only outside check mode and with a
+    project name (the containers are then found by their labels without a compose call).
+    """
+    if params['state'] != 'up' or module.check_mode or not params['services'] or not params.get('project_name'):
+        return None, None, None
+    services = list(params['services'])
+    before = services_snapshot(module, params, services, restart_warning=0, fast=True, images=False)
+    if all(before[name]['total'] for name in services):
+        return None, None, None
+    return services, before, services
 
 
 def main():
@@ -153,21 +176,21 @@ def main():
     params = module.params
     params['env'] = dict((key, str(value)) for key, value in params['env'].items())
 
-    defined = list((compose_config(module, params).get('services') or {}).keys())
-    unknown = [name for name in params['services'] if name not in defined]
-    if unknown:
-        module.fail_json(msg='service(s) %s not defined in compose project %s (defined: %s)' % (
-            ', '.join(unknown), project_label(params), ', '.join(defined)))
-    services = params['services'] or defined
-
+    state = params['state']
     start = time.monotonic()
-    before = services_snapshot(module, params, services, restart_warning=0)
-    touched = predict(module, params, services, before)
+    services, before, touched = cold_start(module, params)
+    if services is None:
+        # One compose call resolves the project: the services it defines and the config hash each one's containers
+        # must carry (a differing hash means up recreates them).
+        hashes = config_hashes(module, params, environ_update=params['env'])
+        fail_on_unknown(module, params, list(hashes))
+        services = params['services'] or list(hashes)
+        before = services_snapshot(module, params, services, restart_warning=0, fast=True, images=module.check_mode)
+        touched = predict(params, services, before, hashes)
     if module.check_mode:
         module.exit_json(changed=bool(touched), changed_services=touched, services=before, elapsed=0.0, wait_seconds=0.0)
 
     timeout_args = ['-t', str(params['stop_timeout'])] if params['stop_timeout'] is not None else []
-    state = params['state']
     if state == 'up':
         args = ['up', '-d'] + (['--no-deps'] if params['no_deps'] else []) + services
     elif state == 'recreated':
@@ -183,7 +206,12 @@ def main():
     else:
         args = ['restart'] + timeout_args + services
     if touched or state in ('restarted', 'recreated'):
-        run_compose(module, params, args, environ_update=params['env'])
+        rc, out, err = run_compose(module, params, args, check_rc=False, environ_update=params['env'])
+        if rc != 0:
+            # The cold start path did not resolve the project first: name unknown services as the other path does.
+            fail_on_unknown(module, params, compose_services(module, params))
+            module.fail_json(msg='docker compose %s failed (rc=%s) for project %s: %s' % (
+                ' '.join(args[:2]), rc, project_label(params), err.strip() or out.strip()), rc=rc, stdout=out, stderr=err)
 
     wait_seconds = 0.0
     after = None
@@ -199,7 +227,7 @@ def main():
                     failure_report(module, params, after, not_ready, params['logs_tail'])),
                 failed_services=not_ready, services=after, changed=True, elapsed=elapsed, wait_seconds=wait_seconds)
     if after is None:
-        after = services_snapshot(module, params, services, restart_warning=0)
+        after = services_snapshot(module, params, services, restart_warning=0, fast=True)
     changed_services = [name for name in services
                         if container_fingerprint({name: before[name]}) != container_fingerprint({name: after[name]})]
     if state in ('restarted', 'recreated'):

@@ -189,8 +189,10 @@ class Stackops:
             if entry.is_dir() and not entry.name.startswith(".") and entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
 
-    def backup(self, verify):
+    def backup(self, verify, extravars=None):
         args = ["backup"] + ([] if verify else ["--no-verify"])
+        for name, value in (extravars or {}).items():
+            args += ["-e", "%s=%s" % (name, json.dumps(value))]
         result = self._cli(args, "stackops-backup")
         taken = _module_result(result["tasks"], "stackops.runbooks.pg_backup")
         if not taken or not taken.get("backup_id"):
@@ -295,11 +297,19 @@ def main():
         else:
             stackops.write_inventory()
         backups.append(so_backup)
+        if EXTRA:
+            # What the opt-in content checksums (a second, hashing read of every table) cost.
+            so_backup_content = Contender("stackops_backup_content", "stackops backup --no-verify, content checksums on",
+                                          "stackops", run=lambda: stackops.backup(verify=False, extravars={
+                                              "stackops_backup_content_checksums": True}))
+            if missing:
+                so_backup_content.unavailable(missing)
+            backups.append(so_backup_content)
         try:
             pgbr.setup()
         except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
             log("pgBackRest not available: %s" % exc)
-            backups[4].unavailable("setup failed: %s" % str(exc)[:300])
+            next(c for c in backups if c.key == "pgbackrest_backup").unavailable("setup failed: %s" % str(exc)[:300])
 
         log("backup phase: %d contenders x %d rounds" % (len(backups), REPEAT))
         run_rounds(backups, env, logs, phase="backup")
@@ -455,6 +465,22 @@ def report(doc, db_bytes):
     else:
         targets.append(target(name, None, "stackops restore %s" % ((ours_r or {}).get("reason") or NOT_AVAILABLE)))
     notes = []
+    # The restore target compares with the fastest raw pg_restore -j; name both file-based raws explicitly, since
+    # only one of them restores the same artifact as stackops (a zstd-compressed custom dump).
+    ratios = {}
+    for key, what in (("zstd_file_restore", "the same zstd artifact (zstd -d to a file, then pg_restore -j)"),
+                      ("z0_restore", "an uncompressed custom file (pg_dump -Fc -Z0 -f, nothing to decompress)")):
+        other = restores.get(key)
+        pair = paired(ours_r, other) if ours_r and other else None
+        if pair:
+            ratios[key] = round(pair[0] / pair[1], 3)
+            notes.append("stackops restore vs pg_restore -j from %s: %.2fx (%.1f s vs %.1f s, %s)" % (
+                what, pair[0] / pair[1], pair[0], pair[1], rounds_text(pair[2], ours_r, other)))
+    doc["restore_ratios"] = ratios
+    for item, label in ((ours_b, "backup --no-verify"), (ours_r, "restore")):
+        if item and item.get("median_wall_s") and item.get("module_duration_s"):
+            notes.append("stackops %s: %.1f s in the module itself (last run), %.1f s for the CLI, ansible and the "
+                         "other tasks" % (label, item["module_duration_s"], item["median_wall_s"] - item["module_duration_s"]))
     if verified and verified["median_wall_s"] and ours_b and ours_b["median_wall_s"]:
         cost = verified.get("verify_s") or (verified["median_wall_s"] - ours_b["median_wall_s"])
         notes.append("verification (restore test of the new backup) costs %.1f s on top of the backup "

@@ -16,6 +16,7 @@ __metaclass__ = type
 import datetime
 import errno
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -138,9 +139,9 @@ def fsync_tree(root):
 
 
 def write_json(path, data):
-    """Write JSON through a temp file and rename, so readers never see half a document."""
+    """Write JSON through a temp file (mode 0600) and rename, so readers never see half a document."""
     tmp = '%s.tmp-%d' % (path, os.getpid())
-    with open(tmp, 'w') as handle:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
         handle.write('\n')
         handle.flush()
@@ -173,6 +174,66 @@ def ensure_backup_dir(path):
         os.makedirs(os.path.join(path, LOCK_DIR), exist_ok=True)
     except OSError as exc:
         raise BackupError('cannot create backup directory %s: %s; create it or fix its permissions' % (path, exc))
+
+
+def nearest_existing_dir(path):
+    """``path`` or its nearest existing parent: the filesystem a directory that is missing would be created on."""
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return current
+
+
+def space_plan(backup_dir, expected_bytes, factor):
+    """Free space on the backup filesystem against ``factor`` x the expected backup size (measured for real, also
+    when ``backup_dir`` does not exist yet: on the nearest existing parent)."""
+    measured = nearest_existing_dir(backup_dir)
+    stat = os.statvfs(measured)
+    expected = int(expected_bytes or 0)
+    return dict(backup_dir_exists=os.path.isdir(backup_dir), measured_path=measured,
+                free_bytes=stat.f_bavail * stat.f_frsize, expected_size_bytes=expected,
+                needed_bytes=int(expected * factor))
+
+
+COMPOSE_FILE_PATTERNS = ('compose.yaml', 'compose.yml', 'docker-compose.yaml', 'docker-compose.yml', 'compose.*.yaml',
+                         'compose.*.yml')
+
+
+def compose_project_files(project_dir):
+    """The compose files directly in ``project_dir``, sorted (what a backup set stores beside the dump)."""
+    if not project_dir or not os.path.isdir(project_dir):
+        return []
+    names = set()
+    for name in os.listdir(project_dir):
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in COMPOSE_FILE_PATTERNS):
+            if os.path.isfile(os.path.join(project_dir, name)):
+                names.add(name)
+    return [os.path.join(project_dir, name) for name in sorted(names)]
+
+
+LAST_BACKUP = 'last_backup.json'
+
+
+def record_last_backup(backup_dir, record):
+    """``<backup_dir>/last_backup.json``: the newest backup written, for monitoring that reads no manifests."""
+    write_json(os.path.join(backup_dir, LAST_BACKUP), record)
+
+
+def mark_last_backup_verified(backup_dir, backup_id, verified):
+    """Set ``verified`` in last_backup.json when it describes ``backup_id`` (pg_backup_verify calls this)."""
+    path = os.path.join(backup_dir, LAST_BACKUP)
+    try:
+        record = read_json(path)
+    except (IOError, OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get('backup_id') != backup_id:
+        return False
+    record['verified'] = bool(verified)
+    write_json(path, record)
+    return True
 
 
 def describe_os_error(exc, where):
@@ -307,9 +368,14 @@ def record_verification(set_dir, result):
     write_json(os.path.join(set_dir, VERIFICATION), result)
 
 
-def check_files(set_dir, manifest):
-    """Compare every file against the manifest; returns a list of human-readable problems."""
+def check_files(set_dir, manifest, known=None, sizes_only=False):
+    """Compare every file against the manifest; returns a list of human-readable problems.
+
+    ``known`` holds sha256 digests already computed while the file was read for another purpose (decompressing it
+    for a restore), so it is not read twice; ``sizes_only`` compares presence and sizes, no digests.
+    """
     problems = []
+    known = known or {}
     expected = manifest.get('files') or {}
     if not expected:
         problems.append('manifest lists no files')
@@ -322,7 +388,9 @@ def check_files(set_dir, manifest):
         if size != meta['size']:
             problems.append('%s: size %d, manifest says %d' % (rel, size, meta['size']))
             continue
-        digest = sha256_file(full)
+        if sizes_only:
+            continue
+        digest = known.get(rel) or sha256_file(full)
         if digest != meta['sha256']:
             problems.append('%s: sha256 %s, manifest says %s' % (rel, digest, meta['sha256']))
     actual = set(file_inventory(set_dir)) if os.path.isdir(set_dir) else set()
@@ -421,6 +489,35 @@ def retention_plan(sets, keep_last, keep_daily, keep_weekly, keep_monthly):
     return keep, delete
 
 
+def retention_policy_spec():
+    """keep_last/keep_daily/keep_weekly/keep_monthly: pg_backup_retention's options and pg_backup's retention."""
+    return dict(
+        keep_last=dict(type='int', default=7),
+        keep_daily=dict(type='int', default=7),
+        keep_weekly=dict(type='int', default=4),
+        keep_monthly=dict(type='int', default=3),
+    )
+
+
+def apply_retention(backup_dir, database, policy, result, delete):
+    """Apply ``policy`` (keep_last/keep_daily/keep_weekly/keep_monthly) to the sets of ``database``; the caller holds
+    its lock. Adds to ``result`` (``kept``, ``deleted``, ``freed_bytes``); ``delete=False`` only plans."""
+    # The catalog is re-read under the lock: a backup may have been published since the first look.
+    sets, dummy = catalog(backup_dir, database)
+    keep, doomed = retention_plan(sets, policy['keep_last'], policy['keep_daily'], policy['keep_weekly'],
+                                  policy['keep_monthly'])
+    result['kept'].update(keep)
+    by_id = dict((entry['id'], entry) for entry in sets)
+    for backup_id in doomed:
+        if delete:
+            # Renamed out of the catalog first, so a crash mid-delete never leaves a half set that looks complete.
+            doomed_path = os.path.join(backup_dir, '.deleting-' + backup_id)
+            os.rename(os.path.join(backup_dir, backup_id), doomed_path)
+            remove_tree(doomed_path)
+        result['deleted'].append(backup_id)
+        result['freed_bytes'] += by_id[backup_id]['size_bytes']
+
+
 # ---------------------------------------------------------------- database content
 
 def user_tables(conn):
@@ -508,6 +605,18 @@ def database_info(conn, name):
 
 # ---------------------------------------------------------------- processes
 
+F_SETPIPE_SZ = 1031  # Linux fcntl: pipe capacity
+
+
+def widen_pipe(handle):
+    """Give a pipe CHUNK bytes of buffer instead of 64 KiB, so the processes on both ends (a compressor and our
+    copy-and-hash loop) work concurrently instead of taking turns. Best effort: the default still works."""
+    try:
+        fcntl.fcntl(handle.fileno(), F_SETPIPE_SZ, CHUNK)
+    except (IOError, OSError, ValueError):
+        pass
+
+
 def stream_to_file(stages, env, target, digest=None):
     """Run ``stages`` (argv lists) as a pipeline and copy the last stdout into ``target``.
 
@@ -525,6 +634,7 @@ def stream_to_file(stages, env, target, digest=None):
                                     stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
             if previous:
                 previous.stdout.close()  # so the producer gets SIGPIPE if the consumer dies
+            widen_pipe(proc.stdout)
             procs.append(proc)
             errs.append(err)
             previous = proc
@@ -681,6 +791,10 @@ class RestoreSession(object):
         self.host_tmp = None
         self.container_tmp = None
         self.source = None
+        self.staged = None
+        # The restore goes into a database nobody uses yet and is only put in place by a later, synchronous
+        # commit (rename or swap), which flushes all WAL before it: asynchronous commits lose nothing here.
+        self.tools.extra_env['PGOPTIONS'] = '-c synchronous_commit=off'
 
     def run(self, argv, what):
         rc, out, err = self.module.run_command(argv, environ_update=self.tools.environ())
@@ -704,20 +818,74 @@ class RestoreSession(object):
                      'copying %s into service %s' % (host_path, self.params['compose_service']))
         return target
 
-    def stage(self):
-        data = os.path.join(self.set_dir, self.manifest['data'])
+    def stage_checked(self):
+        """Check the set against its manifest and stage the dump, reading the dump file once.
+
+        Sizes are compared first (cheap); an externally compressed dump is then hashed while it is fed to the
+        decompressor, so the bytes restored are exactly the bytes checked; every other file is hashed as usual.
+        Returns the problems (empty: the set matches its manifest and the dump is staged).
+        """
+        problems = check_files(self.set_dir, self.manifest, sizes_only=True)
+        if problems:
+            return problems
+        known = {}
         compression = self.manifest['compression']
         if compression['where'] == 'external' and compression['method'] != 'none':
-            self.host_tmp = tempfile.mkdtemp(prefix='.stackops-restore-', dir=self.work_dir)
-            plain_name = self.manifest['data'][:-len(EXTENSIONS[compression['method']])]
-            target = os.path.join(self.host_tmp, plain_name)
-            argv = compressor_argv(self.module, compression['method'], 0, decompress=True) + [data]
-            dummy, results = stream_to_file([argv], None, target)
-            failure = first_failure(results)
-            if failure:
-                raise BackupError('decompressing %s failed (%s): %s' % (data, describe_rc(failure[1]), failure[2]))
-            data = target
-        self.source = self.to_tool_path(data)
+            known[self.manifest['data']] = self.decompress()
+        problems = check_files(self.set_dir, self.manifest, known=known)
+        if not problems:
+            self.source = self.to_tool_path(self.staged or os.path.join(self.set_dir, self.manifest['data']))
+        return problems
+
+    def decompress(self):
+        """Decompress the dump into ``work_dir`` (pg_restore -j needs a seekable file); returns the sha256 of the
+        compressed bytes, computed while feeding them to the decompressor."""
+        data = os.path.join(self.set_dir, self.manifest['data'])
+        method = self.manifest['compression']['method']
+        self.host_tmp = tempfile.mkdtemp(prefix='.stackops-restore-', dir=self.work_dir)
+        target = os.path.join(self.host_tmp, self.manifest['data'][:-len(EXTENSIONS[method])])
+        digest = hashlib.sha256()
+        err = tempfile.TemporaryFile()
+        try:
+            with open(target, 'wb') as out:
+                proc = subprocess.Popen(compressor_argv(self.module, method, 0, decompress=True), stdin=subprocess.PIPE,
+                                        stdout=out, stderr=err, close_fds=True)
+                widen_pipe(proc.stdin)
+                feeding = True
+                try:
+                    with open(data, 'rb') as source:
+                        for chunk in iter(lambda: source.read(CHUNK), b''):
+                            digest.update(chunk)
+                            if feeding:
+                                try:
+                                    proc.stdin.write(chunk)
+                                except (IOError, OSError):
+                                    feeding = False  # the decompressor died; keep hashing to name a damaged file
+                finally:
+                    try:
+                        proc.stdin.close()  # EOF for the decompressor, also when reading failed
+                    except (IOError, OSError):
+                        pass
+                    rc = proc.wait()
+            err.seek(0)
+            detail = err.read().decode('utf-8', 'replace').strip()
+        except (IOError, OSError) as exc:
+            raise BackupError('decompressing %s: %s' % (data, describe_os_error(exc, target)))
+        finally:
+            err.close()
+        expected = ((self.manifest.get('files') or {}).get(self.manifest['data']) or {}).get('sha256')
+        # A damaged file makes the decompressor fail too; the checksum mismatch is the better message for that.
+        if rc != 0 and digest.hexdigest() == expected:
+            raise BackupError('decompressing %s failed (%s): %s' % (data, describe_rc(rc), detail[-1000:]))
+        self.staged = target
+        return digest.hexdigest()
+
+    def stage(self):
+        """Stage the dump without checking it (callers that checked the set under the same lock)."""
+        compression = self.manifest['compression']
+        if compression['where'] == 'external' and compression['method'] != 'none':
+            self.decompress()
+        self.source = self.to_tool_path(self.staged or os.path.join(self.set_dir, self.manifest['data']))
         return self.source
 
     def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False):

@@ -111,13 +111,15 @@ class PgTools(object):
     def __init__(self, module, params=None):
         self.module = module
         self.params = params or module.params
+        # More environment for the tools (e.g. PGOPTIONS), passed like PGPASSWORD: by name into a container.
+        self.extra_env = {}
 
     @property
     def in_container(self):
         return self.params.get('tools_location') == 'compose'
 
     def environ(self):
-        env = {}
+        env = dict(self.extra_env)
         if self.params.get('login_password'):
             env['PGPASSWORD'] = self.params['login_password']
         return env
@@ -159,6 +161,8 @@ class PgTools(object):
         if self.params.get('login_password'):
             # "-e NAME" without a value copies it from our environment: the value never enters argv.
             exec_args += ['-e', 'PGPASSWORD']
+        for name in sorted(self.extra_env):
+            exec_args += ['-e', name]
         return compose_command(self.module, self.params, exec_args + [self.params['compose_service']] + command)
 
     def run_env(self):

@@ -78,6 +78,52 @@ options:
       - Image with C(tar) used to read O(include_volumes) with C(docker run --rm).
       - Defaults to the image of O(compose_service).
     type: str
+  include_compose_files:
+    description:
+      - Also copy the compose files found directly in O(project_dir) (C(compose.yaml), C(compose.yml),
+        C(docker-compose.yaml), C(docker-compose.yml), C(compose.*.yaml), C(compose.*.yml)), sorted, before
+        O(include_files).
+    type: bool
+    default: false
+  free_space_factor:
+    description:
+      - Refuse to start unless the backup filesystem has this many times the expected backup size free. The expected
+        size is the size of the newest backup set of O(database) in O(backup_dir), or the database size when there is
+        none. Measured on the nearest existing parent when O(backup_dir) does not exist yet; also in check mode.
+      - V(0) turns the pre-check off (the space is still measured and returned).
+    type: float
+    default: 0
+  min_interval:
+    description:
+      - When a verified backup set of O(database) younger than this many seconds exists, do nothing and return
+        RV(due=false) (idempotent scheduled runs). V(0) always backs up.
+    type: int
+    default: 0
+  record_last_backup:
+    description:
+      - Write C(<backup_dir>/last_backup.json) (database, backup_id, last_backup_timestamp, size_bytes,
+        duration_seconds, verified) after publishing the set, for monitoring that reads no manifests.
+      - C(verified) is V(null) until M(stackops.runbooks.pg_backup_verify) verifies that set and updates it.
+    type: bool
+    default: false
+  retention:
+    description:
+      - Apply this keep_last/keep_daily/keep_weekly/keep_monthly policy to the sets of O(database) right after
+        publishing, under the same lock (what M(stackops.runbooks.pg_backup_retention) does, without a second
+        module run). The newest verified set is always kept, so an older proven set survives until a newer one is
+        verified. In check mode, the sets that would be deleted are listed.
+      - Without it, no set is deleted.
+    type: dict
+    suboptions:
+      keep_last: {description: 'As O(stackops.runbooks.pg_backup_retention#module:keep_last).', type: int, default: 7}
+      keep_daily: {description: 'As O(stackops.runbooks.pg_backup_retention#module:keep_daily).', type: int, default: 7}
+      keep_weekly: {description: 'As O(stackops.runbooks.pg_backup_retention#module:keep_weekly).', type: int, default: 4}
+      keep_monthly: {description: 'As O(stackops.runbooks.pg_backup_retention#module:keep_monthly).', type: int, default: 3}
+  backup_dir_mode:
+    description:
+      - Mode to enforce on O(backup_dir) (created or existing), for example C(0700).
+      - Without it a directory this module creates gets mode C(0700) and an existing one is left as it is.
+    type: raw
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
@@ -85,7 +131,8 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
 notes:
-  - Check mode connects to the database and reports the backup that would be written; it writes nothing.
+  - Check mode connects to the database and reports the backup that would be written; it writes nothing. The free
+    space pre-check (O(free_space_factor)) runs for real in check mode too.
 seealso:
   - module: stackops.runbooks.pg_backup_verify
   - module: stackops.runbooks.pg_backup_restore
@@ -113,7 +160,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 backup_id:
-  description: Id of the backup set (its directory name).
+  description: Id of the backup set (its directory name); the one that would be written in check mode or when not due.
   returned: always
   type: str
   sample: appdb-20260101T030000123Z
@@ -131,7 +178,7 @@ size_bytes:
   type: int
 database_size_bytes:
   description: Size of the database on the server (C(pg_database_size)); the expected order of magnitude in check mode.
-  returned: always
+  returned: when due
   type: int
 duration_seconds:
   description: Wall-clock time of the backup.
@@ -147,10 +194,39 @@ checksum:
   type: str
 tables:
   description: Number of tables counted in the manifest.
-  returned: always
+  returned: when due
   type: int
 manifest:
   description: The manifest written (in check mode, the options it would record).
+  returned: when due
+  type: dict
+space:
+  description:
+    - Free space on the backup filesystem, measured before dumping (also in check mode).
+    - C(backup_dir_exists), C(measured_path) (O(backup_dir) or its nearest existing parent), C(free_bytes),
+      C(expected_size_bytes), C(needed_bytes) (O(free_space_factor) x the expected size).
+  returned: when due
+  type: dict
+would_create_backup_dir:
+  description: O(backup_dir) does not exist yet (in check mode, it would be created).
+  returned: when due
+  type: bool
+retention:
+  description:
+    - With O(retention), what the policy did - C(deleted) (ids; in check mode, that would be deleted), C(kept)
+      (id to the rules that kept it), C(freed_bytes), C(busy) (always empty, the lock is held).
+  returned: when O(retention) is set and a backup was due
+  type: dict
+due:
+  description: V(false) when nothing was done because a verified backup younger than O(min_interval) exists.
+  returned: always
+  type: bool
+skipped_reason:
+  description: Why nothing was done (V(null) when a backup was due).
+  returned: always
+  type: str
+latest_verified:
+  description: The newest verified set of O(database) before this run (C(id), C(age_seconds), C(path)), or V(null).
   returned: always
   type: dict
 '''
@@ -163,10 +239,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
-    BackupError, DEFAULT_LEVELS, EXTENSIONS, MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, DatabaseLock, common_module_spec,
-    compressor_argv, conninfo_dbname, database_info, describe_os_error, describe_rc, ensure_backup_dir, file_inventory,
-    first_failure, isoformat, new_backup_id, pg_major, publish, remove_tree, set_checksum, slug, stream_to_file,
-    table_stats, tool_version, user_tables, utcnow, write_json)
+    BackupError, DEFAULT_LEVELS, EXTENSIONS, MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, DatabaseLock, apply_retention,
+    catalog, common_module_spec, compose_project_files, compressor_argv, conninfo_dbname, database_info,
+    describe_os_error, describe_rc, ensure_backup_dir, file_inventory, first_failure, fsync_path, isoformat, new_backup_id,
+    pg_major, publish, record_last_backup, remove_tree, retention_policy_spec, set_checksum, slug, space_plan,
+    stream_to_file, table_stats, tool_version, user_tables, utcnow, write_json)
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, connect, describe_target, prepare
 
@@ -362,6 +439,12 @@ def main():
         include_files=dict(type='list', elements='path', default=[]),
         include_volumes=dict(type='list', elements='str', default=[]),
         volume_helper_image=dict(type='str'),
+        include_compose_files=dict(type='bool', default=False),
+        free_space_factor=dict(type='float', default=0),
+        min_interval=dict(type='int', default=0),
+        record_last_backup=dict(type='bool', default=False),
+        backup_dir_mode=dict(type='raw'),
+        retention=dict(type='dict', options=retention_policy_spec()),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     prepare(module)
@@ -373,9 +456,23 @@ def main():
     backup_id = new_backup_id(dbname, started)
     final = os.path.join(params['backup_dir'], backup_id)
     partial = final + PARTIAL_SUFFIX
-    result = dict(changed=False, backup_id=backup_id, path=final, manifest_path=os.path.join(final, MANIFEST))
+    result = dict(changed=False, backup_id=backup_id, path=final, manifest_path=os.path.join(final, MANIFEST),
+                  due=True, skipped_reason=None, latest_verified=None)
+    retention_error = None
 
     try:
+        sets = catalog(params['backup_dir'], dbname, now=started)[0]
+        verified = [entry for entry in sets if entry['verified']]
+        if verified:
+            result['latest_verified'] = dict((key, verified[0][key]) for key in ('id', 'age_seconds', 'path'))
+        if params['min_interval'] > 0 and verified and verified[0]['age_seconds'] < params['min_interval']:
+            result.update(due=False, skipped_reason='verified backup %s is %ss old, younger than min_interval (%ss)' % (
+                verified[0]['id'], verified[0]['age_seconds'], params['min_interval']))
+            result['msg'] = 'nothing to do: %s' % result['skipped_reason']
+            module.exit_json(**result)
+        include_files = list(params['include_files'])
+        if params['include_compose_files']:
+            include_files = compose_project_files(params['project_dir']) + include_files
         dump_version = tool_version(module, tools.argv('pg_dump', ['--version']), tools.environ())
         if not dump_version:
             raise BackupError('pg_dump --version failed (%s); check tools_location/tools_bindir' % (
@@ -396,9 +493,22 @@ def main():
             jobs=params['jobs'], tools_location=params['tools_location'],
             tools=dict(pg_dump=dump_version), host=os.uname()[1],
             options=dict(content_checksums=params['content_checksums'], include_globals=params['include_globals'],
-                         include_files=params['include_files'], include_volumes=params['include_volumes']))
+                         include_files=include_files, include_volumes=params['include_volumes']))
         result.update(database_size_bytes=info['size_bytes'], tables=len(tables))
+        space = space_plan(params['backup_dir'], sets[0]['size_bytes'] if sets else info['size_bytes'],
+                           params['free_space_factor'])
+        result.update(space=space, would_create_backup_dir=not space['backup_dir_exists'])
+        if params['free_space_factor'] > 0 and space['free_bytes'] < space['needed_bytes']:
+            raise BackupError('only %d bytes free in %s, the backup needs about %d (free_space_factor %s x %d); free '
+                              'space or point backup_dir at a larger filesystem' % (
+                                  space['free_bytes'], space['measured_path'], space['needed_bytes'],
+                                  params['free_space_factor'], space['expected_size_bytes']))
+        if params['retention'] and min(params['retention'].values()) < 0:
+            raise BackupError('retention keep_last/keep_daily/keep_weekly/keep_monthly must be 0 or more')
         if module.check_mode:
+            if params['retention']:
+                result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
+                apply_retention(params['backup_dir'], dbname, params['retention'], result['retention'], delete=False)
             result.update(changed=True, manifest=manifest, msg='would write backup set %s (%s, %s) of %s' % (
                 final, params['format'], compression['method'], describe_target(params, dbname)))
             module.exit_json(**result)
@@ -406,11 +516,14 @@ def main():
         # Dumps hold every row of the database: readable by the backup owner only.
         os.umask(0o077)
         ensure_backup_dir(params['backup_dir'])
+        if params['backup_dir_mode'] is not None:
+            set_mode(module, params['backup_dir'], params['backup_dir_mode'])
         with DatabaseLock(params['backup_dir'], dbname, 'backup', params['lock_timeout']):
             result['removed_stale_partials'] = remove_stale_partials(params['backup_dir'], dbname)
             os.makedirs(partial)
             try:
-                hashed = take_backup(module, params, tools, partial, manifest, compression, data_name, dbname)
+                hashed = take_backup(module, params, tools, partial, manifest, compression, data_name, dbname,
+                                     include_files)
                 files = file_inventory(partial, known=hashed)
                 manifest.update(files=files, checksum=set_checksum(files), size_bytes=sum(f['size'] for f in files.values()))
                 finished = utcnow()
@@ -424,10 +537,28 @@ def main():
             except BaseException:
                 remove_tree(partial)
                 raise
+            if params['retention']:
+                result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
+                try:
+                    apply_retention(params['backup_dir'], dbname, params['retention'], result['retention'], delete=True)
+                except (BackupError, OSError) as exc:
+                    retention_error = exc
+            if params['record_last_backup']:
+                try:
+                    record_last_backup(params['backup_dir'], dict(
+                        database=dbname, backup_id=backup_id, last_backup_timestamp=manifest['finished_at'],
+                        size_bytes=manifest['size_bytes'], duration_seconds=manifest['duration_seconds'], verified=None))
+                except (IOError, OSError) as exc:
+                    module.warn('backup %s is published, but last_backup.json could not be written: %s' % (
+                        backup_id, describe_os_error(exc, params['backup_dir'])))
     except BackupError as exc:
         module.fail_json(msg='backup of %s failed, nothing was published: %s' % (dbname, exc), **result)
 
     duration = manifest['duration_seconds']
+    if retention_error is not None:
+        result.update(changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, manifest=manifest)
+        module.fail_json(msg='backup %s was published, but retention in %s failed: %s; sets not yet deleted are intact'
+                         % (backup_id, params['backup_dir'], retention_error), **result)
     result.update(
         changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, checksum=manifest['checksum'],
         throughput_mib_per_second=round(info['size_bytes'] / 1048576.0 / max(duration, 0.001), 2), manifest=manifest,
@@ -435,7 +566,21 @@ def main():
     module.exit_json(**result)
 
 
-def take_backup(module, params, tools, partial, manifest, compression, data_name, dbname):
+def set_mode(module, path, mode):
+    """Enforce ``backup_dir_mode`` (an octal string such as '0700', or an int)."""
+    try:
+        wanted = int(mode, 8) if isinstance(mode, str) else int(mode)
+    except ValueError:
+        raise BackupError('backup_dir_mode %r is not an octal mode such as 0700' % (mode,))
+    try:
+        if os.stat(path).st_mode & 0o7777 != wanted:
+            os.chmod(path, wanted)
+            fsync_path(path)
+    except OSError as exc:
+        raise BackupError('cannot set mode %s on %s: %s' % (mode, path, exc))
+
+
+def take_backup(module, params, tools, partial, manifest, compression, data_name, dbname, include_files):
     """Dump in an exported snapshot while a second connection counts rows in that same snapshot."""
     try:
         snap_conn = connect(params, dbname=dbname, autocommit=False, application_name='stackops-backup-snapshot')
@@ -462,7 +607,7 @@ def take_backup(module, params, tools, partial, manifest, compression, data_name
     if compression['where'] == 'external':
         manifest['tools'][compression['method']] = tool_version(
             module, [compressor_argv(module, compression['method'], 1)[0], '--version'])
-    manifest['files_included'] = copy_files(module, partial, params['include_files'])
+    manifest['files_included'] = copy_files(module, partial, include_files)
     manifest['volumes_included'] = archive_volumes(module, params, partial, params['include_volumes'], compression)
     return hashed
 

@@ -12,10 +12,14 @@ module: pg_backup_restore
 short_description: Restore a PostgreSQL backup set into a new database or swap it in for an existing one
 version_added: 0.1.0
 description:
-  - Refuses to start unless every file of the set matches its manifest.
+  - Refuses to start unless every file of the set matches its manifest (size and sha256), checked under the lock and
+    before anything is created. An externally compressed dump is hashed while it is decompressed for the restore, so
+    it is read once and the bytes restored are the bytes checked. Check mode hashes every file.
   - Always restores into a temporary database beside the target first, from a file path (never stdin, so
     O(jobs) works for custom and directory formats; plain SQL goes through C(psql -v ON_ERROR_STOP=1)),
     then compares row counts (and content checksums when present) with the manifest.
+  - The restore sessions run with C(synchronous_commit=off) (through C(PGOPTIONS)). Nothing uses the temporary
+    database until the rename or swap, whose own synchronous commit flushes all earlier WAL.
   - Only then is the result put in place. A new target is created by renaming the temporary database. An existing
     target (O(replace=true), O(confirm=true)) is swapped in one transaction - connections to it are blocked and
     terminated, it is renamed away and the temporary database takes its name - and the old one is dropped or kept
@@ -264,7 +268,9 @@ def main():
                 raise BackupError('a selective restore (tables/schemas) cannot replace %s: restore into a new '
                                   'target_database and copy the tables from there' % target)
         stage = 'checking the backup files'
-        problems = check_files(set_dir, manifest)
+        # Check mode hashes every file now; a real restore compares sizes here and hashes under the lock, while the
+        # dump is read for restoring (RestoreSession.stage_checked), so the bytes restored are the bytes checked.
+        problems = check_files(set_dir, manifest, sizes_only=not module.check_mode)
         if problems:
             raise BackupError('backup %s does not match its manifest (%s); refusing to restore, %s was not touched. Use '
                               'another backup' % (manifest['id'], '; '.join(problems[:5]), target))
@@ -284,11 +290,6 @@ def main():
         stage = 'restoring'
         ensure_backup_dir(params['backup_dir'])
         with LockSet(params['backup_dir'], [manifest['database'], target], 'restore', params['lock_timeout']):
-            # Re-checked under the lock: a retention run may have raced us.
-            problems = check_files(set_dir, manifest)
-            if problems:
-                raise BackupError('backup %s changed while waiting for the lock (%s); %s was not touched' % (
-                    manifest['id'], '; '.join(problems[:5]), target))
             result.update(restore(module, params, set_dir, manifest, target, exists, tables, schemas))
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
@@ -307,6 +308,14 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
     created = swapped = False
     untouched = ('the original database %s is untouched' % target) if exists else ('%s was not created' % target)
     try:
+        # Checked under the lock (a retention run may have raced us) and before anything is created.
+        try:
+            problems = session.stage_checked()
+        except BackupError as exc:
+            raise BackupError('staging %s for the restore: %s; %s' % (manifest['id'], exc, untouched))
+        if problems:
+            raise BackupError('backup %s does not match its manifest (%s); refusing to restore, %s was not touched. Use '
+                              'another backup' % (manifest['id'], '; '.join(problems[:5]), target))
         try:
             with connect(params, dbname=admin, application_name='stackops-restore') as conn:
                 like = database_info(conn, target) if exists else dict(manifest['database_info'])

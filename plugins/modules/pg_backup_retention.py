@@ -84,22 +84,18 @@ freed_bytes:
   type: int
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
-    BackupError, DatabaseLock, LockTimeout, catalog, common_module_spec, ensure_backup_dir, remove_tree, retention_plan)
+    BackupError, DatabaseLock, LockTimeout, apply_retention, catalog, common_module_spec, ensure_backup_dir,
+    retention_policy_spec)
 
 
 def main():
     spec = common_module_spec()
     spec.update(
         database=dict(type='str'),
-        keep_last=dict(type='int', default=7),
-        keep_daily=dict(type='int', default=7),
-        keep_weekly=dict(type='int', default=4),
-        keep_monthly=dict(type='int', default=3),
     )
+    spec.update(retention_policy_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
     if min(params['keep_last'], params['keep_daily'], params['keep_weekly'], params['keep_monthly']) < 0:
@@ -113,7 +109,7 @@ def main():
         for database in databases:
             lock = DatabaseLock(params['backup_dir'], database, 'retention', params['lock_timeout'])
             if module.check_mode:
-                apply_policy(module, params, database, result, delete=False)
+                apply_retention(params['backup_dir'], database, params, result, delete=False)
                 continue
             try:
                 lock.acquire()
@@ -121,7 +117,7 @@ def main():
                 result['busy'][database] = lock.holder()
                 continue
             try:
-                apply_policy(module, params, database, result, delete=True)
+                apply_retention(params['backup_dir'], database, params, result, delete=True)
             finally:
                 lock.release()
     except (BackupError, OSError) as exc:
@@ -132,23 +128,6 @@ def main():
         'would delete' if module.check_mode else 'deleted', len(result['deleted']), result['freed_bytes'],
         '; skipped busy databases: %s' % ', '.join(sorted(result['busy'])) if result['busy'] else '')
     module.exit_json(**result)
-
-
-def apply_policy(module, params, database, result, delete):
-    # The catalog is re-read under the lock: a backup may have been published since the first look.
-    sets, dummy = catalog(params['backup_dir'], database)
-    keep, doomed = retention_plan(sets, params['keep_last'], params['keep_daily'], params['keep_weekly'],
-                                  params['keep_monthly'])
-    result['kept'].update(keep)
-    by_id = dict((entry['id'], entry) for entry in sets)
-    for backup_id in doomed:
-        if delete:
-            # Renamed out of the catalog first, so a crash mid-delete never leaves a half set that looks complete.
-            doomed_path = os.path.join(params['backup_dir'], '.deleting-' + backup_id)
-            os.rename(os.path.join(params['backup_dir'], backup_id), doomed_path)
-            remove_tree(doomed_path)
-        result['deleted'].append(backup_id)
-        result['freed_bytes'] += by_id[backup_id]['size_bytes']
 
 
 if __name__ == '__main__':

@@ -13,11 +13,13 @@ short_description: Prove a PostgreSQL backup set restores to what was dumped
 version_added: 0.1.0
 description:
   - Re-computes the sha256 of every file in a backup set written by M(stackops.runbooks.pg_backup) and compares them
-    with its manifest.
+    with its manifest. With O(trial_restore), an externally compressed dump is hashed while it is decompressed for
+    the trial restore (one read of the file, not two).
   - Then restores the set into a scratch database on the same server (a unique name, always dropped afterwards,
     also on failure) and compares per-table row counts, and content checksums when the manifest has them, with the manifest.
   - Records the outcome in C(verification.json) beside the manifest, which M(stackops.runbooks.pg_backup_list) and
-    M(stackops.runbooks.pg_backup_retention) read.
+    M(stackops.runbooks.pg_backup_retention) read, and in C(<backup_dir>/last_backup.json) when that file describes
+    this set (O(stackops.runbooks.pg_backup#module:record_last_backup)).
   - Holds the per-database lock of the backed-up database while it runs.
 author:
   - stackops maintainers (@stackops)
@@ -115,15 +117,15 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
     BackupError, DatabaseLock, RestoreSession, admin_db, check_files, check_restored, common_module_spec, create_database,
-    drop_database, ensure_backup_dir, find_set, isoformat, record_verification, scratch_name, utcnow)
+    drop_database, ensure_backup_dir, find_set, isoformat, mark_last_backup_verified, record_verification, scratch_name, utcnow)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare
 
 
-def trial_restore(module, params, set_dir, manifest):
-    """Restore into a throwaway database and compare; the scratch database is dropped whatever happens."""
+def trial_restore(module, params, session, manifest):
+    """Restore the staged dump into a throwaway database and compare; the scratch database is dropped whatever
+    happens."""
     scratch = scratch_name(manifest['database'], 'verify')
     admin = admin_db(params, scratch)
-    session = RestoreSession(module, params, set_dir, manifest, params['work_dir'])
     created = False
     try:
         with connect(params, dbname=admin, application_name='stackops-verify') as conn:
@@ -132,7 +134,6 @@ def trial_restore(module, params, set_dir, manifest):
         session.restore(scratch, jobs=params['jobs'], no_owner=params['no_owner'])
         differences, content = check_restored(params, scratch, manifest, content=params['compare_content'])
     finally:
-        session.cleanup()
         if created:
             with connect(params, dbname=admin, application_name='stackops-verify') as conn:
                 drop_database(conn, scratch)
@@ -169,15 +170,27 @@ def main():
             module.exit_json(**result)
         ensure_backup_dir(params['backup_dir'])
         with DatabaseLock(params['backup_dir'], manifest['database'], 'verify', params['lock_timeout']):
-            problems = check_files(set_dir, manifest)
-            result.update(checksums_ok=not problems, differences=list(problems))
-            if not problems and params['trial_restore']:
+            session = RestoreSession(module, params, set_dir, manifest, params['work_dir'])
+            try:
+                # With a trial restore the dump is hashed while it is decompressed for it: one read, not two.
+                staging_error = None
                 try:
-                    scratch, differences, content = trial_restore(module, params, set_dir, manifest)
+                    problems = session.stage_checked() if params['trial_restore'] else check_files(set_dir, manifest)
                 except BackupError as exc:
-                    scratch, differences, content = None, ['trial restore failed: %s' % exc], False
-                result.update(scratch_database=scratch, content_compared=content)
-                result['differences'].extend(differences)
+                    staging_error = exc
+                    problems = check_files(set_dir, manifest)
+                result.update(checksums_ok=not problems, differences=list(problems))
+                if not problems and params['trial_restore']:
+                    try:
+                        if staging_error is not None:
+                            raise staging_error
+                        scratch, differences, content = trial_restore(module, params, session, manifest)
+                    except BackupError as exc:
+                        scratch, differences, content = None, ['trial restore failed: %s' % exc], False
+                    result.update(scratch_database=scratch, content_compared=content)
+                    result['differences'].extend(differences)
+            finally:
+                session.cleanup()
             result['verified'] = not result['differences']
             result['duration_seconds'] = round(time.monotonic() - clock, 3)
             record_verification(set_dir, dict(
@@ -185,6 +198,7 @@ def main():
                 trial_restore=params['trial_restore'] and result['checksums_ok'],
                 content_compared=result.get('content_compared', False), differences=result['differences'],
                 duration_seconds=result['duration_seconds']))
+            mark_last_backup_verified(params['backup_dir'], manifest['id'], result['verified'])
             result['changed'] = True
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)

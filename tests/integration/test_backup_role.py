@@ -134,13 +134,18 @@ def test_backup_playbook(stack, backup_dir, tmp_path):
     assert result["throughput_mib_per_second"] > 0
     assert result["verified"] is True and result["verification_duration_seconds"] == verification["duration_seconds"]
     assert result["retention_removed"] == [] and result["last_backup_timestamp"] == manifest["finished_at"]
-    assert result["error"] is None and result["space"]["backup_dir_exists"] is True
+    # Measured by pg_backup's pre-check, before it created the directory (removed above): the state it found.
+    assert result["error"] is None and result["space"]["backup_dir_exists"] is False
+    assert str(backup_dir).startswith(result["space"]["measured_path"]) and result["would_create_backup_dir"] is False
+    assert (backup_dir.stat().st_mode & 0o777) == 0o700 and record["verified"] is True
 
     # A verified backup younger than the interval makes the run a no-op, and the result says why.
     second = run_playbook("backup.yml", inventory=stack.inventory, label="backup-role-again",
                           extravars={"stackops_backup_min_interval": 3600})
     assert second.status == "successful", second.stdout
-    assert not second.task_results("Take the backup")
+    take = second.result("Take the backup")
+    assert take["due"] is False and take["changed"] is False and manifest["id"] in take["skipped_reason"]
+    assert not second.task_results("Prove the backup restores") and "retention" not in take
     assert len(backup_sets(backup_dir)) == 1
     skipped = stackops_result(second)[stack.project]
     assert skipped["status"] == "skipped" and skipped["backup_id"] is None
@@ -183,12 +188,16 @@ def test_failed_backup_still_reports(stack, backup_dir):
     refused = run_playbook("backup.yml", inventory=stack.inventory, label="backup-no-room",
                            extravars={"stackops_backup_free_space_factor": 1000000000})
     assert refused.status == "failed"
-    assert "Require room for the backup" in refused.failed_tasks
+    # The pre-check is part of pg_backup (one task, no extra round of ansible overhead): it refuses before the lock,
+    # the dump or any directory is touched.
+    assert "Take the backup" in refused.failed_tasks
     assert tree(backup_dir) == before
     result = stackops_result(refused)[stack.project]
-    assert result["status"] == "failed" and result["failed_task"] == "Require room for the backup"
-    assert "bytes free in %s" % backup_dir in result["error"] and "free space or move stackops_backup_dir" in result["error"]
+    assert result["status"] == "failed" and result["failed_task"] == "Take the backup"
+    assert "bytes free in %s" % backup_dir in result["error"] and "free space or point backup_dir" in result["error"]
+    assert "nothing was published" in result["error"]
     assert result["backup_id"] is None and result["size_bytes"] is None and result["verified"] is None
+    assert result["space"]["needed_bytes"] > result["space"]["free_bytes"] > 0
 
 
 def test_backup_check_mode_changes_nothing(stack, tmp_path):
@@ -266,7 +275,8 @@ def test_restore_playbook(stack, backup_dir):
     assert result["status"] == "ok" and result["mode"] == "replace" and result["target_database"] == "appdb"
     assert result["backup_id"] == restored["backup_id"] and result["restored"] is True
     assert result["tables_verified"] == restored["tables"] > 0 and result["rows_verified"] == restored["rows"]
-    assert result["content_compared"] is True and result["duration_seconds"] == restored["duration_seconds"]
+    # The role records row counts only (content checksums are opt-in), so the restore compares row counts.
+    assert result["content_compared"] is False and result["duration_seconds"] == restored["duration_seconds"]
     assert result["services_stopped"] == ["api"] and result["services_restarted"] == ["api"]
     assert result["health_ok"] is True and result["health_failed"] == []
     assert sorted(result["health"]) == ["api", "api-db", "frontend"] and set(result["health"].values()) == {200}

@@ -1,4 +1,5 @@
 """What happens at 3 a.m.: killed dumps, full disks, corrupt files, failing restores, contention, hostile names."""
+import json
 import os
 import signal
 import subprocess
@@ -258,3 +259,66 @@ def test_password_never_leaks(pg_cluster, tmp_path):
     for path in backup_dir.rglob("*"):
         if path.is_file():
             assert pg_cluster.password.encode() not in path.read_bytes()
+
+
+KEEP_ONE = dict(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
+
+
+def test_precheck_min_interval_and_last_backup_record(pg_cluster, tmp_path):
+    """pg_backup's own pre-checks: no room refuses before anything is written (also in check mode, measured on the
+    nearest existing parent); a verified backup younger than min_interval makes it a no-op; last_backup.json follows
+    the newest set and its verification; compose files of project_dir come along; retention after publishing."""
+    create_db(pg_cluster, "pre_db")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "compose.yaml").write_text("services: {}\n")
+    (project / "compose.override.yml").write_text("services: {}\n")
+    (project / "notes.txt").write_text("not a compose file\n")
+    backup_dir = tmp_path / "backups" / "not-yet"
+    results = cluster_batch(pg_cluster, backup_dir, [
+        step("refused_check", "pg_backup", check=True, database="pre_db", free_space_factor=1e15),
+        step("refused", "pg_backup", database="pre_db", free_space_factor=1e15),
+        step("planned", "pg_backup", check=True, database="pre_db", free_space_factor=1.5),
+        step("taken", "pg_backup", database="pre_db", free_space_factor=1.5, include_compose_files=True,
+             project_dir=str(project), record_last_backup=True, backup_dir_mode="0700"),
+        step("verify", "pg_backup_verify", backup_id="{{ taken.backup_id }}"),
+        step("again", "pg_backup", database="pre_db", min_interval=3600, record_last_backup=True),
+        # Retention inside pg_backup: the newest verified set survives until a newer one is verified.
+        step("second", "pg_backup", database="pre_db", retention=KEEP_ONE),
+        step("verify_second", "pg_backup_verify", backup_id="{{ second.backup_id }}"),
+        step("third_planned", "pg_backup", check=True, database="pre_db", retention=KEEP_ONE),
+        step("third", "pg_backup", database="pre_db", retention=KEEP_ONE),
+    ], label="precheck")
+    for name in ("refused_check", "refused"):
+        res = results[name]
+        assert res["failed"] and "bytes free in %s," % tmp_path in res["msg"], res["msg"]
+        assert "nothing was published" in res["msg"]
+        assert res["space"]["measured_path"] == str(tmp_path) and res["space"]["backup_dir_exists"] is False
+    planned = results["planned"]
+    assert not planned["failed"] and planned["would_create_backup_dir"] is True
+    assert planned["space"]["expected_size_bytes"] == planned["database_size_bytes"]
+    assert planned["space"]["needed_bytes"] == int(planned["space"]["expected_size_bytes"] * 1.5)
+
+    taken = results["taken"]
+    assert not taken["failed"], taken["msg"]
+    assert taken["space"]["measured_path"] == str(tmp_path) and taken["would_create_backup_dir"] is True
+    stored = sorted(f["stored"] for f in taken["manifest"]["files_included"])
+    assert stored == ["files/compose.override.yml", "files/compose.yaml"]
+    assert (backup_dir.stat().st_mode & 0o777) == 0o700
+    assert all(t["rows"] >= 0 and "content_checksum" not in t for t in taken["manifest"]["tables"])
+    record = json.loads((backup_dir / "last_backup.json").read_text())
+    assert (backup_dir / "last_backup.json").stat().st_mode & 0o777 == 0o600
+    assert record["backup_id"] == taken["backup_id"] and record["verified"] is True
+    assert record["last_backup_timestamp"] == taken["manifest"]["finished_at"]
+
+    again = results["again"]
+    assert not again["failed"] and again["due"] is False and again["changed"] is False
+    assert again["latest_verified"]["id"] == taken["backup_id"] and taken["backup_id"] in again["skipped_reason"]
+    second, third = results["second"], results["third"]
+    assert not second["failed"] and second["retention"]["deleted"] == [], second
+    assert sorted(second["retention"]["kept"]) == sorted([taken["backup_id"], second["backup_id"]])
+    assert results["third_planned"]["retention"]["deleted"] == [taken["backup_id"]]
+    assert not third["failed"] and third["retention"]["deleted"] == [taken["backup_id"]]
+    assert third["retention"]["freed_bytes"] == taken["size_bytes"] and third["retention"]["busy"] == {}
+    assert [name for name in backup_sets(backup_dir) if name != "last_backup.json"] == sorted(
+        [second["backup_id"], third["backup_id"]])

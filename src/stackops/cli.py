@@ -249,7 +249,8 @@ def cmd_procedure(args):
             procedure=procedure, playbook=playbook, root=root, inventory=inventory, limit=args.limit,
             extravars=extravars, check=args.check, verbosity=args.verbose, timeout=args.timeout,
             run_id=run_id, run_dir=run_dir, envvars=locations.runner_envvars(root),
-            progress=make_progress(args.json, args.verbose))
+            progress=make_progress(args.json, args.verbose),
+            task_count_cache=state / "task-counts.json")
         if rpo_seconds is not None:
             _apply_rpo(summary, run_dir, rpo_seconds, getattr(args, "rpo_strict", False))
         if getattr(args, "report", False):

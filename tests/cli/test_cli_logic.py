@@ -2,6 +2,7 @@
 import argparse
 import json
 import multiprocessing
+import os
 import re
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from stackops import extravars, schedule
 from stackops.cli import build_parser
 from stackops.events import RunTracker, failure_message
-from stackops.execution import parse_task_list
+from stackops.execution import count_tasks, parse_task_list
 from stackops.history import History, scrub_environment
 from stackops.locking import LockHeld, StackLock
 from stackops.procedures import BY_NAME, PROCEDURES
@@ -194,6 +195,36 @@ playbook: playbooks/health.yml
       Write it	TAGS: [report]
 """
     assert parse_task_list(listing) == 3
+
+
+def _write_playbook(root, task_names):
+    tasks = "".join("    - name: %s\n      ansible.builtin.debug:\n        msg: hi\n" % name for name in task_names)
+    (root / "playbooks" / "listed.yml").write_text("- name: Listed\n  hosts: all\n  gather_facts: false\n  tasks:\n" + tasks)
+
+
+def test_count_tasks_runs_ansible_once_then_reads_its_cache(tmp_path):
+    """The real ansible-playbook --list-tasks, cached per inputs; an edited playbook is counted again."""
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "roles").mkdir()
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("h1 ansible_connection=local\n")
+    _write_playbook(tmp_path, ["one", "two"])
+    cache = tmp_path / "state" / "task-counts.json"
+    playbook = tmp_path / "playbooks" / "listed.yml"
+
+    assert count_tasks(playbook, inventory, None, {"x": 1}, {}, False, cache_file=cache) == 2
+    stored = json.loads(cache.read_text())
+    assert list(stored.values()) == [2]
+    # A cached answer is served as stored, without running ansible (proved by planting a different number).
+    cache.write_text(json.dumps({key: 7 for key in stored}))
+    assert count_tasks(playbook, inventory, None, {"x": 1}, {}, False, cache_file=cache) == 7
+    # Other inputs are another key.
+    assert count_tasks(playbook, inventory, None, {"x": 2}, {}, False, cache_file=cache) == 2
+
+    _write_playbook(tmp_path, ["one", "two", "three"])
+    later = playbook.stat().st_mtime + 5
+    os.utime(playbook, (later, later))
+    assert count_tasks(playbook, inventory, None, {"x": 1}, {}, False, cache_file=cache) == 3
 
 
 # ---------------------------------------------------------------- history

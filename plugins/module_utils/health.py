@@ -67,30 +67,48 @@ def validate_options(spec, options, label):
     return result.validated_parameters
 
 
-def run_groups(groups):
+def run_groups(groups, stop_on_critical=False):
     """Run ``[(label, callable returning checks)]`` concurrently; returns one outcome per group, in order.
 
-    A group that raises becomes one CRITICAL check named after it, whose message is the error.
+    A group that raises becomes one CRITICAL check named after it, whose message is the error. With
+    ``stop_on_critical`` the first group to report a CRITICAL check ends the run: a gate that already failed
+    must not wait for the others' timeouts; groups still running are reported CRITICAL as not finished.
     """
     outcomes = [dict(name=label, checks=[], error=None, elapsed=None) for label, _func in groups]
+    finished = threading.Condition()
+    started = time.monotonic()
 
     def work(outcome, func):
-        started = time.monotonic()
         try:
-            outcome['checks'] = list(func())
+            checks = list(func())
+            error = None
         except Exception as exc:  # pylint: disable=broad-except
-            outcome['error'] = ' '.join(to_native(exc).split()) or type(exc).__name__
-            outcome['checks'] = [make_check(outcome['name'], CRITICAL, '%s: check could not run: %s' % (outcome['name'], outcome['error']),
-                                            dict(error=outcome['error']))]
-        outcome['elapsed'] = round(time.monotonic() - started, 3)
+            error = ' '.join(to_native(exc).split()) or type(exc).__name__
+            checks = [make_check(outcome['name'], CRITICAL, '%s: check could not run: %s' % (outcome['name'], error), dict(error=error))]
+        with finished:
+            outcome.update(checks=checks, error=error, elapsed=round(time.monotonic() - started, 3))
+            finished.notify_all()
 
-    threads = [threading.Thread(target=work, args=(outcome, func), name='check-%s' % outcome['name'])
-               for outcome, (_label, func) in zip(outcomes, groups)]
-    for thread in threads:
+    for outcome, (_label, func) in zip(outcomes, groups):
+        thread = threading.Thread(target=work, args=(outcome, func), name='check-%s' % outcome['name'])
         thread.daemon = True
         thread.start()
-    for thread in threads:
-        thread.join()
+
+    def first_critical():
+        return next((outcome['name'] for outcome in outcomes if outcome['elapsed'] is not None
+                     and any(check['severity'] == CRITICAL for check in outcome['checks'])), None)
+
+    with finished:
+        while any(outcome['elapsed'] is None for outcome in outcomes):
+            if stop_on_critical and first_critical():
+                break
+            finished.wait()
+        failed = first_critical()
+        for outcome in outcomes:
+            if outcome['elapsed'] is None:
+                outcome.update(elapsed=round(time.monotonic() - started, 3), error='not finished',
+                               checks=[make_check(outcome['name'], CRITICAL, '%s: not finished, stopped because %s failed first' % (
+                                   outcome['name'], failed), dict(error='not finished'))])
     return outcomes
 
 

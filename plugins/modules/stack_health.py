@@ -71,6 +71,19 @@ options:
         C(paths), C(disk_warning), C(load_critical), C(docker).
     type: dict
     default: {}
+  wait_timeout:
+    description:
+      - Seconds the V(compose) group waits, looking every quarter second, until every selected service has its
+        containers healthy (running, for services without a healthcheck) before it reports; it stops waiting
+        early when a container exits, restarts or turns unhealthy. V(0) looks once.
+    type: float
+    default: 0
+  stop_on_critical:
+    description:
+      - Report as soon as one group has a CRITICAL check; groups still running are reported CRITICAL as not
+        finished. For gates (the startup role) that must fail fast instead of waiting out the other groups' timeouts.
+    type: bool
+    default: false
   fail_on_unhealthy:
     description:
       - Fail the task when the report is failed under O(fail_on); the result still carries the report.
@@ -149,7 +162,7 @@ path:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.checks import FAIL_ON_CHOICES
-from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, services_snapshot
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, services_snapshot, wait_services
 from ansible_collections.stackops.runbooks.plugins.module_utils.health import (
     GroupError, GroupModule, report_result, run_groups, select_services, validate_options)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import pg_connection_spec
@@ -162,6 +175,9 @@ HTTP_DEFAULTS = dict(wait=False)
 def compose_checks(module, params):
     group = GroupModule(module, dict((key, params[key]) for key in compose_argument_spec()))
     wanted, _tiers = select_services(group, group.params, params['services'])
+    if params['wait_timeout'] > 0:
+        # Only the wait; the snapshot below, with the restart warning, is what gets reported.
+        wait_services(group, group.params, wanted, timeout=params['wait_timeout'], interval=0.25)
     services = services_snapshot(group, group.params, wanted, restart_warning=params['restart_warning'])
     return [services[name]['check'] for name in wanted]
 
@@ -238,6 +254,8 @@ def main():
         checks=dict(type='list', elements='str', choices=GROUPS, default=list(GROUPS)),
         services=dict(type='list', elements='str', default=[]),
         restart_warning=dict(type='int', default=3),
+        wait_timeout=dict(type='float', default=0),
+        stop_on_critical=dict(type='bool', default=False),
         urls=dict(type='list', elements='dict', default=[]),
         http=dict(type='dict', default={}),
         postgres=dict(type='dict', default={}),
@@ -250,7 +268,7 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
 
-    outcomes = run_groups(plan(module))
+    outcomes = run_groups(plan(module), stop_on_critical=params['stop_on_critical'])
     result = report_result(module, [check for outcome in outcomes for check in outcome['checks']], params)
     result['groups'] = [dict(name=outcome['name'], elapsed=outcome['elapsed'], checks=len(outcome['checks']), error=outcome['error'])
                         for outcome in outcomes]

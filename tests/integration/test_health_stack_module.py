@@ -67,6 +67,30 @@ def test_stack_health_check_mode_writes_no_report(stack, tmp_path):
     assert [group["name"] for group in res["groups"]] == ["compose", "host"]
 
 
+def test_stack_health_as_a_gate_waits_for_health_and_stops_at_the_first_critical(stack):
+    """The startup role's last-tier gate: wait for Docker health beside the URL probes, fail fast on a dead container."""
+    gate = {"checks": ["compose", "http"], "wait_timeout": 60, "stop_on_critical": True,
+            "http": {"wait": True, "wait_timeout": 600, "consecutive_successes": 2, "interval": 0.25}}
+    res = run_module("stackops.runbooks.stack_health", stack_args(stack, **gate))
+    assert not failed(res), res.get("msg")
+    assert {check["severity"] for check in res["report"]["checks"]} == {"OK"}
+
+    stack.compose("stop", "api")
+    try:
+        res = run_module("stackops.runbooks.stack_health", stack_args(stack, **gate))
+        assert failed(res)
+        levels = severities(res["report"])
+        assert levels["service api"] == "CRITICAL"
+        # The API URLs would poll for 600 s; the exited container ended the gate and they are reported unfinished.
+        unfinished = [group["name"] for group in res["groups"] if group["error"] == "not finished"]
+        assert "http api" in unfinished
+        messages = {check["name"]: check["message"] for check in res["report"]["checks"]}
+        assert messages["http api"] == "http api: not finished, stopped because compose failed first"
+    finally:
+        stack.up()
+    assert stack.wait_http("/health")[0] == 200
+
+
 def test_stack_health_names_a_stopped_api(stack):
     api_name = [row["Name"] for row in stack.ps() if row["Service"] == "api"][0]
     stack.compose("stop", "api")

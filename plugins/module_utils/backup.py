@@ -499,6 +499,13 @@ def retention_policy_spec():
     )
 
 
+def retention_policy_problem(policy):
+    """Why a keep_last/keep_daily/keep_weekly/keep_monthly policy cannot be applied, or None."""
+    if min(policy[key] for key in retention_policy_spec()) < 0:
+        return 'keep_last/keep_daily/keep_weekly/keep_monthly must be 0 or more'
+    return None
+
+
 def apply_retention(backup_dir, database, policy, result, delete):
     """Apply ``policy`` (keep_last/keep_daily/keep_weekly/keep_monthly) to the sets of ``database``; the caller holds
     its lock. Adds to ``result`` (``kept``, ``deleted``, ``freed_bytes``); ``delete=False`` only plans."""
@@ -829,13 +836,21 @@ class RestoreSession(object):
         if problems:
             return problems
         known = {}
-        compression = self.manifest['compression']
-        if compression['where'] == 'external' and compression['method'] != 'none':
+        if self.compressed_outside_pg_dump():
             known[self.manifest['data']] = self.decompress()
         problems = check_files(self.set_dir, self.manifest, known=known)
         if not problems:
-            self.source = self.to_tool_path(self.staged or os.path.join(self.set_dir, self.manifest['data']))
+            self.point_at_dump()
         return problems
+
+    def compressed_outside_pg_dump(self):
+        compression = self.manifest['compression']
+        return compression['where'] == 'external' and compression['method'] != 'none'
+
+    def point_at_dump(self):
+        """The dump pg_restore/psql reads: the staged (decompressed) copy if any, as the tools see its path."""
+        self.source = self.to_tool_path(self.staged or os.path.join(self.set_dir, self.manifest['data']))
+        return self.source
 
     def decompress(self):
         """Decompress the dump into ``work_dir`` (pg_restore -j needs a seekable file); returns the sha256 of the
@@ -882,11 +897,9 @@ class RestoreSession(object):
 
     def stage(self):
         """Stage the dump without checking it (callers that checked the set under the same lock)."""
-        compression = self.manifest['compression']
-        if compression['where'] == 'external' and compression['method'] != 'none':
+        if self.compressed_outside_pg_dump():
             self.decompress()
-        self.source = self.to_tool_path(self.staged or os.path.join(self.set_dir, self.manifest['data']))
-        return self.source
+        return self.point_at_dump()
 
     def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False):
         if self.source is None:

@@ -242,8 +242,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
     BackupError, DEFAULT_LEVELS, EXTENSIONS, MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, DatabaseLock, apply_retention,
     catalog, common_module_spec, compose_project_files, compressor_argv, conninfo_dbname, database_info,
     describe_os_error, describe_rc, ensure_backup_dir, file_inventory, first_failure, fsync_path, isoformat, new_backup_id,
-    pg_major, publish, record_last_backup, remove_tree, retention_policy_spec, set_checksum, slug, space_plan,
-    stream_to_file, table_stats, tool_version, user_tables, utcnow, write_json)
+    pg_major, publish, record_last_backup, remove_tree, retention_policy_problem, retention_policy_spec, set_checksum,
+    slug, space_plan, stream_to_file, table_stats, tool_version, user_tables, utcnow, write_json)
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, connect, describe_target, prepare
 
@@ -503,8 +503,9 @@ def main():
                               'space or point backup_dir at a larger filesystem' % (
                                   space['free_bytes'], space['measured_path'], space['needed_bytes'],
                                   params['free_space_factor'], space['expected_size_bytes']))
-        if params['retention'] and min(params['retention'].values()) < 0:
-            raise BackupError('retention keep_last/keep_daily/keep_weekly/keep_monthly must be 0 or more')
+        retention_problem = retention_policy_problem(params['retention']) if params['retention'] else None
+        if retention_problem:
+            raise BackupError('retention %s' % retention_problem)
         if module.check_mode:
             if params['retention']:
                 result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})

@@ -87,7 +87,7 @@ freed_bytes:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
     BackupError, DatabaseLock, LockTimeout, apply_retention, catalog, common_module_spec, ensure_backup_dir,
-    retention_policy_spec)
+    retention_policy_problem, retention_policy_spec)
 
 
 def main():
@@ -98,8 +98,9 @@ def main():
     spec.update(retention_policy_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
-    if min(params['keep_last'], params['keep_daily'], params['keep_weekly'], params['keep_monthly']) < 0:
-        module.fail_json(msg='keep_last/keep_daily/keep_weekly/keep_monthly must be 0 or more')
+    problem = retention_policy_problem(params)
+    if problem:
+        module.fail_json(msg=problem)
     sets, dummy = catalog(params['backup_dir'], params['database'])
     databases = sorted(set(entry['database'] for entry in sets))
     result = dict(changed=False, deleted=[], kept={}, busy={}, freed_bytes=0)

@@ -139,8 +139,8 @@ class Stackops:
         self.backup_dir = workdir / "stackops-backups"
         self.state = workdir / "stackops-state"
         self.env = ansible_env(self.state)
-        self.latest_backup_id = None
-        self.verified_backup_id = None
+        # The newest set of each kind of backup run ("verified", "default", "uncompressed"), the ones restored.
+        self.sets = {}
 
     def write_inventory(self):
         (self.inventory / "group_vars").mkdir(parents=True, exist_ok=True)
@@ -184,12 +184,16 @@ class Stackops:
                                     if duration is not None]
         return result
 
+    @property
+    def verified_backup_id(self):
+        return self.sets.get("verified")
+
     def _prune_old_sets(self, keep):
         for entry in self.backup_dir.iterdir():
             if entry.is_dir() and not entry.name.startswith(".") and entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
 
-    def backup(self, verify, extravars=None):
+    def backup(self, verify, extravars=None, slot=None):
         args = ["backup"] + ([] if verify else ["--no-verify"])
         for name, value in (extravars or {}).items():
             args += ["-e", "%s=%s" % (name, json.dumps(value))]
@@ -206,24 +210,23 @@ class Stackops:
             if not verified or not verified.get("verified", True):
                 raise RuntimeError("the verification task did not report a verified backup: %s" % verified)
             result["verify_s"] = verified.get("duration_seconds")
-            self.verified_backup_id = backup_id
-        else:
-            self.latest_backup_id = backup_id
-        self._prune_old_sets(keep={self.latest_backup_id, self.verified_backup_id})
+        self.sets[slot or ("verified" if verify else "default")] = backup_id
+        self._prune_old_sets(keep=set(self.sets.values()))
         return result
 
-    def restore(self):
-        """Restore the verified backup (what operators restore) into a new database."""
-        backup_id = self.verified_backup_id or self.latest_backup_id
+    def restore(self, slot=None):
+        """Restore a backup into a new database: by default the verified one (what operators restore)."""
+        backup_id = self.sets.get(slot) if slot else (self.sets.get("verified") or self.sets.get("default"))
         if not backup_id:
             raise RuntimeError("no stackops backup to restore (the backup contender did not produce one)")
         args = ["restore", "--backup-id", backup_id, "--target-db", RESTORE_DB]
-        if not self.verified_backup_id:
+        if backup_id != self.verified_backup_id:
             args += ["-e", "stackops_restore_require_verified=false"]
         result = self._cli(args, "stackops-restore")
         restored = _module_result(result["tasks"], "stackops.runbooks.pg_backup_restore")
         if restored:
             result["module_duration_s"] = restored.get("duration_seconds")
+            result["phase_seconds"] = restored.get("phase_seconds")
         return result
 
 
@@ -296,7 +299,13 @@ def main():
             so_backup_verify.unavailable(missing)
         else:
             stackops.write_inventory()
-        backups.append(so_backup)
+        # Like for like with the uncompressed raw dump: the same procedure with compression none.
+        so_backup_plain = Contender("stackops_backup_uncompressed", "stackops backup --no-verify, compression none",
+                                    "stackops", run=lambda: stackops.backup(verify=False, slot="uncompressed", extravars={
+                                        "stackops_backup_compression": "none"}))
+        if missing:
+            so_backup_plain.unavailable(missing)
+        backups += [so_backup, so_backup_plain]
         if EXTRA:
             # What the opt-in content checksums (a second, hashing read of every table) cost.
             so_backup_content = Contender("stackops_backup_content", "stackops backup --no-verify, content checksums on",
@@ -312,10 +321,11 @@ def main():
             next(c for c in backups if c.key == "pgbackrest_backup").unavailable("setup failed: %s" % str(exc)[:300])
 
         log("backup phase: %d contenders x %d rounds" % (len(backups), REPEAT))
-        run_rounds(backups, env, logs, phase="backup")
+        settle = lambda: cluster.quiesce(log=log)  # noqa: E731
+        run_rounds(backups, env, logs, phase="backup", before_each=settle)
         if so_backup_verify.available:
             # One verified run: what the default `stackops backup` costs, verification included.
-            run_rounds([so_backup_verify], env, logs, phase="backup (verified)", repeat=1)
+            run_rounds([so_backup_verify], env, logs, phase="backup (verified)", repeat=1, before_each=settle)
         backups.append(so_backup_verify)
 
         def fresh_db():
@@ -347,6 +357,8 @@ def main():
                       run=pgbr.restore, prepare=pgbr.prepare_restore, note="whole cluster, reference only"),
             Contender("stackops_restore", "stackops restore --target-db (new database)", "stackops",
                       run=stackops.restore, prepare=fresh_db),
+            Contender("stackops_restore_uncompressed", "stackops restore of the uncompressed backup", "stackops",
+                      run=lambda: stackops.restore(slot="uncompressed"), prepare=fresh_db),
         ]
         if EXTRA:
             restores.insert(1, Contender("zstd_stream_restore", "zstd -dc | pg_restore (1 job, streamed)", "raw",
@@ -355,7 +367,7 @@ def main():
         # A restore needs its backup contender's output.
         sources = {"seed_restore": backups[0], "zstd_stream_restore": backups[1], "zstd_file_restore": backups[1],
                    "dir_restore": backups[2], "z0_restore": backups[3], "pgbackrest_restore": backups[4],
-                   "stackops_restore": so_backup}
+                   "stackops_restore": so_backup, "stackops_restore_uncompressed": so_backup_plain}
         for contender in restores:
             source = sources[contender.key]
             if not source.available or not source.runs:
@@ -372,7 +384,7 @@ def main():
             return None
 
         log("restore phase: %d contenders x %d rounds" % (len(restores), REPEAT))
-        run_rounds(restores, env, logs, after_each=check_restore, phase="restore")
+        run_rounds(restores, env, logs, after_each=check_restore, phase="restore", before_each=settle)
         cluster.drop_database(RESTORE_DB)
 
         doc["backup"] = [c.summary(db_bytes) for c in backups]
@@ -476,6 +488,18 @@ def report(doc, db_bytes):
             ratios[key] = round(pair[0] / pair[1], 3)
             notes.append("stackops restore vs pg_restore -j from %s: %.2fx (%.1f s vs %.1f s, %s)" % (
                 what, pair[0] / pair[1], pair[0], pair[1], rounds_text(pair[2], ours_r, other)))
+    plain_r, z0_r = restores.get("stackops_restore_uncompressed"), restores.get("z0_restore")
+    pair = paired(plain_r, z0_r) if plain_r and z0_r else None
+    if pair:
+        ratios["uncompressed_vs_z0_restore"] = round(pair[0] / pair[1], 3)
+        notes.append("like for like, both from an uncompressed custom dump: stackops restore %.2fx of pg_restore -j %d "
+                     "(%.1f s vs %.1f s, %s)" % (pair[0] / pair[1], JOBS, pair[0], pair[1],
+                                                 rounds_text(pair[2], plain_r, z0_r)))
+    plain_b, z0_b = backups.get("stackops_backup_uncompressed"), backups.get("z0_backup")
+    pair = paired(plain_b, z0_b) if plain_b and z0_b else None
+    if pair:
+        notes.append("like for like, both uncompressed: stackops backup %.2fx of pg_dump -Fc -Z0 -f (%.1f s vs %.1f s, "
+                     "%s)" % (pair[0] / pair[1], pair[0], pair[1], rounds_text(pair[2], plain_b, z0_b)))
     doc["restore_ratios"] = ratios
     for item, label in ((ours_b, "backup --no-verify"), (ours_r, "restore")):
         if item and item.get("median_wall_s") and item.get("module_duration_s"):

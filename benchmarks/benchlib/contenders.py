@@ -101,6 +101,8 @@ class Contender:
             values = [r.get(extra) for r in self.runs if r.get(extra) is not None]
             if values:
                 out[extra] = round(median(values), 3)
+        if self.runs and self.runs[-1].get("phase_seconds"):
+            out["phase_seconds_last_run"] = self.runs[-1]["phase_seconds"]
         if self.runs and self.runs[-1].get("task_durations"):
             out["task_durations_last_run"] = self.runs[-1]["task_durations"]
         if not self.available and not out["reason"]:
@@ -108,8 +110,10 @@ class Contender:
         return out
 
 
-def run_rounds(contenders, env, logdir, after_each=None, phase="", repeat=None):
-    """Round-robin: every contender once per round; a contender slower than SLOW_SECONDS runs once."""
+def run_rounds(contenders, env, logdir, after_each=None, phase="", repeat=None, before_each=None):
+    """Round-robin: every contender once per round; a contender slower than SLOW_SECONDS runs once.
+
+    ``before_each`` (untimed) runs before every contender, e.g. to let the server settle after the last one."""
     repeat = repeat or REPEAT
     for round_no in range(1, repeat + 1):
         for contender in contenders:
@@ -118,6 +122,8 @@ def run_rounds(contenders, env, logdir, after_each=None, phase="", repeat=None):
             if round_no > 1 and contender.runs and contender.runs[0]["wall_s"] > SLOW_SECONDS:
                 continue
             log("%s round %d/%d: %s" % (phase, round_no, repeat, contender.label))
+            if before_each:
+                before_each()
             try:
                 result = contender.execute(env, logdir)
             except (CommandFailed, RuntimeError, subprocess.SubprocessError, OSError) as exc:

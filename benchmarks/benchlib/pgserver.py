@@ -105,6 +105,24 @@ class BenchCluster:
         if not keep_files:
             shutil.rmtree(self.base, ignore_errors=True)
 
+    def quiesce(self, timeout=600, log=print):
+        """Let the last contender's after-effects finish before the next one is timed.
+
+        A restore writes over a GB of WAL that the archiver (pgBackRest's archive-push, which compresses each
+        segment) keeps processing after the restore returned, and leaves dirty buffers behind: whoever ran next
+        would pay for both. Wait until no segment is waiting to be archived, then CHECKPOINT.
+        """
+        status = self.datadir / "pg_wal" / "archive_status"
+        deadline = time.monotonic() + timeout
+        waited = time.monotonic()
+        while any(status.glob("*.ready")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if any(status.glob("*.ready")):
+            log("  archiver still behind after %d s; going on" % timeout)
+        with self.connect() as conn:
+            conn.execute("CHECKPOINT")
+        return round(time.monotonic() - waited, 1)
+
     # -------------------------------------------------------------- access
     @property
     def env(self):

@@ -91,6 +91,34 @@ options:
     default: []
 '''
 
+    # Options of module_utils.backup.restore_session_spec(): how pg_backup_restore and pg_backup_verify restore.
+    RESTORE_SESSION = r'''
+options:
+  jobs:
+    description:
+      - A streamed custom-format dump is loaded over this many connections, and as many C(pg_restore) processes
+        build its indexes side by side. For a directory-format dump it is C(pg_restore --jobs).
+    type: int
+    default: 2
+  streaming:
+    description:
+      - Stream a whole custom-format dump. It is decompressed on the fly, its rows are spread over O(jobs)
+        connections, and no decompressed copy is written. With V(false) it is decompressed into O(work_dir) and
+        restored with C(pg_restore --jobs), as directory-format dumps are. That is the escape hatch if streaming
+        ever misbehaves.
+    type: bool
+    default: true
+  no_owner:
+    description: Restore without ownership and privileges, for servers that lack the roles of the original.
+    type: bool
+    default: false
+  work_dir:
+    description:
+      - Where a set compressed outside pg_dump is decompressed for a restore from a file, and where the streamed
+        restore writes its small list files. Defaults to O(backup_dir).
+    type: path
+'''
+
     # Options of module_utils.backup.backup_dir_spec(): the backup catalog and its per-database lock.
     BACKUP_CATALOG = r'''
 options:

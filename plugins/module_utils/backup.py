@@ -28,15 +28,22 @@ import tempfile
 import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
-    PgTools, connect, describe_target, pg_connection_spec, pg_tools_spec, sql)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import (  # noqa: F401 pylint: disable=unused-import
+    CHUNK, Pipeline, describe_rc, first_failure, widen_pipe)
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
+    StreamFailed, StreamNotSupported, StreamingRestore, timed)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (  # noqa: F401 pylint: disable=unused-import
+    PgTools, conninfo_dbname, connect, describe_target, pg_connection_spec, pg_tools_spec, sql)
 
 MANIFEST = 'manifest.json'
 VERIFICATION = 'verification.json'
 PARTIAL_SUFFIX = '.partial'
 LOCK_DIR = '.locks'
 MANIFEST_VERSION = 1
-CHUNK = 1024 * 1024
+
+# The restore goes into a database nobody uses yet and is only put in place by a later, synchronous commit (rename or
+# swap), which flushes all WAL before it: asynchronous commits lose nothing here.
+RESTORE_SESSION_OPTIONS = '-c synchronous_commit=off'
 
 # pg_dump before 16 compresses custom/directory output with zlib only.
 NATIVE_METHODS_BY_MAJOR = {15: ('gzip', 'none')}
@@ -101,18 +108,23 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def relative_files(root, skip=(MANIFEST, VERIFICATION)):
+    """Paths (relative to ``root``) of the regular files under it, in a stable order."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            if rel not in skip:
+                yield rel
+
+
 def file_inventory(root, skip=(MANIFEST, VERIFICATION), known=None):
     """{relative path: {size, sha256}} for every regular file under ``root``; ``known`` digests are not re-read."""
     known = known or {}
     files = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            if rel in skip:
-                continue
-            files[rel] = dict(size=os.path.getsize(full), sha256=known.get(rel) or sha256_file(full))
+    for rel in relative_files(root, skip):
+        full = os.path.join(root, rel)
+        files[rel] = dict(size=os.path.getsize(full), sha256=known.get(rel) or sha256_file(full))
     return files
 
 
@@ -393,7 +405,7 @@ def check_files(set_dir, manifest, known=None, sizes_only=False):
         digest = known.get(rel) or sha256_file(full)
         if digest != meta['sha256']:
             problems.append('%s: sha256 %s, manifest says %s' % (rel, digest, meta['sha256']))
-    actual = set(file_inventory(set_dir)) if os.path.isdir(set_dir) else set()
+    actual = set(relative_files(set_dir)) if os.path.isdir(set_dir) else set()
     for rel in sorted(actual - set(expected)):
         problems.append('%s: not in manifest' % rel)
     return problems
@@ -601,6 +613,13 @@ def drop_database(conn, name):
     conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(name)))
 
 
+def recreate_database(params, admin, name, like, application_name):
+    """Drop ``name`` and create it empty again (a restore that has to start over)."""
+    with connect(params, dbname=admin, application_name=application_name) as conn:
+        drop_database(conn, name)
+        create_database(conn, name, like=like)
+
+
 def database_info(conn, name):
     row = conn.execute(
         "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, r.rolname, pg_database_size(d.oid) "
@@ -612,83 +631,32 @@ def database_info(conn, name):
 
 # ---------------------------------------------------------------- processes
 
-F_SETPIPE_SZ = 1031  # Linux fcntl: pipe capacity
-
-
-def widen_pipe(handle):
-    """Give a pipe CHUNK bytes of buffer instead of 64 KiB, so the processes on both ends (a compressor and our
-    copy-and-hash loop) work concurrently instead of taking turns. Best effort: the default still works."""
-    try:
-        fcntl.fcntl(handle.fileno(), F_SETPIPE_SZ, CHUNK)
-    except (IOError, OSError, ValueError):
-        pass
-
-
 def stream_to_file(stages, env, target, digest=None):
     """Run ``stages`` (argv lists) as a pipeline and copy the last stdout into ``target``.
 
     We copy in Python rather than redirect so the sha256 is computed while writing and a
     full disk surfaces as an OSError we can name. Returns (bytes written, [(argv, rc, stderr)]).
     """
-    procs, errs = [], []
-    previous = None
+    pipeline = Pipeline(stages, env)
     written = 0
     write_error = None
     try:
-        for index, argv in enumerate(stages):
-            err = tempfile.TemporaryFile()
-            proc = subprocess.Popen(argv, stdin=previous.stdout if previous else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
-            if previous:
-                previous.stdout.close()  # so the producer gets SIGPIPE if the consumer dies
-            widen_pipe(proc.stdout)
-            procs.append(proc)
-            errs.append(err)
-            previous = proc
-        try:
-            with open(target, 'wb') as out:
-                for chunk in iter(lambda: previous.stdout.read(CHUNK), b''):
-                    out.write(chunk)
-                    if digest is not None:
-                        digest.update(chunk)
-                    written += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except (IOError, OSError) as exc:
-            write_error = exc
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-        previous.stdout.close()
+        with open(target, 'wb') as out:
+            for chunk in iter(lambda: pipeline.stdout.read(CHUNK), b''):
+                out.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                written += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except (IOError, OSError) as exc:
+        write_error = exc
+        pipeline.kill()
     finally:
-        results = []
-        for argv, proc, err in zip(stages, procs, errs):
-            rc = proc.wait()
-            err.seek(0)
-            results.append((argv, rc, err.read().decode('utf-8', 'replace').strip()))
-            err.close()
+        results = pipeline.wait()
     if write_error is not None:
         raise BackupError(describe_os_error(write_error, target))
     return written, results
-
-
-def first_failure(results):
-    """The stage that failed first in a pipeline: the one with a real error, not the SIGPIPE it caused."""
-    failed = [(argv, rc, err) for argv, rc, err in results if rc != 0]
-    if not failed:
-        return None
-    for argv, rc, err in failed:
-        if rc != -13 and rc != 141:
-            return argv, rc, err
-    return failed[0]
-
-
-def describe_rc(rc):
-    if rc < 0:
-        return 'was killed by signal %d' % -rc
-    if rc in (137, 143):
-        return 'was killed (exit %d)' % rc
-    return 'exited with %d' % rc
 
 
 def compressor_argv(module, method, level, decompress=False):
@@ -781,14 +749,16 @@ def select_toc(toc_text, tables, schemas):
 
 
 class RestoreSession(object):
-    """Restores one backup set into a database through pg_restore or psql, always from a file path.
+    """Restores one backup set into a database through pg_restore or psql.
 
-    A set compressed outside pg_dump is first decompressed into ``work_dir`` so pg_restore can
-    seek in it (``--jobs``). In compose mode the file is copied into the database container,
-    because the tools there cannot see host paths.
+    A whole custom-format dump is streamed (restore_stream): decompressed on the fly, its rows loaded over
+    ``jobs`` connections, its indexes built side by side. Everything else restores from a file path: a set
+    compressed outside pg_dump is first decompressed into ``work_dir`` so pg_restore can seek in it
+    (``--jobs``), and in compose mode the file is copied into the database container, because the tools
+    there cannot see host paths.
     """
 
-    def __init__(self, module, params, set_dir, manifest, work_dir=None):
+    def __init__(self, module, params, set_dir, manifest, work_dir=None, selective=False):
         self.module = module
         self.params = params
         self.set_dir = set_dir
@@ -799,9 +769,11 @@ class RestoreSession(object):
         self.container_tmp = None
         self.source = None
         self.staged = None
-        # The restore goes into a database nobody uses yet and is only put in place by a later, synchronous
-        # commit (rename or swap), which flushes all WAL before it: asynchronous commits lose nothing here.
-        self.tools.extra_env['PGOPTIONS'] = '-c synchronous_commit=off'
+        self.streams = manifest['format'] == 'custom' and not selective and params.get('streaming', True)
+        # How the last restore ran ('stream', 'pg_restore' or 'psql') and, when streamed, seconds per phase.
+        self.method = None
+        self.timings = {}
+        self.tools.extra_env['PGOPTIONS'] = RESTORE_SESSION_OPTIONS
 
     def run(self, argv, what):
         rc, out, err = self.module.run_command(argv, environ_update=self.tools.environ())
@@ -828,10 +800,14 @@ class RestoreSession(object):
     def stage_checked(self):
         """Check the set against its manifest and stage the dump, reading the dump file once.
 
-        Sizes are compared first (cheap); an externally compressed dump is then hashed while it is fed to the
-        decompressor, so the bytes restored are exactly the bytes checked; every other file is hashed as usual.
-        Returns the problems (empty: the set matches its manifest and the dump is staged).
+        Sizes are compared first (cheap). A streamed dump is hashed in full before anything is restored (a
+        hashing read is a fraction of a restore). Otherwise an externally compressed dump is hashed while it is
+        fed to the decompressor, so the bytes restored are exactly the bytes checked; every other file is hashed
+        as usual. Returns the problems (empty: the set matches its manifest and the dump is ready).
         """
+        if self.streams:
+            with timed(self.timings, 'checksums'):
+                return check_files(self.set_dir, self.manifest)
         problems = check_files(self.set_dir, self.manifest, sizes_only=True)
         if problems:
             return problems
@@ -901,10 +877,25 @@ class RestoreSession(object):
             self.decompress()
         return self.point_at_dump()
 
-    def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False):
+    def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False, recreate=None):
+        """Restore into the existing, empty ``dbname``. ``recreate`` (drop and create it again) lets a streamed
+        restore that meets something it does not handle start over the classic way."""
+        where = describe_target(self.params, dbname)
+        if self.streams and self.source is None and not (tables or schemas):
+            try:
+                self.restore_streaming(dbname, jobs, no_owner)
+                self.method = 'stream'
+                return
+            except StreamNotSupported as exc:
+                if recreate is None:
+                    raise BackupError('streamed restore of %s into %s: %s' % (self.manifest['id'], where, exc))
+                self.module.warn('%s: %s; restoring it from a decompressed copy with pg_restore instead' % (
+                    self.manifest['id'], exc))
+                recreate()
+            except StreamFailed as exc:
+                raise BackupError('pg_restore of %s into %s failed while %s' % (self.manifest['id'], where, exc))
         if self.source is None:
             self.stage()
-        where = describe_target(self.params, dbname)
         if self.manifest['format'] == 'plain':
             if tables or schemas:
                 raise BackupError('tables/schemas selection needs a custom or directory format backup; %s is plain SQL'
@@ -912,6 +903,7 @@ class RestoreSession(object):
             argv = self.tools.argv('psql', self.tools.connection_args(conninfo_dbname(dbname)) + [
                 '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', self.source])
             self.run(argv, 'psql restore of %s into %s' % (self.manifest['id'], where))
+            self.method = 'psql'
             return
         args = self.tools.connection_args(conninfo_dbname(dbname)) + ['--exit-on-error', '-j', str(max(jobs, 1))]
         if no_owner:
@@ -930,6 +922,24 @@ class RestoreSession(object):
             args += ['-L', self.to_tool_path(list_path)]
         argv = self.tools.argv('pg_restore', args + [self.source])
         self.run(argv, 'pg_restore of %s into %s' % (self.manifest['id'], where))
+        self.method = 'pg_restore'
+
+    def restore_streaming(self, dbname, jobs, no_owner):
+        path = os.path.join(self.set_dir, self.manifest['data'])
+        if self.compressed_outside_pg_dump():
+            source = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
+        elif self.tools.in_container:
+            source = [self.module.get_bin_path('cat', required=True)]  # the container cannot see host paths
+        else:
+            source = None
+        if self.host_tmp is None:
+            self.host_tmp = tempfile.mkdtemp(prefix='.stackops-restore-', dir=self.work_dir)
+        restore = StreamingRestore(self.tools, self.params, path, source, dbname, jobs, self.host_tmp,
+                                   options=RESTORE_SESSION_OPTIONS, no_owner=no_owner)
+        try:
+            restore.run()
+        finally:
+            self.timings.update(restore.timings)
 
     def cleanup(self):
         if self.container_tmp:
@@ -968,9 +978,15 @@ def admin_db(params, *avoid):
     return 'template1'
 
 
-def conninfo_dbname(name):
-    """``-d`` value that libpq never re-parses: a name containing '=' would otherwise be read as a conninfo string."""
-    return "dbname='%s'" % name.replace('\\', '\\\\').replace("'", "\\'")
+def restore_session_spec():
+    """Options of a RestoreSession, taken by pg_backup_restore and pg_backup_verify (doc fragment
+    stackops.runbooks.postgres.restore_session)."""
+    return dict(
+        jobs=dict(type='int', default=2),
+        streaming=dict(type='bool', default=True),
+        no_owner=dict(type='bool', default=False),
+        work_dir=dict(type='path'),
+    )
 
 
 def common_module_spec():

@@ -81,8 +81,10 @@ def prepare(module):
     resolve_password(module)
 
 
-def connect(params, dbname=None, autocommit=True, application_name='stackops'):
-    """Open a psycopg connection from module params; ``dbname`` overrides login_db."""
+def connect(params, dbname=None, autocommit=True, application_name='stackops', options=None):
+    """Open a psycopg connection from module params; ``dbname`` overrides login_db, ``options`` sets GUCs
+    (``-c name=value ...``) for the session."""
+    extra = dict(options=options) if options else {}
     return psycopg.connect(
         host=params['login_host'],
         port=params['login_port'],
@@ -92,7 +94,13 @@ def connect(params, dbname=None, autocommit=True, application_name='stackops'):
         connect_timeout=params['connect_timeout'],
         application_name=application_name,
         autocommit=autocommit,
+        **extra
     )
+
+
+def conninfo_dbname(name):
+    """``-d`` value that libpq never re-parses: a name containing '=' would otherwise be read as a conninfo string."""
+    return "dbname='%s'" % name.replace('\\', '\\\\').replace("'", "\\'")
 
 
 def describe_target(params, dbname=None):

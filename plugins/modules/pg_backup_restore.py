@@ -13,11 +13,19 @@ short_description: Restore a PostgreSQL backup set into a new database or swap i
 version_added: 0.1.0
 description:
   - Refuses to start unless every file of the set matches its manifest (size and sha256), checked under the lock and
-    before anything is created. An externally compressed dump is hashed while it is decompressed for the restore, so
-    it is read once and the bytes restored are the bytes checked. Check mode hashes every file.
-  - Always restores into a temporary database beside the target first, from a file path (never stdin, so
-    O(jobs) works for custom and directory formats; plain SQL goes through C(psql -v ON_ERROR_STOP=1)),
-    then compares row counts (and content checksums when present) with the manifest.
+    before anything is created. Check mode hashes every file.
+  - Always restores into a temporary database beside the target first, then compares row counts (and content
+    checksums when present) with the manifest.
+  - A whole custom-format dump is B(streamed). The decompressor feeds C(pg_restore), which creates the schema, then
+    writes the rows as its SQL script. The rows of every C(COPY) block are spread over O(jobs) connections, so
+    even one big table loads on every core. Then O(jobs) C(pg_restore) processes build the indexes and primary and
+    unique constraints side by side, and one adds the foreign keys and the rest of post-data. No decompressed copy
+    is written, and nothing is copied into a container. If the dump holds something the stream does not handle,
+    the module warns and starts over the classic way.
+  - Directory-format dumps and selective restores (O(tables), O(schemas)) restore the classic way, from a file path
+    (never stdin, so O(jobs) works). An externally compressed dump is decompressed into O(work_dir) first, and
+    hashed while it is decompressed, so the bytes restored are the bytes checked. Plain SQL goes through
+    C(psql -v ON_ERROR_STOP=1).
   - The restore sessions run with C(synchronous_commit=off) (through C(PGOPTIONS)). Nothing uses the temporary
     database until the rename or swap, whose own synchronous commit flushes all earlier WAL.
   - Only then is the result put in place. A new target is created by renaming the temporary database. An existing
@@ -69,27 +77,17 @@ options:
     type: list
     elements: str
     default: []
-  jobs:
-    description: Parallel C(pg_restore) jobs (custom and directory formats).
-    type: int
-    default: 2
-  no_owner:
-    description: Restore without ownership and privileges, for servers that lack the roles of the original.
-    type: bool
-    default: false
   compare_content:
     description: Compare per-table content checksums too, when the manifest has them.
     type: bool
     default: true
-  work_dir:
-    description: Where a set compressed outside pg_dump is decompressed before restoring; defaults to O(backup_dir).
-    type: path
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
+  - stackops.runbooks.postgres.restore_session
 notes:
   - Check mode verifies the checksums and reports exactly which database would be created, replaced or dropped,
     with its size and open sessions; it changes nothing.
@@ -150,6 +148,17 @@ content_compared:
   description: Whether content checksums were compared too.
   returned: success
   type: bool
+restore_method:
+  description: How the dump was restored - C(stream), C(pg_restore) (from a file) or C(psql) (plain SQL).
+  returned: success
+  type: str
+phase_seconds:
+  description:
+    - Where the time went, in seconds. A streamed restore has C(checksums) (hashing the set), C(pre-data) (the
+      schema), C(data) (loading rows) and C(post-data) (indexes and constraints). Every restore has C(compare)
+      (row counts against the manifest) and C(swap) (the rename or swap).
+  returned: success
+  type: dict
 duration_seconds:
   description: Time the restore took.
   returned: always
@@ -162,7 +171,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
     BackupError, LockSet, RestoreSession, admin_db, check_files, check_restored, common_module_spec, create_database,
     database_exists, database_info, drop_database, ensure_backup_dir, expected_tables, find_set, load_verification,
-    parse_table_name, scratch_name)
+    parse_table_name, recreate_database, restore_session_spec, scratch_name, timed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare, sql
 
 
@@ -224,6 +233,7 @@ def swap(module, params, conn, target, temp, keep_old):
 
 def main():
     spec = common_module_spec()
+    spec.update(restore_session_spec())
     spec.update(
         backup_id=dict(type='str'),
         database=dict(type='str'),
@@ -234,10 +244,7 @@ def main():
         require_verified=dict(type='bool', default=True),
         tables=dict(type='list', elements='str', default=[]),
         schemas=dict(type='list', elements='str', default=[]),
-        jobs=dict(type='int', default=2),
-        no_owner=dict(type='bool', default=False),
         compare_content=dict(type='bool', default=True),
-        work_dir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database')], supports_check_mode=True)
     prepare(module)
@@ -304,7 +311,7 @@ def main():
 def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
     temp = scratch_name(target, 'restore')
     admin = admin_db(params, target, temp)
-    session = RestoreSession(module, params, set_dir, manifest, params['work_dir'])
+    session = RestoreSession(module, params, set_dir, manifest, params['work_dir'], selective=bool(tables or schemas))
     created = swapped = False
     untouched = ('the original database %s is untouched' % target) if exists else ('%s was not created' % target)
     try:
@@ -323,14 +330,17 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
                     like['owner'] = None
                 create_database(conn, temp, like=like)
                 created = True
-            session.restore(temp, jobs=params['jobs'], tables=tables, schemas=schemas, no_owner=params['no_owner'])
-            differences, content = check_restored(params, temp, manifest, tables, schemas, content=params['compare_content'])
+            session.restore(temp, jobs=params['jobs'], tables=tables, schemas=schemas, no_owner=params['no_owner'],
+                            recreate=lambda: recreate_database(params, admin, temp, like, 'stackops-restore'))
+            with timed(session.timings, 'compare'):
+                differences, content = check_restored(params, temp, manifest, tables, schemas,
+                                                      content=params['compare_content'])
             if differences:
                 raise BackupError('the restored copy does not match the manifest: %s' % '; '.join(differences[:5]))
         except Exception as exc:
             raise BackupError('%s into temporary database %s: %s; %s' % (
                 'restoring %s' % manifest['id'], temp, exc, untouched))
-        with connect(params, dbname=admin, application_name='stackops-restore') as conn:
+        with timed(session.timings, 'swap'), connect(params, dbname=admin, application_name='stackops-restore') as conn:
             if exists:
                 copy_database_settings(conn, target, temp)
                 try:
@@ -350,6 +360,7 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
     msg = '%s database %s from backup %s%s' % ('replaced' if exists else 'created', target, manifest['id'],
                                                ' (old copy kept as %s)' % old if old else '')
     return dict(old_database=old, tables=len(expected), rows=sum(t['rows'] for t in expected), content_compared=content,
+                restore_method=session.method, phase_seconds=session.timings,
                 msg=msg)
 
 

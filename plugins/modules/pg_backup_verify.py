@@ -13,13 +13,15 @@ short_description: Prove a PostgreSQL backup set restores to what was dumped
 version_added: 0.1.0
 description:
   - Re-computes the sha256 of every file in a backup set written by M(stackops.runbooks.pg_backup) and compares them
-    with its manifest. With O(trial_restore), an externally compressed dump is hashed while it is decompressed for
-    the trial restore (one read of the file, not two).
+    with its manifest.
   - Then restores the set into a scratch database on the same server (a unique name, always dropped afterwards,
     also on failure) and compares per-table row counts, and content checksums when the manifest has them, with the manifest.
   - Records the outcome in C(verification.json) beside the manifest, which M(stackops.runbooks.pg_backup_list) and
     M(stackops.runbooks.pg_backup_retention) read, and in C(<backup_dir>/last_backup.json) when that file describes
     this set (O(stackops.runbooks.pg_backup#module:record_last_backup)).
+  - The trial restore is the one M(stackops.runbooks.pg_backup_restore) runs, so it proves the path an incident
+    would take. A custom-format dump is streamed (no decompressed copy, rows loaded over O(jobs) connections).
+    Directory and plain formats restore from a file.
   - Holds the per-database lock of the backed-up database while it runs.
 author:
   - stackops maintainers (@stackops)
@@ -38,17 +40,6 @@ options:
     description: Compare per-table content checksums too, when the manifest has them (O(stackops.runbooks.pg_backup#module:content_checksums)).
     type: bool
     default: true
-  jobs:
-    description: Parallel C(pg_restore) jobs for the trial restore (custom and directory formats).
-    type: int
-    default: 2
-  no_owner:
-    description: Restore without ownership and privileges, for servers that lack the roles of the original.
-    type: bool
-    default: false
-  work_dir:
-    description: Where a set compressed outside pg_dump is decompressed for the trial restore; defaults to O(backup_dir).
-    type: path
   fail_unverified:
     description: Fail the task when the set does not verify; with V(false) return RV(verified=false) instead.
     type: bool
@@ -59,6 +50,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
+  - stackops.runbooks.postgres.restore_session
 notes:
   - Check mode checks the file checksums and reports the trial restore it would run; it creates no database and records nothing.
 seealso:
@@ -106,6 +98,16 @@ content_compared:
   description: Whether content checksums were compared (not only row counts).
   returned: when a trial restore ran
   type: bool
+restore_method:
+  description: How the trial restore ran - C(stream), C(pg_restore) (from a file) or C(psql) (plain SQL).
+  returned: when a trial restore ran
+  type: str
+phase_seconds:
+  description:
+    - For a streamed trial restore, seconds spent hashing the set (C(checksums)), on C(pre-data), C(data) and
+      C(post-data); empty otherwise.
+  returned: when a trial restore ran
+  type: dict
 duration_seconds:
   description: Time the verification took.
   returned: always
@@ -117,7 +119,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
     BackupError, DatabaseLock, RestoreSession, admin_db, check_files, check_restored, common_module_spec, create_database,
-    drop_database, ensure_backup_dir, find_set, isoformat, mark_last_backup_verified, record_verification, scratch_name, utcnow)
+    drop_database, ensure_backup_dir, find_set, isoformat, mark_last_backup_verified, recreate_database, record_verification,
+    restore_session_spec, scratch_name, utcnow)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare
 
 
@@ -128,10 +131,12 @@ def trial_restore(module, params, session, manifest):
     admin = admin_db(params, scratch)
     created = False
     try:
+        like = dict(manifest['database_info'], owner=None)
         with connect(params, dbname=admin, application_name='stackops-verify') as conn:
-            create_database(conn, scratch, like=dict(manifest['database_info'], owner=None))
+            create_database(conn, scratch, like=like)
             created = True
-        session.restore(scratch, jobs=params['jobs'], no_owner=params['no_owner'])
+        session.restore(scratch, jobs=params['jobs'], no_owner=params['no_owner'],
+                        recreate=lambda: recreate_database(params, admin, scratch, like, 'stackops-verify'))
         differences, content = check_restored(params, scratch, manifest, content=params['compare_content'])
     finally:
         if created:
@@ -142,14 +147,12 @@ def trial_restore(module, params, session, manifest):
 
 def main():
     spec = common_module_spec()
+    spec.update(restore_session_spec())
     spec.update(
         backup_id=dict(type='str'),
         database=dict(type='str'),
         trial_restore=dict(type='bool', default=True),
         compare_content=dict(type='bool', default=True),
-        jobs=dict(type='int', default=2),
-        no_owner=dict(type='bool', default=False),
-        work_dir=dict(type='path'),
         fail_unverified=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database')], supports_check_mode=True)
@@ -187,7 +190,8 @@ def main():
                         scratch, differences, content = trial_restore(module, params, session, manifest)
                     except BackupError as exc:
                         scratch, differences, content = None, ['trial restore failed: %s' % exc], False
-                    result.update(scratch_database=scratch, content_compared=content)
+                    result.update(scratch_database=scratch, content_compared=content, restore_method=session.method,
+                                  phase_seconds=session.timings)
                     result['differences'].extend(differences)
             finally:
                 session.cleanup()

@@ -163,7 +163,8 @@ def test_restore_connection_terminated_midway(pg_cluster, tmp_path):
     def terminator():
         while not stop.is_set():
             killed = pg_cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                    "WHERE datname LIKE 'term\\_target\\_restore\\_%' AND application_name = 'pg_restore'")
+                                    "WHERE datname LIKE 'term\\_target\\_restore\\_%' "
+                                    "AND application_name IN ('pg_restore', 'stackops-restore-copy')")
             if killed:
                 return
             time.sleep(0.05)

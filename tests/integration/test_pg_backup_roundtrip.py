@@ -71,6 +71,11 @@ def test_round_trip_is_identical(pg_cluster, round_trips, options):
 
     assert not restore.get("failed"), restore["msg"]
     assert restore["action"] == "create" and restore["content_compared"] is True
+    # A whole custom-format dump is streamed; the others restore from a file (the way the trial restore did too).
+    method = {"custom": "stream", "directory": "pg_restore", "plain": "psql"}[options["format"]]
+    assert restore["restore_method"] == method and verify["restore_method"] == method
+    if method == "stream":
+        assert sorted(restore["phase_seconds"]) == ["checksums", "compare", "data", "post-data", "pre-data", "swap"]
     assert restore["rows"] == sum(counts.values()) and restore["tables"] == len(counts)
     assert fingerprint(pg_cluster, case["target"]) == case["before"]
     assert scratch_databases(pg_cluster) == []
@@ -142,6 +147,7 @@ def test_selective_restore_of_table_and_schema(pg_cluster, tmp_path):
     only_table = results["only_table"]
     assert not only_table.get("failed"), only_table["msg"]
     assert only_table["tables"] == 1 and only_table["rows"] == 300
+    assert only_table["restore_method"] == "pg_restore"  # a selection needs the table of contents (-L)
     assert pg_cluster.sql("SELECT count(*) FROM public.plain", dbname="sel_table")[0][0] == 300
     assert pg_cluster.sql("SELECT to_regclass('public.v_summary')", dbname="sel_table")[0][0] is None
     only_schema = results["only_schema"]
@@ -149,3 +155,22 @@ def test_selective_restore_of_table_and_schema(pg_cluster, tmp_path):
     assert pg_cluster.sql('SELECT count(*) FROM "Sales Ünïcode"."MixedCase"', dbname="sel_schema")[0][0] == 1500
     refused = results["refused"]
     assert refused["failed"] and "selective restore" in refused["msg"]
+
+
+def test_streaming_off_restores_from_a_decompressed_file(pg_cluster, tmp_path):
+    """The escape hatch: streaming=false takes the classic path (decompress into work_dir, pg_restore -j)."""
+    create_db(pg_cluster, "classic_src")
+    before = fingerprint(pg_cluster, "classic_src")
+    results = cluster_batch(pg_cluster, tmp_path, [
+        step("backup", "pg_backup", database="classic_src"),
+        step("verify", "pg_backup_verify", backup_id="{{ backup.backup_id }}", streaming=False),
+        step("restore", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="classic_copy",
+             streaming=False, jobs=2),
+    ], label="classic")
+    assert results["verify"]["verified"] and results["verify"]["restore_method"] == "pg_restore"
+    restore = results["restore"]
+    assert not restore.get("failed"), restore["msg"]
+    assert restore["restore_method"] == "pg_restore" and sorted(restore["phase_seconds"]) == ["compare", "swap"]
+    assert fingerprint(pg_cluster, "classic_copy") == before
+    assert scratch_databases(pg_cluster) == []
+    assert not [p for p in tmp_path.rglob(".stackops-restore-*")], "the decompressed copy was left behind"

@@ -509,7 +509,7 @@ def report(doc, db_bytes):
     doc["restore_ratios"] = ratios
     for item, label in ((ours_b, "backup --no-verify"), (ours_r, "restore")):
         if item and item.get("median_wall_s") and item.get("module_duration_s"):
-            notes.append("stackops %s: %.1f s in the module itself (last run), %.1f s for the CLI, ansible and the "
+            notes.append("stackops %s: %.1f s in the module itself (median), %.1f s for the CLI, ansible and the "
                          "other tasks" % (label, item["module_duration_s"], item["median_wall_s"] - item["module_duration_s"]))
     if verified and verified["median_wall_s"] and ours_b and ours_b["median_wall_s"]:
         cost = verified.get("verify_s") or (verified["median_wall_s"] - ours_b["median_wall_s"])

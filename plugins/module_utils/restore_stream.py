@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, stackops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Restore a custom-format dump that was compressed outside pg_dump, in parallel, without a decompressed copy.
+"""Restore a whole custom-format dump as a stream, in parallel, without a decompressed copy on disk.
 
-Such a dump was written to a pipe, so its table of contents has no data offsets and ``pg_restore -j`` could
-only use it after decompressing it to a file: a full extra write and read of the dump before any row is loaded,
-and then one COPY per table, so the biggest table alone sets the pace. Instead we run three passes over the
-decompressor's output:
+pg_backup writes dumps through a pipe (into zstd/lz4, or into Python to hash them), so their table of contents
+has no data offsets. ``pg_restore -j`` can use such a dump only from a file, which for zstd/lz4 means first
+decompressing it: a full extra write and read of the dump before any row is loaded. It then runs one COPY per
+table, so the biggest table alone sets the pace. Instead we make three passes over the (decompressor's) output:
 
 1. ``pg_restore --section=pre-data`` creates the schema (pg_restore reads only the table of contents).
 2. ``pg_restore --section=data -f -`` turns the data into its SQL script while it is decompressed. We cut every

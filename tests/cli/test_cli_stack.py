@@ -1,14 +1,18 @@
 """The real `stackops` executable against the real test stack: progress, JSON, exit codes, lock, history."""
+import contextlib
+import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pexpect
 import pytest
 
-from cli.conftest import FAST_CHECKS, STACK_CHECKS, STACKOPS, cli_env, run_cli
+from cli.conftest import FAST_CHECKS, STACKOPS, cli_env, run_cli
 from support.runner import REPO
 
 pytestmark = pytest.mark.stack
@@ -28,6 +32,42 @@ def _history(state_dir):
     listing = run_cli(["history", "--json"], state_dir)
     assert listing.returncode == 0, listing.stderr
     return json.loads(listing.stdout)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _waiting_for(port):
+    """Health that only checks one URL and waits (up to 120 s) until it answers 200."""
+    return ["-e", json.dumps({"stackops_health_checks": ["http"], "stackops_health_http_wait": True,
+                              "stackops_health_http_wait_timeout": 120,
+                              "stackops_health_urls": [{"name": "gate", "url": "http://127.0.0.1:%d/" % port}]})]
+
+
+@contextlib.contextmanager
+def _answering(port):
+    """A real HTTP server on ``port`` answering 200 while the block runs."""
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _wait_for_lock_holder(state_dir, pid, deadline=60):
@@ -129,8 +169,10 @@ def test_unreachable_host_exits_3(tmp_path, state_dir):
 
 
 def test_lock_between_parallel_runs_and_history(stack, state_dir):
-    # The holder runs the full check groups so it outlasts the two refused runs; the others the fast group.
-    first = subprocess.Popen([str(STACKOPS), "health", *STACK_CHECKS, "-i", str(stack.inventory), "--json"],
+    # The holder waits for a URL that only starts answering after the two refused runs, so it outlasts them however
+    # fast health gets; the others run the fast group.
+    port = _free_port()
+    first = subprocess.Popen([str(STACKOPS), "health", *_waiting_for(port), "-i", str(stack.inventory), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir))
     holder = _wait_for_lock_holder(state_dir, first.pid)
     assert holder["procedure"] == "health"
@@ -144,8 +186,9 @@ def test_lock_between_parallel_runs_and_history(stack, state_dir):
     assert refused_human.returncode == 4
     assert "pid %d" % first.pid in refused_human.stderr and "health" in refused_human.stderr
 
-    waited = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json", "--wait"], state_dir)
-    first_out, first_err = first.communicate(timeout=300)
+    with _answering(port):
+        waited = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json", "--wait"], state_dir)
+        first_out, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err
     assert waited.returncode == 0, waited.stderr
     assert "waiting for health" in waited.stderr
@@ -175,8 +218,9 @@ def test_check_mode_changes_nothing(stack, state_dir):
 
 
 def test_interrupt_exits_130(stack, state_dir):
-    # The full check groups: the playbook must still be running 1.5s after the lock is taken.
-    child = subprocess.Popen([str(STACKOPS), "health", *STACK_CHECKS, "-i", str(stack.inventory), "--json"],
+    # The playbook must still be running when the signal comes, however fast health gets: it waits for a URL on a
+    # port nobody listens on (up to 60 s).
+    child = subprocess.Popen([str(STACKOPS), "health", *_waiting_for(_free_port()), "-i", str(stack.inventory), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir))
     _wait_for_lock_holder(state_dir, child.pid)
     time.sleep(1.5)  # let ansible-playbook start

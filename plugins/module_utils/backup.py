@@ -833,8 +833,7 @@ class RestoreSession(object):
         compressed bytes, computed while feeding them to the decompressor."""
         data = os.path.join(self.set_dir, self.manifest['data'])
         method = self.manifest['compression']['method']
-        self.host_tmp = tempfile.mkdtemp(prefix='.stackops-restore-', dir=self.work_dir)
-        target = os.path.join(self.host_tmp, self.manifest['data'][:-len(EXTENSIONS[method])])
+        target = os.path.join(self.scratch_dir(), self.manifest['data'][:-len(EXTENSIONS[method])])
         digest = hashlib.sha256()
         err = tempfile.TemporaryFile()
         try:
@@ -914,9 +913,7 @@ class RestoreSession(object):
             if not kept:
                 raise BackupError('backup %s contains none of the requested tables %s / schemas %s' % (
                     self.manifest['id'], ['.'.join(t) for t in tables], list(schemas)))
-            if self.host_tmp is None:
-                self.host_tmp = tempfile.mkdtemp(prefix='.stackops-restore-', dir=self.work_dir)
-            list_path = os.path.join(self.host_tmp, 'restore.list')
+            list_path = os.path.join(self.scratch_dir(), 'restore.list')
             with open(list_path, 'w') as handle:
                 handle.write('\n'.join(kept) + '\n')
             args += ['-L', self.to_tool_path(list_path)]
@@ -932,14 +929,18 @@ class RestoreSession(object):
             source = [self.module.get_bin_path('cat', required=True)]  # the container cannot see host paths
         else:
             source = None
-        if self.host_tmp is None:
-            self.host_tmp = tempfile.mkdtemp(prefix='.stackops-restore-', dir=self.work_dir)
-        restore = StreamingRestore(self.tools, self.params, path, source, dbname, jobs, self.host_tmp,
+        restore = StreamingRestore(self.tools, self.params, path, source, dbname, jobs, self.scratch_dir(),
                                    options=RESTORE_SESSION_OPTIONS, no_owner=no_owner)
         try:
             restore.run()
         finally:
             self.timings.update(restore.timings)
+
+    def scratch_dir(self):
+        """This session's directory in ``work_dir`` (a decompressed dump, list files), made on first use."""
+        if self.host_tmp is None:
+            self.host_tmp = tempfile.mkdtemp(prefix='.stackops-restore-', dir=self.work_dir)
+        return self.host_tmp
 
     def cleanup(self):
         if self.container_tmp:

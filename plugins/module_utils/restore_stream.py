@@ -28,6 +28,7 @@ import contextlib
 import os
 import queue
 import re
+import tempfile
 import threading
 import time
 
@@ -74,6 +75,23 @@ class StreamFailed(Exception):
 def toc_entries(listing):
     """The entry lines of a ``pg_restore -l`` listing (comments dropped)."""
     return [line for line in listing.splitlines() if line.strip() and not line.startswith(';')]
+
+
+def deliver(worker, message):
+    """Put ``message`` in the worker's inbox, waiting while it is full; False if the worker has ended."""
+    while worker.is_alive():
+        try:
+            worker.inbox.put(message, timeout=1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def raise_worker_error(workers):
+    for worker in workers:
+        if worker.error is not None:
+            raise StreamFailed('loading rows on connection %s: %s' % (worker.name, worker.error))
 
 
 def split_post_data(entries, jobs):
@@ -160,18 +178,11 @@ class ScriptLoader(object):
         self.pending = []
 
     def check_workers(self):
-        for worker in self.workers:
-            if worker.error is not None:
-                raise StreamFailed('loading rows on connection %s: %s' % (worker.name, worker.error))
+        raise_worker_error(self.workers)
 
     def send(self, worker, message):
-        while True:
-            try:
-                worker.inbox.put(message, timeout=1)
-                return
-            except queue.Full:
-                if not worker.is_alive():
-                    raise StreamFailed('connection %s stopped unexpectedly' % worker.name)
+        if not deliver(worker, message):
+            raise StreamFailed('connection %s stopped unexpectedly' % worker.name)
 
     def barrier(self):
         """Wait until every worker finished everything it was given."""
@@ -316,10 +327,12 @@ class StreamingRestore(object):
         self.finish(pipeline, what)
         return output.decode('utf-8', 'replace')
 
+    def start_into_db(self, args):
+        return self.pg_restore(self.tools.connection_args(conninfo_dbname(self.dbname)) + ['--exit-on-error'] + args,
+                               read_output=False)
+
     def run_into_db(self, args, what):
-        pipeline = self.pg_restore(self.tools.connection_args(conninfo_dbname(self.dbname)) + ['--exit-on-error'] + args,
-                                   read_output=False)
-        self.finish(pipeline, what)
+        self.finish(self.start_into_db(args), what)
 
     def run(self):
         listing = {}
@@ -333,15 +346,15 @@ class StreamingRestore(object):
         with timed(self.timings, 'pre-data'):
             self.run_into_db(['--section=pre-data'] + self.owner_args, 'creating the schema (pre-data)')
         with timed(self.timings, 'data'):
-            rows = self.load_data() if listing['data'] else 0
+            if listing['data']:
+                self.load_data()
         with timed(self.timings, 'post-data'):
             self.build_post_data(listing['post-data'])
-        return rows
 
     def load_data(self):
         control = self.open_connection(self.options)
         try:
-            return self.load_data_with(control, self.loading_options(control))
+            self.load_data_with(control, self.loading_options(control))
         finally:
             control.close()
 
@@ -384,20 +397,11 @@ class StreamingRestore(object):
             if reader_error is not None:
                 pipeline.kill()
             for worker in workers:
-                # A busy worker still empties its inbox (it is told to stop, or drains after a failure).
-                while worker.is_alive():
-                    try:
-                        worker.inbox.put(('stop', None), timeout=1)
-                        break
-                    except queue.Full:
-                        continue
+                deliver(worker, ('stop', None))  # a busy worker still empties its inbox, also after a failure
             for worker in workers:
                 worker.join()
         self.finish(pipeline, 'loading rows (pg_restore --section=data)', reader_error)
-        for worker in workers:
-            if worker.error is not None:
-                raise StreamFailed('loading rows on connection %s: %s' % (worker.name, worker.error))
-        return sum(worker.rows for worker in workers)
+        raise_worker_error(workers)
 
     def open_connection(self, options):
         return connect(self.params, dbname=self.dbname, application_name='stackops-restore-copy', options=options)
@@ -418,12 +422,11 @@ class StreamingRestore(object):
     def run_lists_together(self, groups):
         running = []
         try:
-            for index, (what, entries) in enumerate(groups):
-                path = os.path.join(self.list_dir, 'post-data-%d-%d.list' % (len(running), index))
-                with open(path, 'w') as handle:
-                    handle.write('\n'.join(entries) + '\n')
-                args = self.tools.connection_args(conninfo_dbname(self.dbname)) + ['--exit-on-error', '-L', path] + self.owner_args
-                running.append((what, self.pg_restore(args, read_output=False)))
+            for what, entries in groups:
+                handle, path = tempfile.mkstemp(prefix='post-data-', suffix='.list', dir=self.list_dir)
+                with os.fdopen(handle, 'w') as listing:
+                    listing.write('\n'.join(entries) + '\n')
+                running.append((what, self.start_into_db(['-L', path] + self.owner_args)))
         except Exception:
             for dummy, pipeline in running:
                 pipeline.kill()

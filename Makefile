@@ -5,7 +5,7 @@ VENV ?= .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: bootstrap demo test unit sanity lint integration molecule bench build clean-stack
+.PHONY: bootstrap demo test unit sanity lint integration molecule bench build docs clean-stack
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -24,6 +24,10 @@ bench: bootstrap
 
 build: bootstrap
 	ansible-galaxy collection build --force --output-path build/
+
+# HTML docs of the collection (modules, roles, filters) in build/docs/html; fails on any warning.
+docs: bootstrap
+	bash scripts/docs.sh
 
 clean-stack:
 	docker compose --project-directory examples/stack down -v --remove-orphans

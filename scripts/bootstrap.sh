@@ -11,7 +11,7 @@ TESTBED="${STACKOPS_TESTBED_DIR:-/var/lib/stackops-testbed}"
 STACK_DIR="$ROOT/examples/stack"
 BASE_PULL_IMAGE="debian:bookworm-slim"
 BASE_LOCAL_IMAGE="stackops/base:bookworm"
-DEBIAN_PACKAGES=(docker.io debootstrap postgresql-15 postgresql-client-15 pigz zstd pgbackrest chromium shellcheck)
+DEBIAN_PACKAGES=(docker.io debootstrap postgresql-15 postgresql-client-15 pigz zstd pgbackrest chromium shellcheck age openssh-server rsync libpq-dev gcc python3-dev)
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[bootstrap %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -103,15 +103,43 @@ ensure_stack_config() {
   fi
 }
 
+# The second example stack (examples/shop): its own generated password, images built from the same base.
+ensure_shop_stack() {
+  local base="$1" shop="$ROOT/examples/shop"
+  mkdir -p "$shop/secrets" && chmod 700 "$shop/secrets"
+  if [ ! -s "$shop/secrets/db_password" ]; then
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$shop/secrets/db_password"
+    chmod 644 "$shop/secrets/db_password"
+    log "generated shop DB password in examples/shop/secrets/db_password"
+  fi
+  log "building shop stack images (cached after the first run)"
+  STACKOPS_BASE_IMAGE="$base" docker compose --project-directory "$shop" -f "$shop/docker-compose.prod.yml" \
+    -f "$shop/docker-compose.local.yml" --env-file "$shop/shop.env" build -q
+}
+
 build_images() {
   log "building demo stack images (cached after the first run)"
   docker compose --project-directory "$STACK_DIR" build -q
 
 }
 
+# The test stacks publish fixed host ports (55400-55599, 56000-56999, 58000-58199) inside the kernel's
+# ephemeral range, so an outgoing connection can hold one as its source port and a later bind fails.
+# Reserving them keeps the kernel from handing them out; where the sysctl is read-only we say so and go on.
+reserve_test_ports() {
+  local want="55400-55599,56000-56999,58000-58199" file=/proc/sys/net/ipv4/ip_local_reserved_ports
+  [ "$(cat "$file" 2>/dev/null)" = "$want" ] && return
+  if as_root sh -c "echo '$want' > '$file'" 2>/dev/null; then
+    log "reserved the test stacks' host ports from the ephemeral range ($want)"
+  else
+    log "could not reserve ports $want from the ephemeral range; a test bind may rarely collide"
+  fi
+}
+
 main() {
   local started=$SECONDS base
   as_root mkdir -p "$TESTBED"
+  reserve_test_ports
   ensure_debian_packages
   ensure_venv
   ensure_docker_engine
@@ -120,6 +148,7 @@ main() {
   log "base image: $base"
   ensure_stack_config "$base"
   build_images
+  ensure_shop_stack "$base"
   log "test bed ready in $((SECONDS - started)) s"
 }
 

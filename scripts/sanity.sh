@@ -12,6 +12,22 @@ rm -rf "$WORK" && mkdir -p "$DEST"
 # (galaxy.yml's build_ignore leaves out the CLI package, tests and dev tooling).
 "$VENV/bin/ansible-galaxy" collection build --force --output-path "$WORK" "$ROOT" >/dev/null
 tar -C "$DEST" -xzf "$WORK"/stackops-runbooks-*.tar.gz
+
+# Galaxy / Automation Hub accept the tarball: galaxy-importer (offline, see scripts/galaxy-importer.cfg)
+# fails on a missing role README, bad docs or metadata; its warnings count as failures too.
+importer_log="$WORK/galaxy-importer.log"
+# It writes importer_result.json into its working directory: run it in the sanity dir, not the checkout.
+if ! (cd "$WORK" && PATH="$VENV/bin:$PATH" GALAXY_IMPORTER_CONFIG="$ROOT/scripts/galaxy-importer.cfg" \
+      GALAXY_IMPORTER_ANSIBLE_LOCAL_TMP="$WORK/ansible-tmp" \
+      "$VENV/bin/python" -m galaxy_importer.main "$WORK"/stackops-runbooks-*.tar.gz) >"$importer_log" 2>&1 \
+    || grep -E '^(WARNING|ERROR)' "$importer_log"; then
+  echo "galaxy-importer rejected the collection tarball (full log: $importer_log):" >&2
+  grep -E '^(WARNING|ERROR)|Error|Traceback' "$importer_log" >&2 || tail -20 "$importer_log" >&2
+  exit 1
+fi
+echo "galaxy-importer: $(tail -1 "$importer_log")"
+# The docs site builds without a warning (the same build as `make docs`, into the sanity dir).
+STACKOPS_DOCS_DIR="$WORK/docs" bash "$ROOT/scripts/docs.sh"
 cd "$DEST"
 git init -q && git add -A  # ansible-test finds the collection's files through git
 export PATH="$VENV/bin:$PATH"

@@ -14,7 +14,11 @@ read -r -a LAYERS <<< "${STACKOPS_TEST_LAYERS:-unit sanity lint integration mole
 layer_unit()        { pytest -q -p no:cacheprovider tests/unit; }
 layer_sanity()      { bash scripts/sanity.sh; }
 layer_lint()        { ansible-lint --nocolor -q; }
-layer_integration() { pytest -q -p no:cacheprovider --timeout 900 tests/integration tests/cli; }
+# Test files run side by side (each xdist worker has its own copy of the demo stack, see tests/conftest.py):
+# most of their time is spent waiting on containers and health gates, not on the two cores.
+layer_integration() {
+  pytest -q -p no:cacheprovider --timeout 900 -n "${STACKOPS_TEST_WORKERS:-3}" --dist loadfile tests/integration tests/cli
+}
 layer_molecule() {
   local scenarios=() dir
   for dir in molecule/*/; do [ -f "$dir/molecule.yml" ] && scenarios+=("$(basename "$dir")"); done

@@ -35,4 +35,9 @@ options:
     type: list
     elements: path
     default: []
+  profiles:
+    description: Compose profiles passed as C(--profile), so services of those profiles are part of the project.
+    type: list
+    elements: str
+    default: []
 '''

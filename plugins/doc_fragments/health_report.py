@@ -7,7 +7,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Report options of the modules that aggregate health checks (health_report, stack_health);
+    """Report options of the modules that aggregate health checks (stack_health_report, stack_health);
     they mirror what ``module_utils/health.py``'s ``report_result()`` reads."""
 
     DOCUMENTATION = r'''

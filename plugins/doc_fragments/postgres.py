@@ -89,9 +89,14 @@ options:
     type: list
     elements: path
     default: []
+  profiles:
+    description: Compose C(--profile) names.
+    type: list
+    elements: str
+    default: []
 '''
 
-    # Options of module_utils.backup.restore_session_spec(): how pg_backup_restore and pg_backup_verify restore.
+    # Options of module_utils.restore_session.restore_session_spec(): how pg_backup_restore and pg_backup_verify restore.
     RESTORE_SESSION = r'''
 options:
   jobs:
@@ -119,7 +124,7 @@ options:
     type: path
 '''
 
-    # Options of module_utils.backup.backup_dir_spec(): the backup catalog and its per-database lock.
+    # Options of module_utils.backup_catalog.backup_dir_spec(): the backup catalog and its per-database lock.
     BACKUP_CATALOG = r'''
 options:
   backup_dir:

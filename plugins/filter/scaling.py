@@ -17,7 +17,7 @@ description:
   - The workload name defaults to the compose service name, so one inventory can drive both backends.
 options:
   _input:
-    description: Dict with service, replicas and optional k8s_kind, k8s_name, k8s_namespace, k8s_kubeconfig, k8s_context, wait_timeout.
+    description: Dict with service, replicas and optional step, allow_zero, k8s_kind, k8s_name, k8s_namespace, k8s_kubeconfig, k8s_context, wait_timeout.
     type: dict
     required: true
 '''
@@ -34,6 +34,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import check_scale_request, scale_plan as plan_counts
+
 K8S_KINDS = ('Deployment', 'StatefulSet', 'ReplicaSet')
 
 
@@ -43,8 +45,15 @@ def k8s_scale_params(settings):
         raise AnsibleFilterError('k8s_scale_params: set stackops_scaling_service (or stackops_scaling_k8s_name) to the workload to scale')
     try:
         replicas = int(settings.get('replicas'))
+        step = int(settings.get('step') or 1)
     except (TypeError, ValueError):
-        raise AnsibleFilterError('k8s_scale_params: stackops_scaling_replicas must be an integer, got %r' % (settings.get('replicas'),))
+        raise AnsibleFilterError('k8s_scale_params: stackops_scaling_replicas and stackops_scaling_step must be an integer each, '
+                                 'got %r and %r' % (settings.get('replicas'), settings.get('step')))
+    # The same request rules as compose_scale, from the same function.
+    problems = check_scale_request(settings.get('k8s_name') or settings.get('service'), replicas, step,
+                                   str(settings.get('allow_zero', False)).lower() in ('1', 'true', 'yes', 'on'))
+    if problems:
+        raise AnsibleFilterError('k8s_scale_params: ' + '; '.join(problems))
     kind = settings.get('k8s_kind') or 'Deployment'
     if kind not in K8S_KINDS:
         raise AnsibleFilterError('k8s_scale_params: stackops_scaling_k8s_kind must be one of %s, got %r' % (', '.join(K8S_KINDS), kind))
@@ -64,15 +73,11 @@ def k8s_scale_params(settings):
 
 
 def scale_plan(current, target, step=1):
-    """Replica counts from current to target, at most ``step`` apart, ending at target."""
-    current, target, step = int(current), int(target), int(step)
-    if step < 1:
-        raise AnsibleFilterError('scale_plan: step must be >= 1, got %d' % step)
-    counts = []
-    while current != target:
-        current = min(target, current + step) if target > current else max(target, current - step)
-        counts.append(current)
-    return counts
+    """Replica counts from current to target (module_utils.compose.scale_plan, which compose_scale uses too)."""
+    try:
+        return plan_counts(current, target, step)
+    except ValueError as exc:
+        raise AnsibleFilterError('scale_plan: %s' % exc)
 
 
 class FilterModule(object):

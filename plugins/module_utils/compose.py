@@ -26,11 +26,12 @@ def compose_argument_spec():
         project_name=dict(type='str'),
         env_files=dict(type='list', elements='path', default=[]),
         compose_files=dict(type='list', elements='path', default=[]),
+        profiles=dict(type='list', elements='str', default=[]),
     )
 
 
 def compose_command(module, params, args):
-    """argv for ``docker compose <project options> <args>``."""
+    """argv for ``docker compose <project options> <args>``: the one place a compose command line is built."""
     docker = module.get_bin_path('docker', required=True)
     argv = [docker, 'compose']
     if params.get('project_dir'):
@@ -41,6 +42,8 @@ def compose_command(module, params, args):
         argv += ['--env-file', env_file]
     for compose_file in params.get('compose_files') or []:
         argv += ['-f', compose_file]
+    for profile in params.get('profiles') or []:
+        argv += ['--profile', profile]
     return argv + list(args)
 
 
@@ -105,6 +108,57 @@ def docker_inspect(module, ids, kind='container'):
         if rc != 0:
             module.fail_json(msg='docker %s inspect failed (rc=%s): %s' % (kind, rc, err.strip()), rc=rc, stderr=err)
         raise
+
+
+def replica_limit(config, service):
+    """(most containers the service can run at once or None for no limit, reasons) from a resolved compose model.
+
+    A fixed host port binds once per port of a published range, and a ``container_name`` exists once: compose
+    creates the extra container anyway and leaves it in state ``created`` when it cannot start, so scale and
+    rolling checks refuse before acting.
+    """
+    spec = ((config or {}).get('services') or {}).get(service) or {}
+    limit, reasons = None, []
+    if spec.get('container_name'):
+        limit = 1
+        reasons.append('container_name %s' % spec['container_name'])
+    for port in spec.get('ports') or []:
+        published = str(port.get('published') or '') if isinstance(port, dict) else ''
+        if not published:
+            continue
+        low, _sep, high = published.partition('-')
+        try:
+            size = int(high) - int(low) + 1 if high else 1
+        except ValueError:
+            size = 1
+        limit = size if limit is None else min(limit, size)
+        reasons.append('fixed host port %s%s' % (('%s:' % port['host_ip']) if port.get('host_ip') else '', published))
+    return limit, reasons
+
+
+def scale_plan(current, target, step):
+    """Counts from current to target, at most ``step`` apart, ending at target (empty when already there)."""
+    current, target, step = int(current), int(target), int(step)
+    if step < 1:
+        raise ValueError('step must be >= 1, got %d' % step)
+    counts = []
+    while current != target:
+        current = min(target, current + step) if target > current else max(target, current - step)
+        counts.append(current)
+    return counts
+
+
+def check_scale_request(service, replicas, step, allow_zero):
+    """Reasons a scale request is refused before anything is looked at (empty when it is acceptable)."""
+    problems = []
+    if not service:
+        problems.append('no service given: set stackops_scaling_service (the compose service or Kubernetes workload)')
+    if replicas is None or int(replicas) < 0 or step is None or int(step) < 1:
+        problems.append('replicas must be >= 0 and step >= 1 (got replicas=%s, step=%s)' % (replicas, step))
+    elif int(replicas) == 0 and not allow_zero:
+        problems.append('refusing to scale %s to 0: that takes it down entirely; set allow_zero=true '
+                        '(stackops_scaling_allow_zero) if that is what you want' % service)
+    return problems
 
 
 def depends_on_map(config):
@@ -188,6 +242,8 @@ def describe_containers(module, ps_entries, inspected=None, images=True):
             restart_count=info.get('RestartCount', 0),
             restart_policy=((info.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name') or 'no',
             image=row.get('Image'),
+            # The reference the container was created from; ps shows a bare id once that tag has moved on.
+            image_ref=(info.get('Config') or {}).get('Image') or row.get('Image'),
             image_id=image_id,
             image_digests=(image_info.get(image_id) or {}).get('RepoDigests') or [],
             started_at=state.get('StartedAt'),
@@ -357,9 +413,10 @@ def wait_services(module, params, services, replicas=None, wait_for='healthy', t
         time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
 
 
-def service_logs(module, params, service, tail=30):
-    """Last log lines of a service (all its containers), for failure messages."""
-    rc, out, err = run_compose(module, params, ['logs', '--no-color', '--tail', str(tail), service], check_rc=False)
+def service_logs(module, params, service, tail=30, since=None, timestamps=False):
+    """Last log lines of a service (all its containers), for failure messages and diagnostics."""
+    args = ['logs', '--no-color', '--tail', str(tail)] + (['--since', since] if since else []) + (['--timestamps'] if timestamps else [])
+    rc, out, err = run_compose(module, params, args + [service], check_rc=False)
     text = (out or '') + (err or '')
     return text.strip() if rc == 0 else 'logs unavailable (rc=%s): %s' % (rc, err.strip())
 

@@ -17,7 +17,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.checks import (
     CRITICAL, OK, make_check, threshold_check, validate_thresholds)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, json_safe
 
 CHECK_NAMES = ['readiness', 'connections', 'long_queries', 'idle_in_transaction', 'blocking_locks', 'database_sizes',
                'wraparound', 'cache_hit_ratio', 'bloat']
@@ -243,4 +243,5 @@ def run_pg_health(params):
     finally:
         conn.close()
     result['checks'] = checks
-    return result, None
+    # Names from a SQL_ASCII database may hold bytes that are not UTF-8; stack_health returns these checks too.
+    return json_safe(result), None

@@ -62,6 +62,39 @@ def parse_deadline(value, start=None):
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# Task lists of the maintenance levels, in the order they run.
+LEVELS = {
+    'none': [],
+    'daily': ['analyze'],
+    'weekly': ['vacuum_analyze', 'docker_prune', 'log_cleanup'],
+    'monthly': ['vacuum_full', 'reindex', 'vacuum_analyze', 'docker_prune', 'log_cleanup'],
+    'quarterly': ['vacuum_full', 'reindex', 'vacuum_freeze', 'docker_prune', 'log_cleanup'],
+}
+WINDOW_TASKS = ['vacuum', 'vacuum_analyze', 'vacuum_full', 'vacuum_freeze', 'analyze', 'reindex',
+                'docker_prune', 'log_cleanup', 'rolling_update']
+
+
+def window_tasks(level, tasks, update_services=None):
+    """The tasks of a maintenance window as dicts, in order: the explicit ``tasks`` (names, dicts with a name, or a
+    comma-separated string) or else the level's; a rolling_update of ``update_services`` is appended unless asked for.
+    Raises ValueError naming unknown levels or tasks and the known ones.
+    """
+    if isinstance(tasks, str):
+        tasks = [part.strip() for part in tasks.split(',') if part.strip()]
+    tasks = list(tasks or [])
+    if not tasks:
+        if level not in LEVELS:
+            raise ValueError('unknown maintenance level %r (known: %s)' % (level, ', '.join(LEVELS)))
+        tasks = LEVELS[level]
+    plan = [dict(item) if isinstance(item, dict) else dict(name=str(item)) for item in tasks]
+    unknown = [item.get('name') for item in plan if item.get('name') not in WINDOW_TASKS]
+    if unknown:
+        raise ValueError('unknown maintenance task(s) %s (known: %s)' % (', '.join(map(str, unknown)), ', '.join(WINDOW_TASKS)))
+    if update_services and 'rolling_update' not in [item['name'] for item in plan]:
+        plan.append(dict(name='rolling_update', services=list(update_services)))
+    return plan
+
+
 def seconds_left(deadline, now=None):
     """Seconds until ``deadline`` (negative once passed); None when there is no deadline."""
     if deadline is None:

@@ -12,9 +12,10 @@ runs the server, so client and server versions always match.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import codecs
 import os
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     import psycopg
@@ -28,6 +29,122 @@ except ImportError as exc:  # pragma: no cover - depends on the controller envir
     PSYCOPG_IMPORT_ERROR = exc
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, compose_command
+
+# SQL_ASCII means "no encoding": the server stores and returns whatever bytes it was given. psycopg then returns
+# bytes for every text value and encodes queries as strict ASCII, so names and values outside ASCII break json
+# results and sql.Identifier. We read such bytes as UTF-8 with surrogateescape instead: valid UTF-8 becomes the
+# text it is, any other byte a lone surrogate that encodes back to exactly that byte, so every name round-trips
+# into sql.Identifier, parameters and manifests unchanged.
+SQL_ASCII_CODEC = 'stackops_sql_ascii'
+
+
+def _sql_ascii_encode(text, errors='strict'):
+    return codecs.utf_8_encode(text, 'surrogateescape')
+
+
+def _sql_ascii_decode(data, errors='strict'):
+    return codecs.utf_8_decode(data, 'surrogateescape', True)
+
+
+def _find_sql_ascii_codec(name):
+    if name != SQL_ASCII_CODEC:
+        return None
+    return codecs.CodecInfo(_sql_ascii_encode, _sql_ascii_decode, name=SQL_ASCII_CODEC)
+
+
+def from_sql_ascii(data):
+    """Text of SQL_ASCII bytes (server output, pg_restore listings) the way connections read it."""
+    return _sql_ascii_decode(bytes(data))[0]
+
+
+def to_sql_ascii(text):
+    """The exact bytes a text read from a SQL_ASCII database stands for."""
+    return _sql_ascii_encode(text)[0]
+
+
+if HAS_PSYCOPG:
+    from psycopg.adapt import Dumper, Loader
+    from psycopg.pq import Format
+
+    codecs.register(_find_sql_ascii_codec)
+    try:
+        # psycopg encodes query text and sql.Identifier with the Python codec it maps the client encoding to
+        # ('ascii' for SQL_ASCII); mapping SQL_ASCII to ours makes those encode the same bytes our loaders read.
+        from psycopg import _encodings as _psycopg_encodings
+        _psycopg_encodings.py_codecs[b'SQL_ASCII'] = SQL_ASCII_CODEC
+        _psycopg_encodings.py_codecs[b'SQLASCII'] = SQL_ASCII_CODEC
+        _psycopg_encodings.pg2pyenc.cache_clear()
+    except (ImportError, AttributeError):  # pragma: no cover - another psycopg layout: values still load as text
+        pass
+
+    class SqlAsciiTextLoader(Loader):
+        def load(self, data):
+            return from_sql_ascii(data)
+
+    class SqlAsciiTextBinaryLoader(SqlAsciiTextLoader):
+        format = Format.BINARY
+
+    class SqlAsciiStrDumper(Dumper):
+        """Text parameters with the unknown oid, as psycopg sends str by default: the server infers the type."""
+
+        def dump(self, obj):
+            return to_sql_ascii(obj)
+
+    class SqlAsciiStrBinaryDumper(SqlAsciiStrDumper):
+        format = Format.BINARY
+        oid = 25  # text
+
+    TEXT_TYPES = (0, 'text', 'varchar', 'bpchar', 'name', '"char"')
+
+
+def json_safe(value):
+    """``value`` with every string valid UTF-8, so Ansible accepts it as a result.
+
+    Text read from a SQL_ASCII database may hold bytes that are not UTF-8 (lone surrogates, see from_sql_ascii);
+    those are shown as ``\\xNN`` escapes. Bytes are read the same way. Valid text is returned as it is.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        value = from_sql_ascii(value)
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode('utf-8')
+            return value
+        except UnicodeEncodeError:
+            return to_sql_ascii(value).decode('utf-8', 'backslashreplace')
+    if isinstance(value, dict):
+        return dict((json_safe(key), json_safe(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def json_safe_results(module):
+    """Pass everything ``module`` returns (exit_json, fail_json) through json_safe, once for every result key."""
+    exit_json, fail_json = module.exit_json, module.fail_json
+
+    def safe_exit_json(**kwargs):
+        exit_json(**json_safe(kwargs))
+
+    def safe_fail_json(msg, **kwargs):
+        fail_json(**json_safe(dict(kwargs, msg=msg)))
+
+    module.exit_json, module.fail_json = safe_exit_json, safe_fail_json
+
+
+def use_sql_ascii_text(conn):
+    """Make ``conn`` read and write text as from_sql_ascii/to_sql_ascii do, when it talks SQL_ASCII."""
+    if conn.pgconn.parameter_status(b'client_encoding') not in (b'SQL_ASCII', b'SQLASCII'):
+        return conn
+    adapters = conn.adapters
+    for name in TEXT_TYPES:
+        adapters.register_loader(name, SqlAsciiTextLoader)
+        if name:
+            adapters.register_loader(name, SqlAsciiTextBinaryLoader)
+    adapters.register_dumper(str, SqlAsciiStrBinaryDumper)
+    adapters.register_dumper(str, SqlAsciiStrDumper)
+    return conn
 
 
 def pg_connection_spec():
@@ -76,16 +193,19 @@ def resolve_password(module):
 
 
 def prepare(module):
-    """Common start of every PostgreSQL module: psycopg present, password resolved."""
+    """Common start of every PostgreSQL module: psycopg present, password resolved, results JSON-safe."""
+    if isinstance(module, AnsibleModule):
+        json_safe_results(module)
     require_psycopg(module)
     resolve_password(module)
 
 
 def connect(params, dbname=None, autocommit=True, application_name='stackops', options=None):
     """Open a psycopg connection from module params; ``dbname`` overrides login_db, ``options`` sets GUCs
-    (``-c name=value ...``) for the session."""
+    (``-c name=value ...``) for the session. Text from a SQL_ASCII database is read as str (see use_sql_ascii_text),
+    never bytes, so every module result stays JSON and every name can be quoted with sql.Identifier."""
     extra = dict(options=options) if options else {}
-    return psycopg.connect(
+    conn = psycopg.connect(
         host=params['login_host'],
         port=params['login_port'],
         user=params['login_user'],
@@ -96,6 +216,7 @@ def connect(params, dbname=None, autocommit=True, application_name='stackops', o
         autocommit=autocommit,
         **extra
     )
+    return use_sql_ascii_text(conn)
 
 
 def conninfo_dbname(name):

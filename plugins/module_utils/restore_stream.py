@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import (
     CHUNK, Pipeline, describe_rc, first_failure)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, conninfo_dbname
@@ -349,6 +350,7 @@ class StreamingRestore(object):
             if listing['data']:
                 self.load_data()
         with timed(self.timings, 'post-data'):
+            fault_point('index-build')
             self.build_post_data(listing['post-data'])
 
     def load_data(self):

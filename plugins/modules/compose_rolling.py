@@ -42,6 +42,12 @@ options:
       - They are not persisted; also put them in the env file, or a later C(docker compose up) reverts the update.
     type: dict
     default: {}
+  pull:
+    description:
+      - Pull the service's image first (C(docker compose pull SERVICE)), so the new containers run the newest image
+        behind its reference - a rolling update to a moved tag.
+    type: bool
+    default: false
   wait_timeout:
     description: Seconds each new container gets to become healthy.
     type: float
@@ -68,6 +74,9 @@ options:
     default: 30
 extends_documentation_fragment:
   - stackops.runbooks.compose
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose
 notes:
   - Supports check mode - it reports the containers that would be replaced.
   - The scale compose remembers is the number of containers; a later plain C(docker compose up) applies the compose file's own scale.
@@ -122,7 +131,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
-    compose_argument_spec, compose_config, docker_inspect, project_label, run_compose, services_snapshot)
+    compose_argument_spec, compose_config, docker_inspect, project_label, replica_limit, run_compose, services_snapshot)
 
 
 class RollFailed(Exception):
@@ -197,17 +206,13 @@ class Roller(object):
                     seconds=round(time.monotonic() - started, 3))
 
 
-def fixed_host_ports(config, service):
-    ports = ((config.get('services') or {}).get(service) or {}).get('ports') or []
-    return [str(port.get('published')) for port in ports if isinstance(port, dict) and port.get('published')]
-
-
 def main():
     spec = compose_argument_spec()
     spec.update(
         service=dict(type='str', required=True),
         action=dict(type='str', choices=['restart', 'update'], default='restart'),
         env=dict(type='dict', default={}),
+        pull=dict(type='bool', default=False),
         wait_timeout=dict(type='float', default=120),
         interval=dict(type='float', default=1),
         drain_seconds=dict(type='float', default=3),
@@ -225,14 +230,14 @@ def main():
     config = compose_config(module, params)
     if service not in (config.get('services') or {}):
         module.fail_json(msg='service %s not defined in compose project %s' % (service, project_label(params)))
-    fixed = fixed_host_ports(config, service)
-    if fixed:
-        module.fail_json(msg='service %s publishes fixed host port(s) %s, so a second container cannot run beside the first; '
-                             'a rolling %s is impossible - use compose_service state=restarted (brief downtime) or publish '
-                             'an ephemeral port' % (service, ', '.join(fixed), params['action']))
-
+    limit, reasons = replica_limit(config, service)
     roller = Roller(module)
     old = roller.containers()
+    if limit is not None and len(old) + 1 > limit:
+        module.fail_json(msg='service %s has %s, so a second container cannot run beside the first; '
+                             'a rolling %s is impossible - use compose_service state=restarted (brief downtime) or publish '
+                             'an ephemeral port' % (service, ' and '.join(reasons), params['action']))
+
     before_names = [item['name'] for item in old]
     if not old:
         module.fail_json(msg='service %s of %s has no containers to roll; start it first (compose_service state=up)' % (
@@ -242,6 +247,8 @@ def main():
                          containers_before=before_names, containers_after=before_names, elapsed=0.0)
 
     start = time.monotonic()
+    if params['pull']:
+        run_compose(module, params, ['pull', '--quiet', service], environ_update=env)
     replaced = []
     new_ones = []
     for container in old:

@@ -33,8 +33,10 @@ options:
       - V(stopped) stops them gracefully within O(stop_timeout) (C(docker compose stop)).
       - V(restarted) restarts the containers in place (C(docker compose restart)).
       - V(recreated) is the hard restart - stop, remove and create fresh containers (C(docker compose up -d --force-recreate)).
+      - V(paused) freezes the running containers (C(docker compose pause)); connections stay open but nothing runs.
+      - V(unpaused) lets paused containers run again (C(docker compose unpause)) and waits for their health.
     type: str
-    choices: [up, started, stopped, restarted, recreated]
+    choices: [up, started, stopped, restarted, recreated, paused, unpaused]
     default: up
   no_deps:
     description: Do not also start the services these depend on (C(--no-deps)); startup tiers use it to go one tier at a time.
@@ -50,7 +52,7 @@ options:
     type: dict
     default: {}
   wait:
-    description: Wait until the services are healthy (running for services without a healthcheck); not for V(stopped).
+    description: Wait until the services are healthy (running for services without a healthcheck); not for V(stopped) and V(paused).
     type: bool
     default: true
   wait_timeout:
@@ -67,10 +69,13 @@ options:
     default: 30
 extends_documentation_fragment:
   - stackops.runbooks.compose
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose
 notes:
   - Supports check mode; V(up) predicts its changes from the compose config hashes and container states.
 seealso:
-  - module: stackops.runbooks.compose_status
+  - module: stackops.runbooks.compose_service_info
   - module: stackops.runbooks.compose_rolling
 '''
 
@@ -91,7 +96,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 services:
-  description: Per service, the state after the action (as returned by M(stackops.runbooks.compose_status)).
+  description: Per service, the state after the action (as returned by M(stackops.runbooks.compose_service_info)).
   returned: always
   type: dict
 changed_services:
@@ -123,8 +128,10 @@ def predict(params, services, before, hashes):
     state = params['state']
     if state in ('restarted', 'recreated'):
         return [name for name in services if before[name]['total'] or state == 'recreated']
-    if state == 'stopped':
+    if state in ('stopped', 'paused'):
         return [name for name in services if before[name]['running']]
+    if state == 'unpaused':
+        return [name for name in services if any(item.get('state') == 'paused' for item in before[name]['containers'])]
     if state == 'started':
         return [name for name in services if before[name]['running'] < before[name]['total']]
     touched = []
@@ -163,7 +170,7 @@ def main():
     spec = compose_argument_spec()
     spec.update(
         services=dict(type='list', elements='str', default=[]),
-        state=dict(type='str', choices=['up', 'started', 'stopped', 'restarted', 'recreated'], default='up'),
+        state=dict(type='str', choices=['up', 'started', 'stopped', 'restarted', 'recreated', 'paused', 'unpaused'], default='up'),
         no_deps=dict(type='bool', default=False),
         stop_timeout=dict(type='int'),
         env=dict(type='dict', default={}),
@@ -203,6 +210,9 @@ def main():
         args = ['start'] + services
     elif state == 'stopped':
         args = ['stop'] + timeout_args + services
+    elif state in ('paused', 'unpaused'):
+        # Only the services that have something to (un)pause: compose fails on a service with nothing in that state.
+        args = [state[:-1]] + touched
     else:
         args = ['restart'] + timeout_args + services
     if touched or state in ('restarted', 'recreated'):
@@ -215,10 +225,13 @@ def main():
 
     wait_seconds = 0.0
     after = None
-    if params['wait'] and state != 'stopped':
+    if params['wait'] and state not in ('stopped', 'paused'):
         baseline = dict((name, before[name]['restart_count']) for name in services)
+        # A paused container fails its healthchecks (nothing runs to answer them), so right after unpause it can
+        # still read unhealthy from the pause: wait for its next check instead of failing fast on that.
         after, not_ready, wait_seconds, reason = wait_services(
-            module, params, services, timeout=params['wait_timeout'], interval=params['interval'], baseline_restarts=baseline)
+            module, params, services, timeout=params['wait_timeout'], interval=params['interval'], baseline_restarts=baseline,
+            fail_fast=state != 'unpaused')
         if not_ready:
             elapsed = round(time.monotonic() - start, 3)
             module.fail_json(

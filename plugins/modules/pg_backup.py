@@ -63,6 +63,18 @@ options:
       - Role passwords are left out (C(--no-role-passwords)); keep them in your secret store.
     type: bool
     default: false
+  group_id:
+    description:
+      - Id of the run this set belongs to, recorded as C(group) in the manifest. C(stackops backup --all-databases)
+        gives every set of one run the same id, so M(stackops.runbooks.pg_backup_group_info) can find them together.
+    type: str
+  group_databases:
+    description:
+      - With O(group_id), every database the run backs up, recorded as C(group_databases) in the manifest, so a group
+        that lacks the set of one of them (its backup failed) is known to be incomplete.
+    type: list
+    elements: str
+    default: []
   include_files:
     description: Files on the managed host (compose files, env files) to copy into C(files/) of the set.
     type: list
@@ -130,6 +142,9 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_postgresql
 notes:
   - Check mode connects to the database and reports the backup that would be written; it writes nothing. The free
     space pre-check (O(free_space_factor)) runs for real in check mode too.
@@ -159,6 +174,19 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+cleaned_up:
+  description:
+    - What killed runs on this database had left and this run removed under the lock, one line each (scratch
+      databases dropped, work directories and C(*.tmp-<pid>) files removed, connections to a database blocked by a
+      killed swap allowed again). Empty when there was nothing.
+  returned: when the lock was taken
+  type: list
+  elements: str
+removed_stale_partials:
+  description: C(.partial) directories of this database (exactly its name) left by killed backups and removed.
+  returned: when the lock was taken
+  type: list
+  elements: str
 backup_id:
   description: Id of the backup set (its directory name); the one that would be written in check mode or when not due.
   returned: always
@@ -233,19 +261,30 @@ latest_verified:
 
 import hashlib
 import os
+import re
 import shutil
 import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
-    BackupError, DEFAULT_LEVELS, EXTENSIONS, MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, DatabaseLock, apply_retention,
-    catalog, common_module_spec, compose_project_files, compressor_argv, conninfo_dbname, database_info,
-    describe_os_error, describe_rc, ensure_backup_dir, file_inventory, first_failure, fsync_path, isoformat, new_backup_id,
-    pg_major, publish, record_last_backup, remove_tree, retention_policy_problem, retention_policy_spec, set_checksum,
-    slug, space_plan, stream_to_file, table_stats, tool_version, user_tables, utcnow, write_json)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, common_module_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
+    apply_retention, retention_policy_problem, retention_policy_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
+    MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, BackupError, PublishedNotDurable, compose_project_files, describe_os_error,
+    ensure_backup_dir, file_inventory, fsync_path, isoformat, new_backup_id, publish, record_last_backup, remove_tree,
+    set_checksum, slug, space_plan, utcnow, write_json)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import (
+    DEFAULT_LEVELS, EXTENSIONS, compressor_argv, pg_major, stream_to_file, tool_version)
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, connect, describe_target, prepare
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
+    PgTools, connect, conninfo_dbname, describe_target, prepare, sql)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
+    connect_for_stats, database_info, database_properties, relation_map, table_stats, user_tables)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc, first_failure
+from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import clean_up_after_killed_runs
 
 
 def plan(module, params, tools_major):
@@ -288,7 +327,12 @@ def pg_dump_args(params, compression, snapshot, target):
 
 
 class StatsThread(threading.Thread):
-    """Counts rows in the exported snapshot while pg_dump streams, so the counts cost no extra wall time."""
+    """Counts rows in the exported snapshot while pg_dump streams, so the counts cost no extra wall time.
+
+    It first takes ACCESS SHARE locks on every table, held until the counts are done: TRUNCATE is not MVCC-safe, so
+    one committed after pg_dump exits (and releases its locks) would otherwise show a not-yet-counted table as empty
+    in the snapshot, and the manifest would say 0 rows for a dump that has them.
+    """
 
     def __init__(self, conn, tables, content):
         threading.Thread.__init__(self)
@@ -297,6 +341,10 @@ class StatsThread(threading.Thread):
 
     def run(self):
         try:
+            if self.tables:
+                self.conn.execute(sql.SQL('LOCK TABLE {} IN ACCESS SHARE MODE').format(
+                    sql.SQL(', ').join(sql.Identifier(schema, name) for schema, name in self.tables)))
+            fault_point('count')
             self.result = table_stats(self.conn, self.tables, content=self.content)
         except Exception as exc:  # reported by the main thread with context
             self.error = exc
@@ -363,10 +411,26 @@ def copy_files(module, partial, paths):
                 shutil.copytree(path, target, symlinks=True)
             else:
                 shutil.copy2(path, target)
+            make_private(target)
         except (IOError, OSError) as exc:
             raise BackupError('cannot copy %s into the backup set: %s' % (path, describe_os_error(exc, target)))
         copied.append(dict(source=path, stored=os.path.relpath(target, partial)))
     return copied
+
+
+def make_private(path):
+    """0600 files and 0700 directories, like the dump: copy2 keeps the source's mode, and env files hold secrets."""
+    if os.path.islink(path):
+        return
+    if not os.path.isdir(path):
+        os.chmod(path, 0o600)
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        os.chmod(dirpath, 0o700)
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                os.chmod(full, 0o600)
 
 
 def helper_image(module, params):
@@ -416,11 +480,12 @@ def dump_globals(module, params, tools, partial):
 
 
 def remove_stale_partials(backup_dir, database):
-    """Partials of this database left by a killed run; safe to remove because we hold its lock."""
-    prefix = slug(database) + '-'
+    """Partials of this database left by a killed run; safe to remove because we hold its lock. The name must be
+    exactly this database's slug and a backup timestamp: 'app-' is also the start of a running 'app-prod-...'."""
+    pattern = re.compile(re.escape(slug(database)) + r'-\d{8}T\d{9}Z' + re.escape(PARTIAL_SUFFIX) + '$')
     removed = []
     for name in os.listdir(backup_dir):
-        if name.startswith(prefix) and name.endswith(PARTIAL_SUFFIX):
+        if pattern.match(name):
             remove_tree(os.path.join(backup_dir, name))
             removed.append(name)
     return removed
@@ -436,6 +501,8 @@ def main():
         jobs=dict(type='int', default=1),
         content_checksums=dict(type='bool', default=False),
         include_globals=dict(type='bool', default=False),
+        group_id=dict(type='str'),
+        group_databases=dict(type='list', elements='str', default=[]),
         include_files=dict(type='list', elements='path', default=[]),
         include_volumes=dict(type='list', elements='str', default=[]),
         volume_helper_image=dict(type='str'),
@@ -486,9 +553,11 @@ def main():
         with info_conn:
             server_version = info_conn.execute('SHOW server_version').fetchone()[0]
             info = database_info(info_conn, dbname)
+            properties = database_properties(info_conn, dbname)
             tables = user_tables(info_conn)
         manifest = dict(
             manifest_version=MANIFEST_VERSION, id=backup_id, database=dbname, database_info=info,
+            database_properties=properties, group=params['group_id'], group_databases=params['group_databases'],
             server_version=server_version, format=params['format'], compression=compression, data=data_name,
             jobs=params['jobs'], tools_location=params['tools_location'],
             tools=dict(pg_dump=dump_version), host=os.uname()[1],
@@ -521,6 +590,7 @@ def main():
             set_mode(module, params['backup_dir'], params['backup_dir_mode'])
         with DatabaseLock(params['backup_dir'], dbname, 'backup', params['lock_timeout']):
             result['removed_stale_partials'] = remove_stale_partials(params['backup_dir'], dbname)
+            result['cleaned_up'] = clean_up_after_killed_runs(params, [dbname])
             os.makedirs(partial)
             try:
                 hashed = take_backup(module, params, tools, partial, manifest, compression, data_name, dbname,
@@ -532,6 +602,9 @@ def main():
                                 duration_seconds=round(time.monotonic() - clock, 3))
                 write_json(os.path.join(partial, MANIFEST), manifest)
                 publish(partial, final)
+            except PublishedNotDurable as exc:
+                result.update(changed=True, published=True)
+                module.fail_json(msg='backup of %s: %s' % (dbname, exc), **result)
             except (IOError, OSError) as exc:
                 remove_tree(partial)
                 raise BackupError(describe_os_error(exc, partial))
@@ -584,16 +657,18 @@ def set_mode(module, path, mode):
 def take_backup(module, params, tools, partial, manifest, compression, data_name, dbname, include_files):
     """Dump in an exported snapshot while a second connection counts rows in that same snapshot."""
     try:
-        snap_conn = connect(params, dbname=dbname, autocommit=False, application_name='stackops-backup-snapshot')
+        snap_conn = connect_for_stats(params, dbname, autocommit=False, application_name='stackops-backup-snapshot')
     except Exception as exc:
         raise BackupError('cannot connect to %s: %s' % (describe_target(params, dbname), exc))
     with snap_conn:
         snap_conn.execute('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
         snapshot = snap_conn.execute('SELECT pg_export_snapshot()').fetchone()[0]
         tables = user_tables(snap_conn)
+        relations = relation_map(snap_conn)
         stats = StatsThread(snap_conn, tables, params['content_checksums'])
         stats.start()
         try:
+            fault_point('dump')
             hashed = run_dump(module, params, tools, partial, compression, data_name, snapshot, dbname)
         finally:
             stats.join()
@@ -601,6 +676,7 @@ def take_backup(module, params, tools, partial, manifest, compression, data_name
     if stats.error is not None:
         raise BackupError('counting rows in %s failed: %s' % (describe_target(params, dbname), stats.error))
     manifest['tables'] = stats.result
+    manifest['relations'] = relations
     manifest['snapshot'] = snapshot
     if params['include_globals']:
         dump_globals(module, params, tools, partial)

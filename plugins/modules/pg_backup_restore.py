@@ -88,6 +88,9 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.postgres.restore_session
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_postgresql
 notes:
   - Check mode verifies the checksums and reports exactly which database would be created, replaced or dropped,
     with its size and open sessions; it changes nothing.
@@ -116,6 +119,19 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+cleaned_up:
+  description:
+    - What killed runs on this database had left and this run removed under the lock, one line each (scratch
+      databases dropped, work directories and C(*.tmp-<pid>) files removed, connections to a database blocked by a
+      killed swap allowed again). Empty when there was nothing.
+  returned: when the lock was taken
+  type: list
+  elements: str
+skipped_roles:
+  description: Roles named by the database's owner, ACL or settings that this server does not have; left out.
+  returned: success
+  type: list
+  elements: str
 backup_id:
   description: The set restored.
   returned: when a set was found
@@ -165,14 +181,26 @@ duration_seconds:
   type: float
 '''
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
-    BackupError, LockSet, RestoreSession, admin_db, check_files, check_restored, common_module_spec, create_database,
-    database_exists, database_info, drop_database, ensure_backup_dir, expected_tables, find_set, load_verification,
-    parse_table_name, recreate_database, restore_session_spec, scratch_name, timed)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
+    check_files, common_module_spec, find_set, load_verification)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import LockSet
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
+    BackupError, ensure_backup_dir, scratch_name)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare, sql
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
+    admin_db, apply_database_properties, create_database, database_exists, database_info, database_properties,
+    drop_database, recreate_database, role_exists)
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import expand_selection, parse_table_name
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_session import (
+    RestoreSession, check_restored, expected_tables, restore_session_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import timed
+from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import (
+    ALLOW_CONNECTIONS, DROP_DATABASE, RunJournal, clean_up_after_killed_runs)
 
 
 def describe_existing(params, name):
@@ -184,24 +212,17 @@ def describe_existing(params, name):
     return dict(database=name, size_bytes=info['size_bytes'], owner=info['owner'], sessions=int(sessions))
 
 
-def role_exists(conn, role):
-    return bool(role) and conn.execute('SELECT 1 FROM pg_roles WHERE rolname = %s', (role,)).fetchone() is not None
+def swap(module, conn, target, temp, keep_old, journal):
+    """Block and end sessions on ``target``, then rename it away and ``temp`` into place in one transaction.
 
-
-def copy_database_settings(conn, source, target):
-    rows = conn.execute(
-        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
-        "WHERE d.datname = %s AND s.setrole = 0", (source,)).fetchall()
-    for (setting,) in rows:
-        name, dummy, value = setting.partition('=')
-        conn.execute(sql.SQL('ALTER DATABASE {} SET {} = {}').format(
-            sql.Identifier(target), sql.Identifier(name), sql.Literal(value)))
-
-
-def swap(module, params, conn, target, temp, keep_old):
-    """Block and end sessions on ``target``, then rename it away and ``temp`` into place in one transaction."""
+    The block is journaled first, so a run killed before the renames commit leaves the next run an entry that
+    allows connections again; the renames and (with keep_old) allowing connections to the old copy commit together.
+    """
     old = scratch_name(target, 'old')
     block = sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}')
+    if not keep_old:
+        journal.add(DROP_DATABASE, old)
+    journal.add(ALLOW_CONNECTIONS, target)
     conn.execute(block.format(sql.Identifier(target), sql.SQL('false')))
     try:
         for attempt in range(50):
@@ -209,8 +230,11 @@ def swap(module, params, conn, target, temp, keep_old):
                          (target,))
             try:
                 with conn.transaction():
+                    fault_point('swap')
                     conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(target), sql.Identifier(old)))
                     conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(temp), sql.Identifier(target)))
+                    if keep_old:
+                        conn.execute(block.format(sql.Identifier(old), sql.SQL('true')))
                 break
             except Exception as exc:
                 # Terminated backends take a moment to exit; anything else is a real error.
@@ -219,15 +243,19 @@ def swap(module, params, conn, target, temp, keep_old):
                 time.sleep(0.2)
     except Exception:
         conn.execute(block.format(sql.Identifier(target), sql.SQL('true')))
+        journal.done(ALLOW_CONNECTIONS, target)
+        journal.done(DROP_DATABASE, old)
         raise
+    journal.done(ALLOW_CONNECTIONS, target)
+    journal.done(DROP_DATABASE, temp)
     if keep_old:
-        conn.execute(block.format(sql.Identifier(old), sql.SQL('true')))
         return old
     try:
         drop_database(conn, old)
     except Exception as exc:
         module.warn('restored %s, but dropping the replaced database %s failed: %s; drop it by hand' % (target, old, exc))
         return old
+    journal.done(DROP_DATABASE, old)
     return None
 
 
@@ -260,6 +288,7 @@ def main():
         if params['require_verified'] and not (load_verification(set_dir) or {}).get('verified'):
             raise BackupError('backup %s has not been verified; verify it with stackops.runbooks.pg_backup_verify or set '
                               'require_verified=false to restore it anyway' % manifest['id'])
+        tables = expand_selection(manifest, tables)
         target = params['target_database'] or manifest['database']
         result.update(backup_id=manifest['id'], target_database=target)
         stage = 'inspecting the target'
@@ -295,8 +324,11 @@ def main():
                               'confirm=true to go ahead' % (target, result['would_drop']['size_bytes'],
                                                             result['would_drop']['sessions']))
         stage = 'restoring'
+        # A decompressed copy of the dump and the list files hold the rows too: readable by the backup owner only.
+        os.umask(0o077)
         ensure_backup_dir(params['backup_dir'])
         with LockSet(params['backup_dir'], [manifest['database'], target], 'restore', params['lock_timeout']):
+            result['cleaned_up'] = clean_up_after_killed_runs(params, [manifest['database'], target])
             result.update(restore(module, params, set_dir, manifest, target, exists, tables, schemas))
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
@@ -308,12 +340,23 @@ def main():
     module.exit_json(**result)
 
 
+def target_properties(conn, manifest, target, exists):
+    """The database properties the restored copy gets: those of the database it replaces (the same database, its
+    content set back), else those recorded in the backup (sets made before they were recorded: none)."""
+    if exists:
+        return database_properties(conn, target)
+    return manifest.get('database_properties')
+
+
 def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
     temp = scratch_name(target, 'restore')
     admin = admin_db(params, target, temp)
-    session = RestoreSession(module, params, set_dir, manifest, params['work_dir'], selective=bool(tables or schemas))
+    journal = RunJournal(params['backup_dir'], target)
+    session = RestoreSession(module, params, set_dir, manifest, params['work_dir'], selective=bool(tables or schemas),
+                             journal=journal)
     created = swapped = False
     untouched = ('the original database %s is untouched' % target) if exists else ('%s was not created' % target)
+    skipped_roles = []
     try:
         # Checked under the lock (a retention run may have raced us) and before anything is created.
         try:
@@ -326,10 +369,13 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
         try:
             with connect(params, dbname=admin, application_name='stackops-restore') as conn:
                 like = database_info(conn, target) if exists else dict(manifest['database_info'])
+                properties = target_properties(conn, manifest, target, exists)
                 if not role_exists(conn, like.get('owner')):
                     like['owner'] = None
+                journal.add(DROP_DATABASE, temp)
                 create_database(conn, temp, like=like)
                 created = True
+            fault_point('restore-load')
             session.restore(temp, jobs=params['jobs'], tables=tables, schemas=schemas, no_owner=params['no_owner'],
                             recreate=lambda: recreate_database(params, admin, temp, like, 'stackops-restore'))
             with timed(session.timings, 'compare'):
@@ -337,18 +383,22 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
                                                       content=params['compare_content'])
             if differences:
                 raise BackupError('the restored copy does not match the manifest: %s' % '; '.join(differences[:5]))
+            if properties:
+                # After the rows: a setting such as default_transaction_read_only must not apply to the restore.
+                with connect(params, dbname=admin, application_name='stackops-restore') as conn:
+                    skipped_roles = apply_database_properties(conn, temp, properties)
         except Exception as exc:
             raise BackupError('%s into temporary database %s: %s; %s' % (
                 'restoring %s' % manifest['id'], temp, exc, untouched))
         with timed(session.timings, 'swap'), connect(params, dbname=admin, application_name='stackops-restore') as conn:
             if exists:
-                copy_database_settings(conn, target, temp)
                 try:
-                    old = swap(module, params, conn, target, temp, params['keep_old'])
+                    old = swap(module, conn, target, temp, params['keep_old'], journal)
                 except Exception as exc:
                     raise BackupError('swapping %s in for %s: %s; %s' % (temp, target, exc, untouched))
             else:
                 conn.execute(sql.SQL('ALTER DATABASE {} RENAME TO {}').format(sql.Identifier(temp), sql.Identifier(target)))
+                journal.done(DROP_DATABASE, temp)
                 old = None
             swapped = True
     finally:
@@ -356,11 +406,16 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
         if created and not swapped:
             with connect(params, dbname=admin, application_name='stackops-restore') as conn:
                 drop_database(conn, temp)
+            journal.done(DROP_DATABASE, temp)
+    if skipped_roles:
+        module.warn('restored %s, but roles %s do not exist on %s: their ownership, privileges and settings on the '
+                    'database were left out; create them (globals.sql) and restore again' % (
+                        target, ', '.join(skipped_roles), describe_target(params)))
     expected = expected_tables(manifest, tables, schemas)
     msg = '%s database %s from backup %s%s' % ('replaced' if exists else 'created', target, manifest['id'],
                                                ' (old copy kept as %s)' % old if old else '')
     return dict(old_database=old, tables=len(expected), rows=sum(t['rows'] for t in expected), content_compared=content,
-                restore_method=session.method, phase_seconds=session.timings,
+                restore_method=session.method, phase_seconds=session.timings, skipped_roles=skipped_roles,
                 msg=msg)
 
 

@@ -44,12 +44,15 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_postgresql
 notes:
   - With O(lock_timeout) the module waits that long for a busy database; a database still busy then is skipped
     (reported in RV(busy)), not failed, because the next run will catch up.
   - Check mode lists what would be deleted and deletes nothing.
 seealso:
-  - module: stackops.runbooks.pg_backup_list
+  - module: stackops.runbooks.pg_backup_info
 '''
 
 EXAMPLES = r'''
@@ -85,9 +88,11 @@ freed_bytes:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
-    BackupError, DatabaseLock, LockTimeout, apply_retention, catalog, common_module_spec, ensure_backup_dir,
-    retention_policy_problem, retention_policy_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, common_module_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock, LockTimeout
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
+    apply_retention, retention_policy_problem, retention_policy_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, ensure_backup_dir
 
 
 def main():

@@ -16,7 +16,7 @@ description:
     with its manifest.
   - Then restores the set into a scratch database on the same server (a unique name, always dropped afterwards,
     also on failure) and compares per-table row counts, and content checksums when the manifest has them, with the manifest.
-  - Records the outcome in C(verification.json) beside the manifest, which M(stackops.runbooks.pg_backup_list) and
+  - Records the outcome in C(verification.json) beside the manifest, which M(stackops.runbooks.pg_backup_info) and
     M(stackops.runbooks.pg_backup_retention) read, and in C(<backup_dir>/last_backup.json) when that file describes
     this set (O(stackops.runbooks.pg_backup#module:record_last_backup)).
   - The trial restore is the one M(stackops.runbooks.pg_backup_restore) runs, so it proves the path an incident
@@ -51,6 +51,9 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.postgres.restore_session
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_postgresql
 notes:
   - Check mode checks the file checksums and reports the trial restore it would run; it creates no database and records nothing.
 seealso:
@@ -69,6 +72,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+cleaned_up:
+  description:
+    - What killed runs on this database had left and this run removed under the lock, one line each (scratch
+      databases dropped, work directories and C(*.tmp-<pid>) files removed, connections to a database blocked by a
+      killed swap allowed again). Empty when there was nothing.
+  returned: when the lock was taken
+  type: list
+  elements: str
 verified:
   description: Whether every check passed.
   returned: always
@@ -114,27 +125,38 @@ duration_seconds:
   type: float
 '''
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
-    BackupError, DatabaseLock, RestoreSession, admin_db, check_files, check_restored, common_module_spec, create_database,
-    drop_database, ensure_backup_dir, find_set, isoformat, mark_last_backup_verified, recreate_database, record_verification,
-    restore_session_spec, scratch_name, utcnow)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
+    check_files, common_module_spec, find_set, record_verification)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
+    BackupError, ensure_backup_dir, isoformat, mark_last_backup_verified, scratch_name, utcnow)
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
+    admin_db, create_database, drop_database, recreate_database)
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_session import (
+    RestoreSession, check_restored, restore_session_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import (
+    DROP_DATABASE, RunJournal, clean_up_after_killed_runs)
 
 
 def trial_restore(module, params, session, manifest):
     """Restore the staged dump into a throwaway database and compare; the scratch database is dropped whatever
-    happens."""
+    happens, and journaled first for the next run should this one be killed."""
     scratch = scratch_name(manifest['database'], 'verify')
     admin = admin_db(params, scratch)
     created = False
     try:
         like = dict(manifest['database_info'], owner=None)
         with connect(params, dbname=admin, application_name='stackops-verify') as conn:
+            session.journal.add(DROP_DATABASE, scratch)
             create_database(conn, scratch, like=like)
             created = True
+        fault_point('verify')
         session.restore(scratch, jobs=params['jobs'], no_owner=params['no_owner'],
                         recreate=lambda: recreate_database(params, admin, scratch, like, 'stackops-verify'))
         differences, content = check_restored(params, scratch, manifest, content=params['compare_content'])
@@ -142,6 +164,7 @@ def trial_restore(module, params, session, manifest):
         if created:
             with connect(params, dbname=admin, application_name='stackops-verify') as conn:
                 drop_database(conn, scratch)
+        session.journal.done(DROP_DATABASE, scratch)
     return scratch, differences, content
 
 
@@ -171,9 +194,13 @@ def main():
                               len(manifest.get('tables') or [])))
             result['duration_seconds'] = round(time.monotonic() - clock, 3)
             module.exit_json(**result)
+        # The decompressed dump and the list files hold the rows too: readable by the backup owner only.
+        os.umask(0o077)
         ensure_backup_dir(params['backup_dir'])
         with DatabaseLock(params['backup_dir'], manifest['database'], 'verify', params['lock_timeout']):
-            session = RestoreSession(module, params, set_dir, manifest, params['work_dir'])
+            result['cleaned_up'] = clean_up_after_killed_runs(params, [manifest['database']])
+            session = RestoreSession(module, params, set_dir, manifest, params['work_dir'],
+                                     journal=RunJournal(params['backup_dir'], manifest['database']))
             try:
                 # With a trial restore the dump is hashed while it is decompressed for it: one read, not two.
                 staging_error = None

@@ -83,6 +83,9 @@ options:
     default: false
 extends_documentation_fragment:
   - stackops.runbooks.postgres
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_postgresql
 notes:
   - O(login_user) must be a superuser or have C(pg_signal_backend) to end other roles' sessions.
   - Connection options are the shared ones of the C(stackops.runbooks.postgresql) action group.

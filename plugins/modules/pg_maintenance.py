@@ -99,6 +99,9 @@ options:
     type: str
 extends_documentation_fragment:
   - stackops.runbooks.postgres
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_postgresql
 notes:
   - Connection options are the shared ones of the C(stackops.runbooks.postgresql) action group.
   - Needs psycopg 3 on the host that runs the module.

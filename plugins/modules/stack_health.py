@@ -12,9 +12,9 @@ module: stack_health
 short_description: Check a whole compose stack in one module run and aggregate one health report
 version_added: 0.2.0
 description:
-  - Runs the checks of M(stackops.runbooks.compose_status), M(stackops.runbooks.http_health) (one probe per
-    entry of O(urls)), M(stackops.runbooks.pg_health) and M(stackops.runbooks.host_resources) in one
-    invocation, each group in its own thread, and aggregates them like M(stackops.runbooks.health_report).
+  - Runs the checks of M(stackops.runbooks.compose_service_info), M(stackops.runbooks.stack_http_info) (one probe per
+    entry of O(urls)), M(stackops.runbooks.pg_health_info) and M(stackops.runbooks.host_resources_info) in one
+    invocation, each group in its own thread, and aggregates them like M(stackops.runbooks.stack_health_report).
   - One module run per host instead of one per check group keeps the per-host cost of a fleet-wide
     health run low; the check logic is the same code the single-purpose modules use.
   - A group that cannot run at all (compose file invalid, Docker down, psycopg missing, unreadable password
@@ -43,31 +43,31 @@ options:
     default: 3
   urls:
     description:
-      - URLs to probe (group V(http)), each a dict of M(stackops.runbooks.http_health) options, at least C(url).
+      - URLs to probe (group V(http)), each a dict of M(stackops.runbooks.stack_http_info) options, at least C(url).
       - C(status) is accepted for C(status_code) and may be one code or a list.
-      - Keys that are not http_health options (such as the startup role's C(after)) are ignored, because
+      - Keys that are not stack_http_info options (such as the startup role's C(after)) are ignored, because
         the URL list of the inventory contract is shared by several roles.
-      - Options not given come from O(http), then from http_health's defaults, except that C(wait) defaults to
+      - Options not given come from O(http), then from the defaults of stack_http_info, except that C(wait) defaults to
         V(false) (one probe) and C(fail_on_unhealthy) is always V(false).
     type: list
     elements: dict
     default: []
   http:
     description:
-      - M(stackops.runbooks.http_health) options applied to every entry of O(urls), for example
+      - M(stackops.runbooks.stack_http_info) options applied to every entry of O(urls), for example
         C(timeout), C(wait), C(wait_timeout), C(latency_warning_ms), C(validate_certs).
     type: dict
     default: {}
   postgres:
     description:
-      - M(stackops.runbooks.pg_health) options except the connection ones (group V(postgres)), with the same
+      - M(stackops.runbooks.pg_health_info) options except the connection ones (group V(postgres)), with the same
         names and defaults, for example C(checks), C(connections_warning), C(long_query_critical).
       - The connection comes from the C(login_*) options.
     type: dict
     default: {}
   host:
     description:
-      - M(stackops.runbooks.host_resources) options (group V(host)), with the same names and defaults, for example
+      - M(stackops.runbooks.host_resources_info) options (group V(host)), with the same names and defaults, for example
         C(paths), C(disk_warning), C(load_critical), C(docker).
     type: dict
     default: {}
@@ -94,16 +94,19 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.postgres
   - stackops.runbooks.health_report
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose_postgresql
 notes:
   - Supports check mode; the checks run (they only read), the report file is not written.
   - Belongs to the C(stackops.runbooks.compose) and C(stackops.runbooks.postgresql) action groups, so the
     connection options can be set once with C(module_defaults).
 seealso:
-  - module: stackops.runbooks.health_report
-  - module: stackops.runbooks.compose_status
-  - module: stackops.runbooks.http_health
-  - module: stackops.runbooks.pg_health
-  - module: stackops.runbooks.host_resources
+  - module: stackops.runbooks.stack_health_report
+  - module: stackops.runbooks.compose_service_info
+  - module: stackops.runbooks.stack_http_info
+  - module: stackops.runbooks.pg_health_info
+  - module: stackops.runbooks.host_resources_info
 '''
 
 EXAMPLES = r'''
@@ -140,7 +143,7 @@ RETURN = r'''
 report:
   description:
     - The report - severity, counts, checks, critical and warnings (messages), fail_on, failed, fail_message,
-      generated_at (UTC ISO 8601) and the O(metadata) keys; the shape of M(stackops.runbooks.health_report).
+      generated_at (UTC ISO 8601) and the O(metadata) keys; the shape of M(stackops.runbooks.stack_health_report).
   returned: always
   type: dict
 summary:

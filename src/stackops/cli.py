@@ -1,152 +1,22 @@
-"""The stackops command: each subcommand runs one stackops.runbooks playbook through ansible-runner."""
+"""The stackops command: each procedure subcommand runs one stackops.runbooks playbook through ansible-runner.
+
+The command line itself is declared in parser.py; this module runs what it parsed.
+"""
 import argparse
 import json
 import os
 import sys
 from pathlib import Path
 
-from . import __version__, exitcodes, history, locations, report
+from . import __version__, exitcodes, history, init, locations, report, rpo, runmodel, schedule
 from .display import make_progress, print_summary
+from .errors import ReportError, UsageError
 from .execution import run_procedure
 from .extravars import ExtraVarsError, parse_all
 from .locking import LockHeld, StackLock, describe_holder
-from .procedures import PROCEDURES, BY_NAME
-
-EXIT_CODE_HELP = "exit codes:\n" + "\n".join("  %-4d %s" % pair for pair in exitcodes.DESCRIPTIONS)
-COMMON_EXAMPLES = """\
-examples:
-  stackops health                                  # the embedded demo stack
-  stackops health -i inventories/prod --limit web1 --json
-  stackops backup && stackops backups
-  stackops restore --backup-id latest --target-db appdb_check
-  stackops maintenance --level weekly --check      # plan only
-  stackops history show <RUN-ID>
-  stackops schedule install backup --when daily
-
-%s
-""" % EXIT_CODE_HELP
-
-
-class UsageError(Exception):
-    """A problem with the command line or its files: exit code 2."""
-
-
-def _common_options():
-    common = argparse.ArgumentParser(add_help=False)
-    group = common.add_argument_group("common options")
-    group.add_argument("-i", "--inventory", metavar="PATH",
-                       help="inventory file or directory (default: the collection's inventories/demo)")
-    group.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
-                       help="key=value pairs, a JSON/YAML mapping, or @file; repeatable, later wins")
-    group.add_argument("--limit", metavar="PATTERN", help="only these hosts (ansible --limit pattern)")
-    group.add_argument("--check", action="store_true", help="dry run: show what would change, change nothing")
-    group.add_argument("--json", action="store_true",
-                       help="print one JSON document with the outcome on stdout, nothing else")
-    group.add_argument("-v", "--verbose", action="count", default=0,
-                       help="per-host results while running; -vv and more raise ansible verbosity")
-    group.add_argument("-y", "--yes", action="store_true",
-                       help="consent to a destructive variant without a prompt (needed without a terminal)")
-    group.add_argument("--wait", action="store_true",
-                       help="if another procedure holds the stack lock, wait for it instead of failing")
-    group.add_argument("--wait-timeout", type=float, metavar="SECONDS", help="give up waiting after this long")
-    group.add_argument("--timeout", type=int, metavar="SECONDS", help="stop the procedure after this long")
-    group.add_argument("--report", action="store_true",
-                       help="also write the HTML report of the run (report.html in its history dir)")
-    return common
-
-
-def _add_procedure_option(parser, option):
-    kwargs = {"help": option.help}
-    if option.choices:
-        kwargs["choices"] = option.choices
-    if option.metavar and not option.choices:
-        kwargs["metavar"] = option.metavar
-    if option.kind == "int":
-        kwargs["type"] = int
-    if not option.flags:
-        parser.add_argument(option.dest, **kwargs)
-        return
-    if option.kind in ("true", "false", "bool"):
-        kwargs.pop("metavar", None)
-        kwargs["action"] = "store_true"
-    elif option.kind == "list":
-        kwargs["action"] = "append"
-    kwargs["dest"] = option.dest
-    kwargs["required"] = option.required
-    parser.add_argument(*option.flags, **kwargs)
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="stackops", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run the stackops.runbooks procedures (Ansible playbooks) with progress, "
-                    "a run history and safe defaults.",
-        epilog=COMMON_EXAMPLES)
-    parser.add_argument("--version", action="version", version="stackops %s" % __version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = _common_options()
-    for procedure in PROCEDURES:
-        sub = commands.add_parser(
-            procedure.name, parents=[common], help=procedure.help, description=procedure.description,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog="runs playbooks/%s\n\nexamples:\n%s\n\n%s" % (
-                procedure.playbook, "\n".join("  " + example for example in procedure.examples), EXIT_CODE_HELP))
-        group = sub.add_argument_group("%s options" % procedure.name)
-        for option in procedure.options:
-            _add_procedure_option(group, option)
-        if procedure.name == "backups":
-            _add_rpo_options(group)
-        sub.set_defaults(procedure=procedure)
-
-    _add_history_parser(commands)
-    _add_demo_parser(commands)
-    from . import schedule
-    schedule.add_parser(commands)
-    return parser
-
-
-def _add_rpo_options(group):
-    # CLI-side checks on the listing, not extra vars: see docs/report.md.
-    group.add_argument("--rpo", metavar="DURATION",
-                       help="warn when the newest verified backup is older than this (e.g. 24h, 90m, 2d)")
-    group.add_argument("--rpo-strict", action="store_true",
-                       help="with --rpo: exit 1 when the RPO is exceeded (for cron and monitoring)")
-
-
-def _add_history_parser(commands):
-    sub = commands.add_parser(
-        "history", help="list past runs, or show one", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Every run (including ones refused for a lock or missing consent) is kept under the "
-                    "state dir ($STACKOPS_STATE_DIR) with its ansible-runner artifacts; the newest "
-                    "$STACKOPS_HISTORY_KEEP (default %d) are kept." % history.DEFAULT_KEEP,
-        epilog="examples:\n  stackops history\n  stackops history --last 5 --json\n"
-               "  stackops history show 20260102T030000-backup-1a2b\n  stackops history show 1a2b\n"
-               "  stackops history report 1a2b                 # HTML report, see docs/report.md\n"
-               "  stackops history report 1a2b --output /tmp/backup.html --rpo 24h")
-    sub.add_argument("action", nargs="?", choices=("list", "show", "report"), default="list")
-    sub.add_argument("run_id", nargs="?", help="run id (or its unique tail) for show and report")
-    sub.add_argument("--output", metavar="FILE", help="with report: write here instead of <run dir>/report.html")
-    sub.add_argument("--rpo", metavar="DURATION", help="with report: judge the newest verified backup against this RPO")
-    sub.add_argument("--last", type=int, metavar="N", help="only the newest N runs")
-    sub.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.set_defaults(handler=cmd_history)
-
-
-def _add_demo_parser(commands):
-    sub = commands.add_parser(
-        "demo", help="the embedded demo stack: start it, show it, stop it",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="The collection embeds a small demo application (examples/stack: PostgreSQL, an API, "
-                    "an nginx frontend) and an inventory for it (inventories/demo), the default target "
-                    "of every procedure. `demo up` runs the startup procedure on it.",
-        epilog="examples:\n  stackops demo up\n  stackops demo status\n  stackops health\n"
-               "  stackops demo down            # keeps the data volume\n  stackops demo down --volumes")
-    sub.add_argument("action", choices=("up", "status", "down"))
-    sub.add_argument("--volumes", action="store_true", help="with down: also delete the data volumes")
-    sub.add_argument("--json", action="store_true", help="with up: JSON outcome")
-    sub.add_argument("-v", "--verbose", action="count", default=0)
-    sub.set_defaults(handler=cmd_demo)
-
+from .parser import build_parser
+from .procedures import BY_NAME
+from .units import human_duration, parse_duration
 
 # ---------------------------------------------------------------- procedures
 
@@ -248,7 +118,7 @@ def cmd_procedure(args):
         summary = run_procedure(
             procedure=procedure, playbook=playbook, root=root, inventory=inventory, limit=args.limit,
             extravars=extravars, check=args.check, verbosity=args.verbose, timeout=args.timeout,
-            run_id=run_id, run_dir=run_dir, envvars=locations.runner_envvars(root),
+            run_id=run_id, run_dir=run_dir, envvars=dict(locations.runner_envvars(root), STACKOPS_RUN_ID=run_id),
             progress=make_progress(args.json, args.verbose),
             task_count_cache=state / "task-counts.json")
         if rpo_seconds is not None:
@@ -283,21 +153,21 @@ def _parse_rpo(args):
     if not getattr(args, "rpo", None):
         return None
     try:
-        return report.parse_duration(args.rpo)
+        return parse_duration(args.rpo)
     except ValueError as exc:
         raise UsageError("--rpo: %s" % exc) from exc
 
 
 def _apply_rpo(summary, run_dir, rpo_seconds, strict):
     """Judge the newest verified backup per host against the RPO; with strict, exceeding it exits 1."""
-    events = report.load_events(Path(run_dir) / "artifacts" / summary["run_id"])
-    verdicts = report.rpo_from_summary(summary, events, rpo_seconds)
+    events = runmodel.load_events(Path(run_dir) / "artifacts" / summary["run_id"])
+    verdicts = rpo.rpo_from_summary(summary, events, rpo_seconds)
     exceeded = sorted(host for host, verdict in verdicts.items() if verdict["exceeded"])
     summary["rpo"] = {"rpo_seconds": rpo_seconds, "strict": bool(strict), "exceeded": bool(exceeded),
                       "hosts": verdicts}
     if exceeded and strict and summary["exit_code"] == exitcodes.OK:
         summary["exit_code"] = exitcodes.FAILED
-        summary["error"] = "RPO %s exceeded on %s (--rpo-strict)" % (report.human_duration(rpo_seconds),
+        summary["error"] = "RPO %s exceeded on %s (--rpo-strict)" % (human_duration(rpo_seconds),
                                                                     ", ".join(exceeded))
 
 
@@ -305,19 +175,12 @@ def _write_report(run_dir, rpo_seconds=None):
     """The report of a finished run; a failure is a warning, never the run's exit code."""
     try:
         return report.write_report(run_dir, rpo_seconds=rpo_seconds)
-    except (OSError, report.ReportError) as exc:
+    except (OSError, ReportError) as exc:
         print("stackops: could not write the report: %s" % exc, file=sys.stderr)
         return None
 
 
 # ---------------------------------------------------------------- history
-
-def _fmt_duration(seconds):
-    if seconds is None:
-        return "-"
-    seconds = float(seconds)
-    return "%.1fs" % seconds if seconds < 60 else "%dm%02ds" % divmod(int(seconds), 60)
-
 
 def cmd_history(args):
     runs = history.History(locations.state_dir())
@@ -360,7 +223,7 @@ def cmd_history(args):
         table.add_column(column)
     for row in rows:
         status = row["status"] + (" (check)" if row["check"] else "")
-        table.add_row(row["run_id"], row["procedure"], status, row["started"] or "-", _fmt_duration(row["duration"]))
+        table.add_row(row["run_id"], row["procedure"], status, row["started"] or "-", human_duration(row["duration"]))
     console.print(table)
     return exitcodes.OK
 
@@ -375,7 +238,7 @@ def _history_report(runs, args):
     rpo_seconds = _parse_rpo(args)
     try:
         path = report.write_report(runs.run_dir(found), output=args.output, rpo_seconds=rpo_seconds)
-    except report.ReportError as exc:
+    except ReportError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:
         print("stackops history: cannot write the report: %s" % exc, file=sys.stderr)
@@ -406,6 +269,15 @@ def cmd_demo(args):
 
 # ---------------------------------------------------------------- entry point
 
+# The handler of each non-procedure command declared in parser.build_parser().
+COMMANDS = {
+    "history": cmd_history,
+    "demo": cmd_demo,
+    "schedule": schedule.cmd_schedule,
+    "init": init.cmd_init,
+}
+
+
 def main(argv=None):
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -417,7 +289,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if passthrough:
         args.command_args = passthrough
-    handler = getattr(args, "handler", None) or cmd_procedure
+    handler = COMMANDS.get(args.command, cmd_procedure)
     try:
         return handler(args)
     except UsageError as exc:

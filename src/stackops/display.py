@@ -11,6 +11,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from .units import human_duration
+
 STATUS_STYLE = {"successful": "bold green", "failed": "bold red", "unreachable": "bold red",
                 "canceled": "bold yellow", "timeout": "bold red", "locked": "bold yellow", "refused": "bold yellow"}
 
@@ -139,6 +141,10 @@ def print_summary(summary, stream=None):
     for item in summary.get("unreachable_hosts") or []:
         console.print(Text("UNREACHABLE  %s: %s" % (item["host"], item["message"]), style="red"))
     result = summary.get("result") or {}
+    if summary.get("procedure") == "backups":
+        from .backups_table import print_backups
+        if print_backups(console, result):
+            result = {}
     for host, facts in result.items():
         lines = ["%s = %s" % (key, value) for key, value in _flatten(facts)]
         if lines:
@@ -150,7 +156,7 @@ def print_summary(summary, stream=None):
     status = summary["status"]
     line = Text()
     line.append(status.upper(), style=STATUS_STYLE.get(status, "bold"))
-    line.append("  %s%s in %.1fs, %d changed, exit %d  (run %s)" % (
-        summary["procedure"], " (check mode)" if summary.get("check") else "", summary.get("duration") or 0,
+    line.append("  %s%s in %s, %d changed, exit %d  (run %s)" % (
+        summary["procedure"], " (check mode)" if summary.get("check") else "", human_duration(summary.get("duration") or 0),
         summary.get("changed") or 0, summary["exit_code"], summary["run_id"]))
     console.print(line)

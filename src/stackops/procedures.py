@@ -72,10 +72,26 @@ class Procedure:
         return variables
 
 
+PITR_TARGETS = ("stackops_restore_to_time", "stackops_restore_to_lsn", "stackops_restore_to_restore_point",
+                "stackops_restore_to_latest")
+
+
 def _restore_reason(variables):
+    if any(variables.get(name) for name in PITR_TARGETS):
+        return ("point-in-time recovery swaps the database service onto the recovered data "
+                "(the current data is kept in a volume until you drop it)")
+    if as_bool(variables.get("stackops_restore_replace")) and as_bool(variables.get("stackops_restore_all_databases")):
+        return ("restore --all-databases --replace drops and recreates every database of the backup group that "
+                "exists on the server")
     if as_bool(variables.get("stackops_restore_replace")):
         target = variables.get("stackops_restore_target_database") or "the application database"
         return "restore --replace drops and recreates %s" % target
+    return None
+
+
+def _pitr_reason(variables):
+    if variables.get("stackops_pitr_action") == "enable":
+        return "pitr enable restarts PostgreSQL if wal_level, max_wal_senders or max_replication_slots must change"
     return None
 
 
@@ -129,6 +145,14 @@ PROCEDURES = (
                   "stackops health -i inventories/prod --limit db1 -v"),
     ),
     Procedure(
+        name="prepare",
+        playbook="prepare.yml",
+        help="install what the managed nodes need (psycopg, zstd) and check Docker and compose v2",
+        description="Install psycopg for the Python interpreter Ansible uses on each node and the zstd command, "
+                    "and fail with a clear message when Docker or compose v2 is missing. Second runs change nothing.",
+        examples=("stackops prepare -i inventories/prod", "stackops prepare --check"),
+    ),
+    Procedure(
         name="service",
         playbook="service.yml",
         help="start, stop, restart, hard-restart, or roll compose services",
@@ -157,6 +181,12 @@ PROCEDURES = (
                    flags=("--database",), metavar="NAME"),
             Option("no_verify", "stackops_backup_verify", "skip the restore test of the new backup",
                    flags=("--no-verify",), kind="false"),
+            Option("all_databases", "stackops_backup_all_databases",
+                   "back up every database of the server plus roles and tablespaces, each its own verified set "
+                   "under one group id", flags=("--all-databases",), kind="true"),
+            Option("physical", "stackops_backup_physical",
+                   "physical base backup of the whole cluster with Barman, verified (needs `stackops pitr enable`)",
+                   flags=("--physical",), kind="true"),
         ),
         examples=("stackops backup", "stackops backup --no-verify --check",
                   "stackops backup --json | jq '.result[].backup_id'"),
@@ -166,6 +196,11 @@ PROCEDURES = (
         playbook="backup.yml",
         help="list the backups that exist",
         description="List the backups in the stack's backup directory with their size, age and verification state.",
+        options=(
+            Option("offsite", "stackops_backup_rpo_offsite",
+                   "judge --rpo on the off-site copies (the worst target) instead of the local sets",
+                   flags=("--offsite",), kind="true"),
+        ),
         fixed_vars={"stackops_backup_action": "list"},
         examples=("stackops backups", "stackops backups --json | jq '.result'"),
         locks=False,
@@ -186,11 +221,50 @@ PROCEDURES = (
             Option("replace", "stackops_restore_replace",
                    "replace the target database if it exists (destructive); without it an existing target "
                    "makes the restore fail", flags=("--replace",), kind="bool"),
+            Option("all_databases", "stackops_restore_all_databases",
+                   "disaster recovery: restore a whole --all-databases group onto a server, roles and "
+                   "tablespaces first", flags=("--all-databases",), kind="true"),
+            Option("group_id", "stackops_restore_group_id",
+                   "group to restore with --all-databases (default: the newest verified one)",
+                   flags=("--group-id",), metavar="ID"),
+            Option("from_remote", "stackops_restore_from_remote",
+                   "fetch the backup from the off-site target (stackops_offsite_targets), check it, and restore it "
+                   "from there; works with the local backup directory gone", flags=("--from-remote",), kind="true"),
+            Option("to_time", "stackops_restore_to_time",
+                   "point-in-time recovery of the cluster to this time, e.g. '2026-12-01 14:01:59+00'",
+                   flags=("--to-time",), metavar="TIME"),
+            Option("to_lsn", "stackops_restore_to_lsn", "point-in-time recovery to this WAL location",
+                   flags=("--to-lsn",), metavar="LSN"),
+            Option("to_restore_point", "stackops_restore_to_restore_point",
+                   "point-in-time recovery to a restore point (see `stackops pitr mark`)",
+                   flags=("--to-restore-point",), metavar="NAME"),
+            Option("to_latest", "stackops_restore_to_latest", "recover the cluster with all WAL there is",
+                   flags=("--to-latest",), kind="true"),
         ),
         consent=Consent("stackops_restore_confirm", _restore_reason),
         examples=("stackops restore --target-db appdb_check            # newest verified backup, side by side",
                   "stackops restore --backup-id appdb-20260101T030000123Z --replace --yes",
                   "stackops restore --replace --check                   # what would be replaced, nothing done"),
+    ),
+    Procedure(
+        name="pitr",
+        playbook="pitr.yml",
+        help="point-in-time recovery: enable or disable WAL streaming, show status, mark a restore point",
+        description="Continuous WAL archiving with Barman in streaming mode (docs/pitr.md). enable prepares "
+                    "PostgreSQL (settings, replication role, pg_hba, slot) and starts the WAL receiver; it "
+                    "restarts PostgreSQL only when a setting needs it, with consent (--yes). disable undoes it "
+                    "and drops the slot. status shows the receiver, the slot, base backups and the recoverable "
+                    "window. mark NAME creates a restore point for `stackops restore --to-restore-point NAME`.",
+        options=(
+            Option("action", "stackops_pitr_action", "what to do",
+                   choices=("enable", "disable", "status", "mark"), required=True),
+            Option("name", "stackops_pitr_mark_name", "restore point name (with mark)", metavar="NAME"),
+        ),
+        consent=Consent("stackops_pitr_allow_restart", _pitr_reason),
+        examples=("stackops pitr enable --yes", "stackops pitr enable --check", "stackops pitr status --json",
+                  "stackops pitr mark before-migration-42", "stackops backup --physical",
+                  "stackops restore --to-time '2026-12-01 14:01:59+00' --yes",
+                  "stackops restore --to-restore-point before-migration-42 --check"),
     ),
     Procedure(
         name="maintenance",

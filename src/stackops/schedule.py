@@ -3,7 +3,6 @@
 The scheduled job is the same `stackops <procedure> ...` command an operator would type, so each
 scheduled run lands in the run history (and takes the stack lock) like any other run.
 """
-import argparse
 import json
 import os
 import re
@@ -14,6 +13,10 @@ import sys
 from pathlib import Path
 
 from . import exitcodes, locations
+from .errors import UsageError
+from .extravars import parse_all
+from .parser import build_parser
+from .procedures import PROCEDURES
 
 UNIT_PREFIX = "stackops-"
 CRON_MARK = "# stackops-schedule: "
@@ -230,7 +233,6 @@ def _write_cron_entries(path, entries):
 # ---------------------------------------------------------------- commands
 
 def cmd_install(args):
-    from .cli import build_parser
     if args.procedure not in _procedure_names():
         raise ScheduleError("unknown procedure %r; one of %s" % (args.procedure, ", ".join(_procedure_names())))
     passthrough = list(args.command_args or [])
@@ -290,12 +292,10 @@ def cmd_install(args):
 
 
 def _probe_vars(procedure, parsed):
-    from .extravars import parse_all
     return procedure.extravars(parsed, parse_all(parsed.extra_vars))
 
 
 def _procedure_names():
-    from .procedures import PROCEDURES
     return [p.name for p in PROCEDURES]
 
 
@@ -357,55 +357,7 @@ def cmd_remove(args):
 
 
 def cmd_schedule(args):
-    from .cli import UsageError
     try:
         return {"install": cmd_install, "list": cmd_list, "remove": cmd_remove}[args.schedule_action](args)
     except ScheduleError as exc:
         raise UsageError(str(exc)) from exc
-
-
-def add_parser(commands):
-    epilog = """examples:
-  stackops schedule install maintenance --when "Sun 03:00" -- --level weekly
-  stackops schedule install backup --when daily
-  stackops schedule install health --name health-hourly --when hourly -i inventories/prod -- --json
-  stackops schedule list
-  stackops schedule remove maintenance
-
---when: hourly | daily | weekly | monthly | HH:MM | 'Sun 03:00' | 'Mon..Fri 02:00' | 'Mon,Thu 04:30',
-or any systemd OnCalendar expression (systemd) / five cron fields (cron).
-Backend: systemd when it runs this machine (/run/systemd/system exists), else cron.d;
-override with --backend or $STACKOPS_SCHEDULE_BACKEND. Files go to --unit-dir / $STACKOPS_SYSTEMD_UNIT_DIR
-(default /etc/systemd/system, or ~/.config/systemd/user when not root) or --crontab / $STACKOPS_CRONTAB
-(default /etc/cron.d/stackops)."""
-    sub = commands.add_parser("schedule", help="run a procedure on a timer (systemd) or cron, without AWX",
-                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog,
-                              description="Install, list and remove scheduled procedure runs. "
-                                          "The scheduled command is a normal stackops run: it is recorded in "
-                                          "`stackops history` and respects the stack lock.")
-    actions = sub.add_subparsers(dest="schedule_action", metavar="ACTION", required=True)
-    targets = argparse.ArgumentParser(add_help=False)
-    targets.add_argument("--backend", choices=("systemd", "cron"))
-    targets.add_argument("--unit-dir", metavar="DIR", help="where systemd units are written")
-    targets.add_argument("--crontab", metavar="FILE", help="cron.d file holding the entries")
-    targets.add_argument("--json", action="store_true", help="machine-readable output")
-
-    install = actions.add_parser("install", parents=[targets], help="schedule a procedure",
-                                 usage="stackops schedule install PROCEDURE --when WHEN [options] [-- ARGS...]",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
-    install.add_argument("procedure", help="procedure to run, e.g. backup")
-    install.add_argument("--when", required=True, help="when to run (see below)")
-    install.add_argument("--name", help="schedule name (default: the procedure), unit stackops-NAME")
-    install.add_argument("-i", "--inventory", metavar="PATH", help="inventory for the scheduled runs")
-    install.add_argument("--limit", metavar="PATTERN")
-    install.add_argument("--no-enable", action="store_true", help="write the units but do not enable the timer")
-    # Arguments after "--" are split off in cli.main(): argparse mishandles "--" below subparsers.
-    install.set_defaults(command_args=[])
-
-    listing = actions.add_parser("list", parents=[targets], help="list installed schedules",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
-    listing.set_defaults()
-    remove = actions.add_parser("remove", parents=[targets], help="remove a schedule",
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
-    remove.add_argument("name")
-    sub.set_defaults(handler=cmd_schedule)

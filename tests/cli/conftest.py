@@ -18,6 +18,10 @@ def stack(docker_engine):
     # (several sessions may each run their own isolated stack).
     test_stack = TestStack(project=os.environ.get("STACKOPS_TEST_PROJECT", "stackops-test"))
     test_stack.write_config()
+    if os.environ.get("STACKOPS_KEEP_STACK") != "1":
+        # Start from a fresh stack: under xdist an earlier test file on this worker may have left the
+        # same project behind in any state (an API it broke on purpose, a scaled service).
+        test_stack.down()
     test_stack.up()
     yield test_stack
     if os.environ.get("STACKOPS_KEEP_STACK") != "1":

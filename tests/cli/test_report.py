@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from stackops import report
+from stackops import errors, report, rpo, runmodel, units
 from stackops.cli import build_parser
 
 
@@ -59,8 +59,8 @@ HEALTH_REPORT = {"severity": "CRITICAL", "counts": {"ok": 1, "warning": 1, "crit
 def _health_events():
     return [
         _event(1, "playbook_on_play_start", 0.0, play="Health of the stack"),
-        _task(2, 0.5, "Check the compose services", action="stackops.runbooks.compose_status"),
-        _ok(3, 4.5, "Check the compose services", action="stackops.runbooks.compose_status", start=0.6),
+        _task(2, 0.5, "Check the compose services", action="stackops.runbooks.compose_service_info"),
+        _ok(3, 4.5, "Check the compose services", action="stackops.runbooks.compose_service_info", start=0.6),
         _task(4, 5.0, "Publish the report as stackops_health_report", action="ansible.builtin.set_fact"),
         _ok(5, 5.5, "Publish the report as stackops_health_report",
             res={"ansible_facts": {"stackops_health_report": HEALTH_REPORT}}, action="ansible.builtin.set_fact"),
@@ -76,37 +76,37 @@ def _health_events():
 @pytest.mark.parametrize("text,seconds", [("24h", 86400), ("90m", 5400), ("2d", 172800), ("3600", 3600),
                                           ("1.5h", 5400), ("30s", 30), ("1w", 604800), (" 12H ", 43200)])
 def test_parse_duration(text, seconds):
-    assert report.parse_duration(text) == seconds
+    assert units.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "h", "24x", "-1h", "0", "1 day", None])
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
-        report.parse_duration(text)
+        units.parse_duration(text)
 
 
 def test_rpo_math():
-    within = report.rpo_check(3600, 86400)
+    within = rpo.rpo_check(3600, 86400)
     assert not within["exceeded"] and within["margin_seconds"] == 82800 and "within" in within["message"]
-    over = report.rpo_check(90000, 86400)
+    over = rpo.rpo_check(90000, 86400)
     assert over["exceeded"] and over["margin_seconds"] == -3600 and "over" in over["message"]
-    assert not report.rpo_check(86400, 86400)["exceeded"]  # exactly at the RPO is still within it
-    none = report.rpo_check(None, 3600)
+    assert not rpo.rpo_check(86400, 86400)["exceeded"]  # exactly at the RPO is still within it
+    none = rpo.rpo_check(None, 3600)
     assert none["exceeded"] and none["age_seconds"] is None and "no verified backup" in none["message"]
 
 
 def test_latest_verified_age_sources():
-    assert report.latest_verified_age({"rpo_seconds": 120, "latest_verified": {"age_seconds": 999}}) == 120
-    assert report.latest_verified_age({"latest_verified": {"id": "a", "age_seconds": 50}}) == 50
+    assert rpo.latest_verified_age({"rpo_seconds": 120, "latest_verified": {"age_seconds": 999}}) == 120
+    assert rpo.latest_verified_age({"latest_verified": {"id": "a", "age_seconds": 50}}) == 50
     # Without a database: one entry per database; the youngest counts.
-    assert report.latest_verified_age({"latest_verified": {"a": {"age_seconds": 70}, "b": {"age_seconds": 30}}}) == 30
-    assert report.latest_verified_age({"backups": [{"verified": False, "age_seconds": 5},
+    assert rpo.latest_verified_age({"latest_verified": {"a": {"age_seconds": 70}, "b": {"age_seconds": 30}}}) == 30
+    assert rpo.latest_verified_age({"backups": [{"verified": False, "age_seconds": 5},
                                                    {"verified": True, "age_seconds": 500}]}) == 500
-    assert report.latest_verified_age({"backups": [{"verified": None, "age_seconds": 5}]}) is None
+    assert rpo.latest_verified_age({"backups": [{"verified": None, "age_seconds": 5}]}) is None
     # A backup this run took and verified is the newest verified one.
-    assert report.latest_verified_age({"rpo_seconds": 999}, {"backup_id": "x", "planned_only": False},
+    assert rpo.latest_verified_age({"rpo_seconds": 999}, {"backup_id": "x", "planned_only": False},
                                       {"verified": True}) == 0.0
-    assert report.latest_verified_age({"rpo_seconds": 999}, {"backup_id": "x", "planned_only": False},
+    assert rpo.latest_verified_age({"rpo_seconds": 999}, {"backup_id": "x", "planned_only": False},
                                       {"verified": False}) == 999
 
 
@@ -134,14 +134,14 @@ def test_scaled_heights():
 
 
 def test_human_units():
-    assert report.human_bytes(3500) == "3.4 KiB" and report.human_bytes(12) == "12 B"
-    assert report.human_bytes(5 * 1024 ** 3) == "5.0 GiB" and report.human_bytes(None) == "-"
-    assert report.human_duration(5.25) == "5.2s" and report.human_duration(125) == "2m05s"
-    assert report.human_duration(7260) == "2h01m" and report.human_duration(90000) == "1d01h"
+    assert units.human_bytes(3500) == "3.4 KiB" and units.human_bytes(12) == "12 B"
+    assert units.human_bytes(5 * 1024 ** 3) == "5.0 GiB" and units.human_bytes(None) == "-"
+    assert units.human_duration(5.25) == "5.2s" and units.human_duration(125) == "2m05s"
+    assert units.human_duration(7260) == "2h01m" and units.human_duration(90000) == "1d01h"
 
 
 def test_redact_uses_the_secret_names_of_extra_vars():
-    redacted = report.redact({"stackops_db_password": "hunter2", "stackops_db_password_file": "/run/s",
+    redacted = runmodel.redact({"stackops_db_password": "hunter2", "stackops_db_password_file": "/run/s",
                               "nested": [{"api_token": "t0k", "name": "ok"}], "AWX_SECRET": "x", "size": 3})
     assert redacted == {"stackops_db_password": "<redacted>", "stackops_db_password_file": "/run/s",
                         "nested": [{"api_token": "<redacted>", "name": "ok"}], "AWX_SECRET": "<redacted>",
@@ -151,7 +151,7 @@ def test_redact_uses_the_secret_names_of_extra_vars():
 # ---------------------------------------------------------------- the model from events
 
 def test_timeline_from_events():
-    timeline = report.build_timeline(_health_events())
+    timeline = runmodel.build_timeline(_health_events())
     assert timeline["task_count"] == 3 and timeline["duration"] == 10.0
     [phase] = timeline["phases"]
     assert phase["label"] == "health" and phase["status"] == "failed"
@@ -169,28 +169,28 @@ def test_timeline_phases_follow_roles_and_phase_markers():
               _task(5, 4, "Look at locks", role="maintenance"),
               _task(6, 5, "Phase 2 - pre-maintenance backup", role="maintenance"),
               _task(7, 6, "Take the backup", role="maintenance")]
-    labels = [phase["label"] for phase in report.build_timeline(events)["phases"]]
+    labels = [phase["label"] for phase in runmodel.build_timeline(events)["phases"]]
     assert labels == ["maintenance", "maintenance: Phase 1 - pre-checks", "health",
                       "maintenance: Phase 1 - pre-checks", "maintenance: Phase 2 - pre-maintenance backup"]
     # Without host results a task lasts until the next one starts.
-    tasks = report.build_timeline(events)["phases"][0]["tasks"]
+    tasks = runmodel.build_timeline(events)["phases"][0]["tasks"]
     assert tasks[0]["duration"] == 1.0
 
 
 def test_health_from_the_fact_worst_first():
-    health = report.find_health(_health_events(), {})
+    health = runmodel.find_health(_health_events(), {})
     assert list(health) == ["web1"]
     assert [c["severity"] for c in health["web1"]["checks"]] == ["CRITICAL", "WARNING", "OK"]
     assert health["web1"]["severity"] == "CRITICAL" and health["web1"]["failed"]
 
 
 def test_health_falls_back_to_the_module_result():
-    events = [_task(1, 1, "Aggregate", action="stackops.runbooks.health_report"),
-              _ok(2, 2, "Aggregate", res={"report": HEALTH_REPORT}, action="stackops.runbooks.health_report")]
-    assert report.find_health(events, {})["web1"]["counts"]["critical"] == 1
+    events = [_task(1, 1, "Aggregate", action="stackops.runbooks.stack_health_report"),
+              _ok(2, 2, "Aggregate", res={"report": HEALTH_REPORT}, action="stackops.runbooks.stack_health_report")]
+    assert runmodel.find_health(events, {})["web1"]["counts"]["critical"] == 1
     one_module = [_task(1, 1, "Run", action="stackops.runbooks.stack_health"),
                   _ok(2, 2, "Run", res={"report": HEALTH_REPORT}, action="stackops.runbooks.stack_health")]
-    assert report.find_health(one_module, {})["web1"]["counts"]["critical"] == 1
+    assert runmodel.find_health(one_module, {})["web1"]["counts"]["critical"] == 1
 
 
 CATALOG = {"backups": [
@@ -207,8 +207,8 @@ CATALOG = {"backups": [
 def _backup_events(verified=True):
     action = "stackops.runbooks.pg_backup"
     return [
-        _task(1, 1, "Read the backup catalog", role="backup", action="stackops.runbooks.pg_backup_list"),
-        _ok(2, 2, "Read the backup catalog", res=CATALOG, action="stackops.runbooks.pg_backup_list"),
+        _task(1, 1, "Read the backup catalog", role="backup", action="stackops.runbooks.pg_backup_info"),
+        _ok(2, 2, "Read the backup catalog", res=CATALOG, action="stackops.runbooks.pg_backup_info"),
         _task(3, 3, "Check the database answers and size the backup", role="backup", action=action),
         _ok(4, 4, "Check the database answers and size the backup", action=action,
             res={"backup_id": "appdb-4", "database_size_bytes": 8000000}),
@@ -224,7 +224,7 @@ def _backup_events(verified=True):
 
 
 def test_backup_model_trend_and_age():
-    backups = report.find_backups(_backup_events(), {})
+    backups = rpo.find_backups(_backup_events(), {})
     entry = backups["web1"]
     assert entry["backup"]["size_bytes"] == 4000 and not entry["backup"]["planned_only"]
     assert entry["verification"]["verified"] is True
@@ -232,24 +232,24 @@ def test_backup_model_trend_and_age():
     assert [row["id"] for row in entry["trend"]] == ["appdb-1", "appdb-2", "appdb-3", "appdb-4"]
     assert [row["current"] for row in entry["trend"]] == [False, False, False, True]
     assert entry["latest_verified_age"] == 0.0
-    assert [row["id"] for row in report.find_backups(_backup_events(), {}, trend_length=2)["web1"]["trend"]] == [
+    assert [row["id"] for row in rpo.find_backups(_backup_events(), {}, trend_length=2)["web1"]["trend"]] == [
         "appdb-3", "appdb-4"]
 
 
 def test_backup_failed_verification_and_rpo_from_the_catalog():
-    entry = report.find_backups(_backup_events(verified=False), {})["web1"]
+    entry = rpo.find_backups(_backup_events(verified=False), {})["web1"]
     assert entry["verification"]["verified"] is False
     assert entry["latest_verified_age"] == 7200  # the catalog's newest verified set
-    verdicts = report.rpo_from_summary({"hosts": {"web1": {}, "web2": {}}}, _backup_events(verified=False), 3600)
+    verdicts = rpo.rpo_from_summary({"hosts": {"web1": {}, "web2": {}}}, _backup_events(verified=False), 3600)
     assert verdicts["web1"]["exceeded"] and verdicts["web1"]["age_seconds"] == 7200
     assert verdicts["web2"]["exceeded"] and "no backup catalog" in verdicts["web2"]["message"]
-    assert not report.rpo_from_summary({}, _backup_events(verified=False), 86400)["web1"]["exceeded"]
+    assert not rpo.rpo_from_summary({}, _backup_events(verified=False), 86400)["web1"]["exceeded"]
 
 
 def test_skipped_verification():
     events = _backup_events()[:6] + [_ok(7, 10, "Prove the backup restores", kind="runner_on_skipped",
                                          action="stackops.runbooks.pg_backup_verify")]
-    entry = report.find_backups(events, {})["web1"]
+    entry = rpo.find_backups(events, {})["web1"]
     assert entry["verification"] == {"verified": None, "skipped": True}
     assert entry["latest_verified_age"] == 7200
 
@@ -257,16 +257,16 @@ def test_skipped_verification():
 def test_backup_from_stackops_result_only():
     summary = {"result": {"web1": {"procedure": "backup", "backup_id": "b9", "size_bytes": 10,
                                    "duration_seconds": 1.0, "verified": True}}}
-    entry = report.find_backups([], summary)["web1"]
+    entry = rpo.find_backups([], summary)["web1"]
     assert entry["backup"]["backup_id"] == "b9" and entry["verification"]["verified"] is True
     # The list action's result (roles/backup, stackops_backup_action=list) carries the catalog.
     listing = {"result": {"web1": dict(CATALOG, procedure="backups", action="list")},
                "hosts": {"web1": {"ok": 3}}}
-    assert report.rpo_from_summary(listing, [], 3600)["web1"]["age_seconds"] == 7200
-    assert len(report.find_backups([], listing)["web1"]["trend"]) == 4
+    assert rpo.rpo_from_summary(listing, [], 3600)["web1"]["age_seconds"] == 7200
+    assert len(rpo.find_backups([], listing)["web1"]["trend"]) == 4
     skipped = {"result": {"web1": {"procedure": "backup", "status": "skipped", "backup_id": None,
                                    "skipped_reason": "verified backup b8 is 60s old"}}}
-    assert report.find_backups([], skipped)["web1"]["skipped_reason"] == "verified backup b8 is 60s old"
+    assert rpo.find_backups([], skipped)["web1"]["skipped_reason"] == "verified backup b8 is 60s old"
 
 
 MAINTENANCE_RESULT = {
@@ -358,10 +358,10 @@ def test_write_report_from_a_history_dir(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     other = report.write_report(run_dir, output=tmp_path / "out.html", rpo_seconds=60)
     assert 'id="rpo"' in other.read_text()
-    with pytest.raises(report.ReportError):
+    with pytest.raises(errors.ReportError):
         report.write_report(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(report.ReportError):
+    with pytest.raises(errors.ReportError):
         report.write_report(tmp_path / "empty")
 
 

@@ -10,8 +10,9 @@ import os
 
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup import (
-    MANIFEST_VERSION, DatabaseLock, ensure_backup_dir, isoformat, new_backup_id)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
+    MANIFEST_VERSION, ensure_backup_dir, isoformat, new_backup_id)
 from backup_helpers import batch, step
 
 pytestmark = pytest.mark.pg
@@ -117,7 +118,9 @@ def test_newest_verified_is_never_deleted(retention):
     assert not res["failed"], res["msg"]
     # keep_last=1 keeps only the newest; the oldest is the only verified set and survives too.
     assert sets_in(retention["dirs"]["verified"]) == sorted([ids[0], ids[4]])
-    assert res["kept"][ids[4]] == ["newest verified"] and sorted(res["deleted"]) == sorted(ids[1:4])
+    # keep_last counts verified sets (issue 13 item 10): it keeps ids[4]; ids[0] is newer and awaits verification.
+    assert res["kept"][ids[4]] == ["last", "newest verified"] and sorted(res["deleted"]) == sorted(ids[1:4])
+    assert res["kept"][ids[0]] == ["awaiting verification"]
 
 
 def test_partial_and_locked_sets_are_left_alone(retention):

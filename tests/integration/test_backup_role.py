@@ -89,7 +89,7 @@ def test_compose_mode_round_trip(stack, backup_dir):
         steps += [step("b%d" % index, "pg_backup", database="appdb", content_checksums=True, **options),
                   step("v%d" % index, "pg_backup_verify", backup_id=backup_id),
                   step("r%d" % index, "pg_backup_restore", backup_id=backup_id, target_database=target),
-                  step("l%d" % index, "pg_backup_list", database="appdb")]
+                  step("l%d" % index, "pg_backup_info", database="appdb")]
     results = batch(steps, common=compose_params(stack, backup_dir), label="compose-round-trip")
     try:
         for index in range(len(formats)):
@@ -162,7 +162,7 @@ def test_backups_list_action(stack, backup_dir):
     assert listed.status == "successful", listed.stdout
     assert tree(backup_dir) == before  # no backup, no lock, no last_backup.json: not one byte written
     ran = {e["event_data"].get("task_action") for e in listed.events if e.get("event") == "runner_on_ok"}
-    assert "stackops.runbooks.pg_backup_list" in ran
+    assert "stackops.runbooks.pg_backup_info" in ran
     writers = ("pg_backup", "pg_backup_verify", "pg_backup_retention", "pg_backup_restore")
     assert not ran & {"stackops.runbooks.%s" % name for name in writers}
 

@@ -30,7 +30,7 @@ def test_build_install_and_run_fqcn_playbook(tmp_path, stack):
     assert len(tarballs) == 1
     with tarfile.open(tarballs[0]) as archive:
         names = archive.getnames()
-    assert "plugins/modules/http_health.py" in names
+    assert "plugins/modules/stack_http_info.py" in names
     assert "playbooks/health.yml" in names
     assert "roles/health/meta/argument_specs.yml" in names
     forbidden = [n for n in names if n.startswith((".venv", "collections/ansible_collections", "examples/stack/secrets", "tests/output"))]

@@ -18,7 +18,7 @@ def by_name(res):
 # --- host_resources -------------------------------------------------------------------------
 
 def test_host_resources_default_thresholds_shape():
-    res = run_module("stackops.runbooks.host_resources", {"paths": ["/", "/tmp"]})
+    res = run_module("stackops.runbooks.host_resources_info", {"paths": ["/", "/tmp"]})
     assert not failed(res), res.get("msg")
     checks = by_name(res)
     assert "disk /" in checks and "memory" in checks and "load" in checks
@@ -32,7 +32,7 @@ def test_host_resources_default_thresholds_shape():
 
 
 def test_host_resources_zero_thresholds_force_levels():
-    res = run_module("stackops.runbooks.host_resources", {
+    res = run_module("stackops.runbooks.host_resources_info", {
         "disk_warning": 0, "disk_critical": 100, "memory_warning": 0, "memory_critical": 0,
         "load_warning": 100000, "load_critical": 100000, "docker": False})
     assert not failed(res), res.get("msg")
@@ -44,9 +44,9 @@ def test_host_resources_zero_thresholds_force_levels():
 
 
 def test_host_resources_missing_path_and_inverted_thresholds():
-    res = run_module("stackops.runbooks.host_resources", {"paths": ["/no/such/dir"], "docker": False})
+    res = run_module("stackops.runbooks.host_resources_info", {"paths": ["/no/such/dir"], "docker": False})
     assert by_name(res)["disk /no/such/dir"]["severity"] == "CRITICAL"
-    bad = run_module("stackops.runbooks.host_resources", {"disk_warning": 95, "disk_critical": 90})
+    bad = run_module("stackops.runbooks.host_resources_info", {"disk_warning": 95, "disk_critical": 90})
     assert failed(bad) and "warning threshold 95 is above critical threshold 90" in bad["msg"]
 
 
@@ -63,7 +63,7 @@ def pg_args(cluster, **extra):
 
 
 def test_pg_health_ready_with_every_check(pg_cluster):
-    res = run_module("stackops.runbooks.pg_health", pg_args(pg_cluster, checks=ALL_PG_CHECKS))
+    res = run_module("stackops.runbooks.pg_health_info", pg_args(pg_cluster, checks=ALL_PG_CHECKS))
     assert not failed(res), res.get("msg")
     assert res["ready"] is True and res["server_version"].startswith("15")
     checks = by_name(res)
@@ -77,7 +77,7 @@ def test_pg_health_ready_with_every_check(pg_cluster):
 
 
 def test_pg_health_connection_thresholds(pg_cluster):
-    res = run_module("stackops.runbooks.pg_health", pg_args(pg_cluster, connections_warning=0, connections_critical=100))
+    res = run_module("stackops.runbooks.pg_health_info", pg_args(pg_cluster, connections_warning=0, connections_critical=100))
     check = by_name(res)["postgres connections"]
     assert check["severity"] == "WARNING" and "max_connections" in check["message"]
     assert sum(check["details"]["by_state"].values()) == check["details"]["total"]
@@ -101,7 +101,7 @@ def test_pg_health_sees_idle_in_transaction_and_blocked_sessions(pg_cluster):
     thread.start()
     try:
         time.sleep(1.5)
-        res = run_module("stackops.runbooks.pg_health", pg_args(
+        res = run_module("stackops.runbooks.pg_health_info", pg_args(
             pg_cluster, checks=["idle_in_transaction", "blocking_locks"],
             idle_in_transaction_warning=1, idle_in_transaction_critical=3600, lock_wait_warning=0, lock_wait_critical=3600))
         checks = by_name(res)
@@ -121,7 +121,7 @@ def test_pg_health_sees_idle_in_transaction_and_blocked_sessions(pg_cluster):
 
 
 def test_pg_health_unreachable_is_critical_not_failed(pg_cluster):
-    res = run_module("stackops.runbooks.pg_health", pg_args(pg_cluster, login_password="wrong-password"))
+    res = run_module("stackops.runbooks.pg_health_info", pg_args(pg_cluster, login_password="wrong-password"))
     assert not failed(res)
     assert res["ready"] is False
     check = by_name(res)["postgres readiness"]
@@ -130,7 +130,7 @@ def test_pg_health_unreachable_is_critical_not_failed(pg_cluster):
 
 
 def test_pg_health_wait_times_out_with_message(pg_cluster):
-    res = run_module("stackops.runbooks.pg_health", pg_args(pg_cluster, login_port=1, wait=True, wait_timeout=2, interval=0.5))
+    res = run_module("stackops.runbooks.pg_health_info", pg_args(pg_cluster, login_port=1, wait=True, wait_timeout=2, interval=0.5))
     assert failed(res)
     assert "cannot connect" in res["msg"] and "waited" in res["msg"] and res["attempts"] >= 2
 
@@ -140,6 +140,6 @@ def test_pg_health_password_file(pg_cluster, tmp_path):
     secret.write_text(pg_cluster.password + "\n")
     args = pg_args(pg_cluster, login_password_file=str(secret))
     del args["login_password"]
-    res = run_module("stackops.runbooks.pg_health", args)
+    res = run_module("stackops.runbooks.pg_health_info", args)
     assert res["ready"] is True, res["checks"]
     assert pg_cluster.password not in res["_run"].artifact_text()

@@ -25,7 +25,7 @@ def compose_args(stack, **extra):
 
 
 def test_compose_status_reports_every_service(stack):
-    res = run_module("stackops.runbooks.compose_status", compose_args(stack))
+    res = run_module("stackops.runbooks.compose_service_info", compose_args(stack))
     assert not failed(res), res.get("msg")
     assert set(res["services"]) == {"postgres", "api", "frontend"}
     assert res["ready"] is True and res["changed"] is False
@@ -39,11 +39,11 @@ def test_compose_status_reports_every_service(stack):
 
 
 def test_compose_status_waits_and_rejects_unknown_services(stack):
-    res = run_module("stackops.runbooks.compose_status", compose_args(stack, services=["api"], wait=True, wait_timeout=30))
+    res = run_module("stackops.runbooks.compose_service_info", compose_args(stack, services=["api"], wait=True, wait_timeout=30))
     assert not failed(res) and res["ready"] is True and list(res["services"]) == ["api"]
-    missing = run_module("stackops.runbooks.compose_status", compose_args(stack, services=["nope"]))
+    missing = run_module("stackops.runbooks.compose_service_info", compose_args(stack, services=["nope"]))
     assert failed(missing) and "service(s) nope not defined" in missing["msg"]
-    too_many = run_module("stackops.runbooks.compose_status", compose_args(stack, services=["api"], replicas=2, wait=True,
+    too_many = run_module("stackops.runbooks.compose_service_info", compose_args(stack, services=["api"], replicas=2, wait=True,
                                                                               wait_timeout=3, interval=1))
     assert failed(too_many) and "api not healthy after" in too_many["msg"] and too_many["not_ready"] == ["api"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from support.runner import run_module
 
-MODULE = "stackops.runbooks.http_health"
+MODULE = "stackops.runbooks.stack_http_info"
 
 
 def failed(res):

@@ -11,7 +11,7 @@ from support.runner import OUTPUT, run_playbook
 
 pytestmark = pytest.mark.stack
 
-BUNDLE = ["compose-ps.json", "logs.txt", "pg-activity.json", "resources.txt", "health.json", "report.json"]
+BUNDLE = ["compose-ps.json", "logs.txt", "pg-activity.json", "resources.json", "health.json", "report.json"]
 
 
 def incident(stack, label, tmp_path, **extravars):

@@ -224,6 +224,6 @@ def test_scale_back_down_and_refuse_zero(stack):
     zero = run_playbook("scaling.yml", inventory=stack.inventory,
                         extravars={"stackops_scaling_service": "api", "stackops_scaling_replicas": 0})
     assert zero.status == "failed"
-    assert "refusing to scale api to 0" in zero.result("Refuse to scale to zero without consent")["msg"]
+    assert "refusing to scale api to 0" in zero.result("Scale the compose service gradually")["msg"]
     assert len(api_containers(stack)) == 1
     assert stack.http("/health")[0] == 200

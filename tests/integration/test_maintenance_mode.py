@@ -8,7 +8,7 @@ from support.runner import run_module
 
 pytestmark = pytest.mark.stack
 
-MODULE = "stackops.runbooks.maintenance_mode"
+MODULE = "stackops.runbooks.compose_maintenance_mode"
 
 
 def failed(res):
@@ -24,7 +24,7 @@ def get(stack, path):
 
 
 def args(stack, **extra):
-    base = {"project_dir": str(stack.dir), "project_name": stack.project, "env_files": [str(stack.env_file)]}
+    base = {"project_dir": str(stack.dir), "project_name": stack.project, "env_files": [str(stack.env_file)], "service": "frontend"}
     base.update(extra)
     return base
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup import DatabaseLock, ensure_backup_dir
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import ensure_backup_dir
 from backup_helpers import (backup_sets, batch, cluster_batch, create_db, db_exists, fingerprint, module,
                             scratch_databases, step)
 
@@ -70,7 +71,7 @@ def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path):
     assert res["failed"] and "pg_dump was killed by signal 9" in res["msg"] and "nothing was published" in res["msg"]
     assert backup_sets(tmp_path) == [previous["backup_id"]]
     after = cluster_batch(pg_cluster, tmp_path, [
-        step("listing", "pg_backup_list", database="kill_db"),
+        step("listing", "pg_backup_info", database="kill_db"),
         step("verify", "pg_backup_verify", backup_id=previous["backup_id"]),
     ], label="after-kill")
     listing = after["listing"]
@@ -108,7 +109,7 @@ def test_corrupt_byte_fails_verify_and_restore_refuses(pg_cluster, tmp_path):
 
     results = cluster_batch(pg_cluster, tmp_path, [
         step("verify", "pg_backup_verify", backup_id=backup["backup_id"]),
-        step("listing", "pg_backup_list", database="corrupt_db"),
+        step("listing", "pg_backup_info", database="corrupt_db"),
         step("restore", "pg_backup_restore", backup_id=backup["backup_id"], replace=True, confirm=True),
         step("restore_unverified", "pg_backup_restore", backup_id=backup["backup_id"], replace=True, confirm=True,
              require_verified=False),
@@ -161,12 +162,12 @@ def test_restore_connection_terminated_midway(pg_cluster, tmp_path):
     stop = threading.Event()
 
     def terminator():
+        # Every restoring session is terminated until the module returns: a streamed restore that loses a COPY
+        # connection may start over the classic way, and that attempt must meet the same fault.
         while not stop.is_set():
-            killed = pg_cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                    "WHERE datname LIKE 'term\\_target\\_restore\\_%' "
-                                    "AND application_name IN ('pg_restore', 'stackops-restore-copy')")
-            if killed:
-                return
+            pg_cluster.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname LIKE 'term\\_target\\_restore\\_%' "
+                           "AND application_name IN ('pg_restore', 'stackops-restore-copy')")
             time.sleep(0.05)
 
     thread = threading.Thread(target=terminator)

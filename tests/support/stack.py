@@ -23,6 +23,13 @@ def stack_group_vars(project, env_file, postgres_port, frontend_port, backup_dir
         "stackops_compose_project_dir": str(STACK_DIR),
         "stackops_compose_project_name": project,
         "stackops_compose_env_files": [str(env_file)],
+        "stackops_compose_files": [],
+        "stackops_compose_profiles": [],
+        # Nothing in the roles defaults to the demo's service names: the inventory says them.
+        "stackops_writer_services": ["api"],
+        "stackops_maintenance_page_service": "frontend",
+        "stackops_incident_api_service": "api",
+        "stackops_incident_api_url": frontend_url + "/health",
         "stackops_db_service": "postgres",
         "stackops_db_host": "127.0.0.1",
         "stackops_db_port": postgres_port,
@@ -76,7 +83,10 @@ class TestStack:
         return subprocess.run(argv, check=check, capture_output=True, text=True, timeout=timeout, env=run_env)
 
     def up(self, *services):
-        self.compose("up", "-d", "--wait", *services)
+        started = self.compose("up", "-d", "--wait", *services, check=False)
+        if started.returncode != 0:
+            raise RuntimeError("docker compose up -d --wait failed for project %s (rc %s): %s" % (
+                self.project, started.returncode, (started.stderr or started.stdout).strip()[-3000:]))
 
     def down(self):
         self.compose("down", "-v", "--remove-orphans", check=False)

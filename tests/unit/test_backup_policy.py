@@ -1,15 +1,16 @@
-"""Pure logic of module_utils/backup.py: retention math, names, TOC selection, comparisons."""
+"""Pure logic of the backup module_utils: retention math, names, TOC selection, comparisons."""
 import datetime
 
 import pytest
 
-from ansible_collections.stackops.runbooks.plugins.module_utils import backup
+from ansible_collections.stackops.runbooks.plugins.module_utils import (
+    backup_lock, backup_retention, backup_set, pg, pg_database, restore_selection)
 
 UTC = datetime.timezone.utc
 
 
 def make_sets(times, verified=()):
-    sets = [dict(id="db-%02d" % i, started_at=backup.isoformat(t), verified=(i in verified))
+    sets = [dict(id="db-%02d" % i, started_at=backup_set.isoformat(t), verified=(i in verified))
             for i, t in enumerate(times)]
     return sorted(sets, key=lambda s: s["started_at"], reverse=True)
 
@@ -21,7 +22,7 @@ def daily(n, hour=3):
 
 def test_keep_last_only():
     sets = make_sets(daily(10))
-    keep, delete = backup.retention_plan(sets, keep_last=3, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    keep, delete = backup_retention.retention_plan(sets, keep_last=3, keep_daily=0, keep_weekly=0, keep_monthly=0)
     assert sorted(keep) == ["db-00", "db-01", "db-02"]
     assert len(delete) == 7
 
@@ -29,14 +30,14 @@ def test_keep_last_only():
 def test_daily_uses_newest_of_each_day():
     times = daily(5) + [t.replace(hour=1) for t in daily(5)]
     sets = make_sets(times)
-    keep, delete = backup.retention_plan(sets, keep_last=0, keep_daily=2, keep_weekly=0, keep_monthly=0)
+    keep, delete = backup_retention.retention_plan(sets, keep_last=0, keep_daily=2, keep_weekly=0, keep_monthly=0)
     assert sorted(keep) == ["db-00", "db-01"]  # the 03:00 sets of the two newest days
     assert len(delete) == 8
 
 
 def test_weekly_and_monthly_buckets():
     sets = make_sets(daily(70))
-    keep, delete = backup.retention_plan(sets, keep_last=1, keep_daily=0, keep_weekly=3, keep_monthly=3)
+    keep, delete = backup_retention.retention_plan(sets, keep_last=1, keep_daily=0, keep_weekly=3, keep_monthly=3)
     reasons = dict(keep)
     assert "last" in reasons["db-00"] and "weekly" in reasons["db-00"] and "monthly" in reasons["db-00"]
     months = sorted({s["started_at"][:7] for s in sets if "monthly" in keep.get(s["id"], [])})
@@ -47,32 +48,33 @@ def test_weekly_and_monthly_buckets():
 
 def test_newest_verified_is_never_deleted():
     sets = make_sets(daily(6), verified={4})
-    keep, delete = backup.retention_plan(sets, keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
-    assert keep["db-04"] == ["newest verified"]
+    keep, delete = backup_retention.retention_plan(sets, keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    # keep_last counts verified sets (issue 13 item 10), so db-04 is also the one "last" keeps.
+    assert keep["db-04"] == ["last", "newest verified"]
     assert "db-04" not in delete
 
 
 def test_zero_policy_still_keeps_newest_verified():
     sets = make_sets(daily(3), verified={1, 2})
-    keep, delete = backup.retention_plan(sets, 0, 0, 0, 0)
+    keep, delete = backup_retention.retention_plan(sets, 0, 0, 0, 0)
     assert list(keep) == ["db-01"] and sorted(delete) == ["db-00", "db-02"]
 
 
 @pytest.mark.parametrize("name", ['appdb', 'we"ird; name', 'ünï cødé', '../../etc', '.hidden', 'a' * 63])
 def test_slug_is_safe_and_distinct(name):
-    s = backup.slug(name)
+    s = backup_set.slug(name)
     assert "/" not in s and not s.startswith(".") and len(s) <= 60
-    assert s != backup.slug(name + "x")
-    assert backup.valid_backup_id(backup.new_backup_id(name, datetime.datetime(2026, 1, 1, tzinfo=UTC)))
+    assert s != backup_set.slug(name + "x")
+    assert backup_set.valid_backup_id(backup_set.new_backup_id(name, datetime.datetime(2026, 1, 1, tzinfo=UTC)))
 
 
 @pytest.mark.parametrize("bad", ["", "..", ".", "../x", "a/b", ".locks"])
 def test_invalid_backup_ids(bad):
-    assert not backup.valid_backup_id(bad)
+    assert not backup_set.valid_backup_id(bad)
 
 
 def test_scratch_name_fits_postgres_limit():
-    name = backup.scratch_name("ü" * 63, "restore")
+    name = backup_set.scratch_name("ü" * 63, "restore")
     assert len(name.encode("utf-8")) <= 63 and "_restore_" in name
 
 
@@ -83,13 +85,13 @@ def test_scratch_name_fits_postgres_limit():
     ('"a""b".c', ('a"b', "c")),
 ])
 def test_parse_table_name(text, expected):
-    assert backup.parse_table_name(text) == expected
+    assert restore_selection.parse_table_name(text) == expected
 
 
 @pytest.mark.parametrize("bad", ["a.b.c", '"open', ".x", "x."])
 def test_parse_table_name_rejects(bad):
-    with pytest.raises(backup.BackupError):
-        backup.parse_table_name(bad)
+    with pytest.raises(backup_set.BackupError):
+        restore_selection.parse_table_name(bad)
 
 
 TOC = """;
@@ -109,12 +111,12 @@ TOC = """;
 
 
 def test_select_toc_tables_match_whole_names():
-    kept = backup.select_toc(TOC, [("public", "plain")], [])
+    kept = restore_selection.select_toc(TOC, [("public", "plain")], [])
     assert [line.split(";")[0] for line in kept] == ["215", "3", "4", "3340"]
 
 
 def test_select_toc_schema_with_spaces():
-    kept = backup.select_toc(TOC, [], ["Sales Ünïcode"])
+    kept = restore_selection.select_toc(TOC, [], ["Sales Ünïcode"])
     assert [line.split(";")[0] for line in kept] == ["3", "4", "6", "217", "3342", "3190"]
 
 
@@ -123,23 +125,23 @@ def test_compare_tables_reports_every_kind_of_difference():
                 dict(schema="s", name="c", rows=5, content_checksum="y")]
     actual = [dict(schema="s", name="a", rows=2, content_checksum="z"), dict(schema="s", name="c", rows=4),
               dict(schema="s", name="d", rows=0)]
-    diffs = backup.compare_tables(expected, actual)
+    diffs = pg_database.compare_tables(expected, actual)
     assert diffs == ["s.a: content checksum differs from the manifest", "s.b: missing after restore",
                      "s.c: 4 rows after restore, manifest says 5", "s.d: present after restore but not in the manifest"]
 
 
 def test_conninfo_dbname_escapes():
-    assert backup.conninfo_dbname("a'b\\c=d") == "dbname='a\\'b\\\\c=d'"
+    assert pg.conninfo_dbname("a'b\\c=d") == "dbname='a\\'b\\\\c=d'"
 
 
 def test_lock_names_holder(tmp_path):
-    backup.ensure_backup_dir(str(tmp_path))
-    first = backup.DatabaseLock(str(tmp_path), "db", "restore", 0).acquire()
+    backup_set.ensure_backup_dir(str(tmp_path))
+    first = backup_lock.DatabaseLock(str(tmp_path), "db", "restore", 0).acquire()
     try:
-        with pytest.raises(backup.LockTimeout) as info:
-            backup.DatabaseLock(str(tmp_path), "db", "backup", 0).acquire()
+        with pytest.raises(backup_lock.LockTimeout) as info:
+            backup_lock.DatabaseLock(str(tmp_path), "db", "backup", 0).acquire()
         assert "restore (pid" in str(info.value) and "lock_timeout" in str(info.value)
-        assert backup.DatabaseLock(str(tmp_path), "other", "backup", 0).acquire()
+        assert backup_lock.DatabaseLock(str(tmp_path), "other", "backup", 0).acquire()
     finally:
         first.release()
-    assert not backup.DatabaseLock(str(tmp_path), "db", "list", 0).is_held_elsewhere()
+    assert not backup_lock.DatabaseLock(str(tmp_path), "db", "list", 0).is_held_elsewhere()

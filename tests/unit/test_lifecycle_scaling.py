@@ -3,7 +3,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.stackops.runbooks.plugins.filter.scaling import FilterModule, k8s_scale_params, scale_plan
-from ansible_collections.stackops.runbooks.plugins.modules.compose_scale import plan
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import check_scale_request, replica_limit
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import scale_plan as plan
 
 
 def test_k8s_mapping_defaults_to_the_service_name():
@@ -13,7 +14,7 @@ def test_k8s_mapping_defaults_to_the_service_name():
 
 
 def test_k8s_mapping_passes_every_override():
-    params = k8s_scale_params({"service": "api", "replicas": 0, "k8s_kind": "StatefulSet", "k8s_name": "shop-api",
+    params = k8s_scale_params({"service": "api", "replicas": 0, "allow_zero": True, "k8s_kind": "StatefulSet", "k8s_name": "shop-api",
                                "k8s_namespace": "shop", "k8s_kubeconfig": "/etc/kube/config", "k8s_context": "prod",
                                "wait_timeout": 300.0})
     assert params == {"kind": "StatefulSet", "api_version": "apps/v1", "name": "shop-api", "namespace": "shop", "replicas": 0,
@@ -46,3 +47,23 @@ def test_scale_plan_rejects_zero_step_and_registers_filters():
     with pytest.raises(AnsibleFilterError):
         scale_plan(1, 3, 0)
     assert set(FilterModule().filters()) == {"k8s_scale_params", "scale_plan"}
+
+
+def test_zero_needs_consent_in_both_backends():
+    with pytest.raises(AnsibleFilterError, match="refusing to scale api to 0"):
+        k8s_scale_params({"service": "api", "replicas": 0})
+    assert check_scale_request("api", 0, 1, False) and not check_scale_request("api", 0, 1, True)
+    assert "step >= 1" in check_scale_request("api", 2, 0, False)[0]
+
+
+def test_replica_limit_from_fixed_ports_and_container_name():
+    config = {"services": {
+        "ephemeral": {"ports": [{"host_ip": "127.0.0.1", "target": 8000}]},
+        "fixed": {"ports": [{"host_ip": "127.0.0.1", "target": 80, "published": "56101"}]},
+        "ranged": {"ports": [{"target": 80, "published": "56110-56112"}]},
+        "named": {"container_name": "db1"},
+    }}
+    assert replica_limit(config, "ephemeral") == (None, [])
+    assert replica_limit(config, "fixed") == (1, ["fixed host port 127.0.0.1:56101"])
+    assert replica_limit(config, "ranged")[0] == 3
+    assert replica_limit(config, "named") == (1, ["container_name db1"])

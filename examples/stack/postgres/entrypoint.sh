@@ -22,11 +22,16 @@ CONF
   # Clients on the host arrive from the bridge gateway, not from 127.0.0.1.
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
   as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+  # The password reaches psql through its environment (readable by root and postgres only), never through argv,
+  # which every user of the container can read in /proc.
+  STACKOPS_INIT_PASSWORD="$password"; export STACKOPS_INIT_PASSWORD
   as_postgres psql -v ON_ERROR_STOP=1 -q -U postgres -d postgres \
-    -v user="$POSTGRES_USER" -v db="$POSTGRES_DB" -v pw="$password" <<'SQL'
+    -v user="$POSTGRES_USER" -v db="$POSTGRES_DB" <<'SQL'
+\getenv pw STACKOPS_INIT_PASSWORD
 CREATE ROLE :"user" LOGIN SUPERUSER PASSWORD :'pw';
 CREATE DATABASE :"db" OWNER :"user";
 SQL
+  unset STACKOPS_INIT_PASSWORD
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA"

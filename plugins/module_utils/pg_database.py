@@ -1,0 +1,290 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Databases as a whole: creating, dropping and describing them, and counting and checksumming their tables."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, sql
+
+# Every connection that counts or hashes rows renders them the same way, whatever the server, database or role
+# configures: row::text of a timestamptz, float, bytea, interval or money depends on these, and a scratch database
+# has none of the source's settings.
+STATS_SESSION_OPTIONS = ' '.join('-c %s=%s' % pair for pair in (
+    ('TimeZone', 'UTC'), ('DateStyle', 'ISO,MDY'), ('IntervalStyle', 'postgres'), ('extra_float_digits', '1'),
+    ('bytea_output', 'hex'), ('search_path', 'pg_catalog'), ('lc_monetary', 'C')))
+
+# Settings whose list elements pg_db_role_setting stores as quoted identifiers (pg_dump's variable_is_guc_list_quote):
+# 'a, b' in the catalog means two elements, and must be set again as two.
+LIST_QUOTE_SETTINGS = ('local_preload_libraries', 'search_path', 'session_preload_libraries',
+                       'shared_preload_libraries', 'temp_tablespaces', 'unix_socket_directories')
+
+
+def connect_for_stats(params, dbname, **kwargs):
+    """A connection whose row rendering does not depend on session settings (see STATS_SESSION_OPTIONS)."""
+    return connect(params, dbname=dbname, options=STATS_SESSION_OPTIONS, **kwargs)
+
+
+def user_tables(conn):
+    """Ordinary tables outside system and extension schemas, as (schema, name) pairs."""
+    rows = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%' "
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+        "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1, 2").fetchall()
+    return [(row[0], row[1]) for row in rows]
+
+
+USER_SCHEMA = ("{n}.nspname NOT IN ('pg_catalog', 'information_schema') AND {n}.nspname NOT LIKE 'pg\\_toast%%' "
+               "AND {n}.nspname NOT LIKE 'pg\\_temp%%'")
+
+
+def relation_map(conn):
+    """Per table, what a selective restore of it must bring along that pg_dump names on its own: owned sequences
+    (serial and identity), indexes, statistics objects, and for a partitioned table its direct partitions."""
+    relations = {}
+
+    def add(schema, name, key, item):
+        entry = relations.setdefault((schema, name), dict(schema=schema, name=name, owned=[], partitions=[]))
+        entry[key].append(list(item))
+
+    owned = conn.execute(
+        "SELECT tn.nspname, t.relname, o.nspname, oc.relname FROM ("
+        " SELECT x.indrelid AS table_oid, x.indexrelid AS object_oid FROM pg_index x"
+        " UNION ALL SELECT d.refobjid, d.objid FROM pg_depend d JOIN pg_class s ON s.oid = d.objid"
+        "  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')"
+        "  AND s.relkind = 'S') AS own"
+        " JOIN pg_class t ON t.oid = own.table_oid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+        " JOIN pg_class oc ON oc.oid = own.object_oid JOIN pg_namespace o ON o.oid = oc.relnamespace"
+        " WHERE " + USER_SCHEMA.format(n='tn') +
+        " UNION ALL SELECT tn.nspname, t.relname, sn.nspname, s.stxname FROM pg_statistic_ext s"
+        " JOIN pg_class t ON t.oid = s.stxrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace"
+        " JOIN pg_namespace sn ON sn.oid = s.stxnamespace WHERE " + USER_SCHEMA.format(n='tn') + " ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+    for table_schema, table_name, schema, name in owned:
+        add(table_schema, table_name, 'owned', (schema, name))
+    partitions = conn.execute(
+        "SELECT pn.nspname, p.relname, cn.nspname, c.relname FROM pg_inherits i"
+        " JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace"
+        " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace"
+        " WHERE p.relkind IN ('p', 'I') AND " + USER_SCHEMA.format(n='pn') + " ORDER BY 1, 2, 3, 4").fetchall()
+    for parent_schema, parent_name, schema, name in partitions:
+        add(parent_schema, parent_name, 'partitions', (schema, name))
+    return [relations[key] for key in sorted(relations)]
+
+
+def table_stats(conn, tables, content=False):
+    """Exact row counts and optionally an order-independent content checksum per table.
+
+    The checksum sums two 60-bit slices of md5(row::text) over all rows: it needs no sort
+    and no memory proportional to the table, and a changed, missing or extra row changes it.
+    """
+    stats = []
+    for schema, name in tables:
+        ident = sql.Identifier(schema, name)
+        if content:
+            query = sql.SQL(
+                "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 15))::bit(60)::bigint::numeric), 0)::text || '-' || "
+                "coalesce(sum(('x' || substr(h, 16, 15))::bit(60)::bigint::numeric), 0)::text "
+                "FROM (SELECT md5(t::text) AS h FROM {} AS t) AS s").format(ident)
+        else:
+            query = sql.SQL("SELECT count(*), NULL FROM {}").format(ident)
+        count, checksum = conn.execute(query).fetchone()
+        entry = dict(schema=schema, name=name, rows=int(count))
+        if content:
+            entry['content_checksum'] = checksum
+        stats.append(entry)
+    return stats
+
+
+def compare_tables(expected, actual, content=True):
+    """Differences between manifest tables and a restored database, as readable strings."""
+    differences = []
+    have = dict(((t['schema'], t['name']), t) for t in actual)
+    for table in expected:
+        key = (table['schema'], table['name'])
+        label = '%s.%s' % key
+        got = have.pop(key, None)
+        if got is None:
+            differences.append('%s: missing after restore' % label)
+            continue
+        if got['rows'] != table['rows']:
+            differences.append('%s: %d rows after restore, manifest says %d' % (label, got['rows'], table['rows']))
+        elif content and table.get('content_checksum') and got.get('content_checksum') != table['content_checksum']:
+            differences.append('%s: content checksum differs from the manifest' % label)
+    for key in sorted(have):
+        differences.append('%s.%s: present after restore but not in the manifest' % key)
+    return differences
+
+
+def database_exists(conn, name):
+    return conn.execute('SELECT 1 FROM pg_database WHERE datname = %s', (name,)).fetchone() is not None
+
+
+def create_database(conn, name, like=None):
+    """CREATE DATABASE from template0 with the encoding and locale (and locale provider) of ``like`` (a manifest
+    'database_info')."""
+    query = sql.SQL('CREATE DATABASE {} TEMPLATE template0').format(sql.Identifier(name))
+    if like:
+        query += sql.SQL(' ENCODING {} LC_COLLATE {} LC_CTYPE {}').format(
+            sql.Literal(like['encoding']), sql.Literal(like['collate']), sql.Literal(like['ctype']))
+        if like.get('locale_provider') == 'icu':
+            query += sql.SQL(' LOCALE_PROVIDER icu ICU_LOCALE {}').format(sql.Literal(like['icu_locale']))
+        if like.get('owner'):
+            query += sql.SQL(' OWNER {}').format(sql.Identifier(like['owner']))
+    conn.execute(query)
+
+
+def drop_database(conn, name):
+    conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(name)))
+
+
+def recreate_database(params, admin, name, like, application_name):
+    """Drop ``name`` and create it empty again (a restore that has to start over)."""
+    with connect(params, dbname=admin, application_name=application_name) as conn:
+        drop_database(conn, name)
+        create_database(conn, name, like=like)
+
+
+LOCALE_PROVIDERS = {'c': 'libc', 'i': 'icu', 'b': 'builtin'}
+
+
+def database_info(conn, name):
+    """Encoding, locale, owner and size of ``name``. The whole row is read as JSON so the columns that differ between
+    major versions (datlocprovider since 15, daticulocale renamed datlocale in 17) need no version switch."""
+    row = conn.execute(
+        "SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, r.rolname, pg_database_size(d.oid), "
+        "to_jsonb(d) FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = %s", (name,)).fetchone()
+    if row is None:
+        return None
+    raw = row[5]
+    return dict(encoding=row[0], collate=row[1], ctype=row[2], owner=row[3], size_bytes=int(row[4]),
+                locale_provider=LOCALE_PROVIDERS.get(raw.get('datlocprovider'), 'libc'),
+                icu_locale=raw.get('daticulocale') or raw.get('datlocale'))
+
+
+def database_properties(conn, name):
+    """What pg_restore without --create leaves out: owner, ACL, connection limit, comment and the
+    ``pg_db_role_setting`` rows of ``name`` (its own and per role), as stored in the catalog."""
+    row = conn.execute(
+        "SELECT r.rolname, d.datconnlimit, d.datacl::text[], shobj_description(d.oid, 'pg_database') "
+        "FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = %s", (name,)).fetchone()
+    if row is None:
+        return None
+    acl = None
+    if row[2] is not None:
+        acl = [dict(grantee=grantee, privilege=privilege, grantable=grantable) for grantee, privilege, grantable in
+               conn.execute(
+                   "SELECT coalesce(g.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable "
+                   "FROM pg_database d, aclexplode(d.datacl) a LEFT JOIN pg_roles g ON g.oid = a.grantee "
+                   "WHERE d.datname = %s ORDER BY 1, 2", (name,)).fetchall()]
+    settings = [dict(role=role, settings=list(config)) for role, config in conn.execute(
+        "SELECT r.rolname, s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+        "LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE d.datname = %s ORDER BY r.rolname NULLS FIRST",
+        (name,)).fetchall()]
+    return dict(owner=row[0], connection_limit=int(row[1]), acl=acl, comment=row[3], settings=settings)
+
+
+def split_setting_list(value):
+    """Elements of a list setting as pg_db_role_setting stores it ('"$user", public'), read like PostgreSQL's
+    SplitGUCList: comma-separated, each a bare word or a double-quoted identifier with "" for a quote."""
+    elements, index = [], 0
+    while True:
+        while index < len(value) and value[index].isspace():
+            index += 1
+        current = ''
+        if value[index:index + 1] == '"':
+            index += 1
+            while index < len(value):
+                if value[index] == '"':
+                    if value[index + 1:index + 2] != '"':
+                        break
+                    index += 1
+                current += value[index]
+                index += 1
+            index += 1
+        else:
+            while index < len(value) and value[index] != ',' and not value[index].isspace():
+                current += value[index]
+                index += 1
+        elements.append(current)
+        while index < len(value) and value[index].isspace():
+            index += 1
+        if index >= len(value) or value[index] != ',':
+            break
+        index += 1
+    return [element for element in elements if element] if elements != [''] else []
+
+
+def setting_statement(database, role, setting):
+    """ALTER DATABASE/ROLE ... SET for one 'name=value' entry of pg_db_role_setting."""
+    name, dummy, value = setting.partition('=')
+    if name.lower() in LIST_QUOTE_SETTINGS:
+        elements = split_setting_list(value)
+        values = sql.SQL(', ').join(sql.Literal(element) for element in elements) if elements else sql.Literal('')
+    else:
+        values = sql.Literal(value)
+    if role is None:
+        head = sql.SQL('ALTER DATABASE {}').format(sql.Identifier(database))
+    else:
+        head = sql.SQL('ALTER ROLE {} IN DATABASE {}').format(sql.Identifier(role), sql.Identifier(database))
+    return head + sql.SQL(' SET {} TO ').format(sql.Identifier(name)) + values
+
+
+DATABASE_PRIVILEGES = ('CONNECT', 'CREATE', 'TEMPORARY')
+
+
+def role_exists(conn, role):
+    return bool(role) and conn.execute('SELECT 1 FROM pg_roles WHERE rolname = %s', (role,)).fetchone() is not None
+
+
+def apply_database_properties(conn, name, properties):
+    """Give the (new, restored) database ``name`` the ``properties`` of database_properties(). Roles this server
+    does not have are skipped and returned, so the caller can say so; anything else that fails raises."""
+    missing = set()
+    ident = sql.Identifier(name)
+    owner = properties.get('owner')
+    if role_exists(conn, owner):
+        conn.execute(sql.SQL('ALTER DATABASE {} OWNER TO {}').format(ident, sql.Identifier(owner)))
+    elif owner:
+        missing.add(owner)
+    conn.execute(sql.SQL('ALTER DATABASE {} CONNECTION LIMIT {}').format(
+        ident, sql.Literal(int(properties.get('connection_limit', -1)))))
+    conn.execute(sql.SQL('COMMENT ON DATABASE {} IS {}').format(ident, sql.Literal(properties.get('comment'))))
+    if properties.get('acl') is not None:
+        # Start from nothing, as the catalog's ACL is the whole truth: a privilege not listed is revoked.
+        conn.execute(sql.SQL('REVOKE ALL ON DATABASE {} FROM PUBLIC').format(ident))
+        current_owner = conn.execute('SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s',
+                                     (name,)).fetchone()[0]
+        conn.execute(sql.SQL('REVOKE ALL ON DATABASE {} FROM {}').format(ident, sql.Identifier(current_owner)))
+        for item in properties['acl']:
+            if item['privilege'] not in DATABASE_PRIVILEGES:
+                raise ValueError('privilege %r on database %s is not one of %s' % (
+                    item['privilege'], name, ', '.join(DATABASE_PRIVILEGES)))
+            if item['grantee'] == 'PUBLIC':
+                grantee = sql.SQL('PUBLIC')
+            elif role_exists(conn, item['grantee']):
+                grantee = sql.Identifier(item['grantee'])
+            else:
+                missing.add(item['grantee'])
+                continue
+            conn.execute(sql.SQL('GRANT {} ON DATABASE {} TO {}{}').format(
+                sql.SQL(item['privilege']), ident, grantee,
+                sql.SQL(' WITH GRANT OPTION' if item['grantable'] else '')))
+    for entry in properties.get('settings') or []:
+        if entry['role'] is not None and not role_exists(conn, entry['role']):
+            missing.add(entry['role'])
+            continue
+        for setting in entry['settings']:
+            conn.execute(setting_statement(name, entry['role'], setting))
+    return sorted(missing)
+
+
+def admin_db(params, *avoid):
+    """A database to run CREATE/DROP/RENAME from that is not one of those being changed."""
+    for name in (params['login_db'], 'postgres', 'template1'):
+        if name not in avoid:
+            return name
+    return 'template1'

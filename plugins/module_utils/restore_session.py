@@ -1,0 +1,273 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restoring a backup set into a database (streamed, with pg_restore or with psql) and checking the result."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import hashlib
+import os
+import subprocess
+import tempfile
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import check_files
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, describe_os_error, remove_tree
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import EXTENSIONS, compressor_argv
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, conninfo_dbname, describe_target
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
+    compare_tables, connect_for_stats, table_stats, user_tables)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import CHUNK, describe_rc, widen_pipe
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import select_toc
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
+    StreamFailed, StreamNotSupported, StreamingRestore, timed)
+from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import REMOVE_DIRECTORY
+
+
+# The restore goes into a database nobody uses yet and is only put in place by a later, synchronous commit (rename or
+# swap), which flushes all WAL before it: asynchronous commits lose nothing here.
+RESTORE_SESSION_OPTIONS = '-c synchronous_commit=off'
+
+
+class RestoreSession(object):
+    """Restores one backup set into a database through pg_restore or psql.
+
+    A whole custom-format dump is streamed (restore_stream): decompressed on the fly, its rows loaded over
+    ``jobs`` connections, its indexes built side by side. Everything else restores from a file path: a set
+    compressed outside pg_dump is first decompressed into ``work_dir`` so pg_restore can seek in it
+    (``--jobs``), and in compose mode the file is copied into the database container, because the tools
+    there cannot see host paths.
+    """
+
+    def __init__(self, module, params, set_dir, manifest, work_dir=None, selective=False, journal=None):
+        self.module = module
+        # Records the scratch directory before it exists, so a run killed later leaves the next run its name.
+        self.journal = journal
+        self.params = params
+        self.set_dir = set_dir
+        self.manifest = manifest
+        self.tools = PgTools(module, params)
+        self.work_dir = work_dir or os.path.dirname(set_dir)
+        self.host_tmp = None
+        self.container_tmp = None
+        self.source = None
+        self.staged = None
+        self.streams = manifest['format'] == 'custom' and not selective and params.get('streaming', True)
+        # How the last restore ran ('stream', 'pg_restore' or 'psql') and, when streamed, seconds per phase.
+        self.method = None
+        self.timings = {}
+        self.tools.extra_env['PGOPTIONS'] = RESTORE_SESSION_OPTIONS
+
+    def run(self, argv, what):
+        rc, out, err = self.module.run_command(argv, environ_update=self.tools.environ())
+        if rc != 0:
+            detail = (err or out or '').strip()
+            raise BackupError('%s failed (%s): %s' % (what, describe_rc(rc), detail[-2000:]))
+        return out
+
+    def compose(self, args, what):
+        return self.run(compose_command(self.module, self.params, args), what)
+
+    def to_tool_path(self, host_path):
+        if not self.tools.in_container:
+            return host_path
+        if self.container_tmp is None:
+            self.container_tmp = '/tmp/stackops-restore-%s' % os.urandom(6).hex()
+            # 0700: the dump copied in holds every row, and /tmp in the container is shared by all its users.
+            self.compose(['exec', '-T', self.params['compose_service'], 'mkdir', '-m', '700', '-p', self.container_tmp],
+                         'creating %s in service %s' % (self.container_tmp, self.params['compose_service']))
+        target = '%s/%s' % (self.container_tmp, os.path.basename(host_path.rstrip('/')))
+        self.compose(['cp', host_path, '%s:%s' % (self.params['compose_service'], target)],
+                     'copying %s into service %s' % (host_path, self.params['compose_service']))
+        return target
+
+    def stage_checked(self):
+        """Check the set against its manifest and stage the dump, reading the dump file once.
+
+        Sizes are compared first (cheap). A streamed dump is hashed in full before anything is restored (a
+        hashing read is a fraction of a restore). Otherwise an externally compressed dump is hashed while it is
+        fed to the decompressor, so the bytes restored are exactly the bytes checked; every other file is hashed
+        as usual. Returns the problems (empty: the set matches its manifest and the dump is ready).
+        """
+        if self.streams:
+            with timed(self.timings, 'checksums'):
+                return check_files(self.set_dir, self.manifest)
+        problems = check_files(self.set_dir, self.manifest, sizes_only=True)
+        if problems:
+            return problems
+        known = {}
+        if self.compressed_outside_pg_dump():
+            known[self.manifest['data']] = self.decompress()
+        problems = check_files(self.set_dir, self.manifest, known=known)
+        if not problems:
+            self.point_at_dump()
+        return problems
+
+    def compressed_outside_pg_dump(self):
+        compression = self.manifest['compression']
+        return compression['where'] == 'external' and compression['method'] != 'none'
+
+    def point_at_dump(self):
+        """The dump pg_restore/psql reads: the staged (decompressed) copy if any, as the tools see its path."""
+        self.source = self.to_tool_path(self.staged or os.path.join(self.set_dir, self.manifest['data']))
+        return self.source
+
+    def decompress(self):
+        """Decompress the dump into ``work_dir`` (pg_restore -j needs a seekable file); returns the sha256 of the
+        compressed bytes, computed while feeding them to the decompressor."""
+        data = os.path.join(self.set_dir, self.manifest['data'])
+        method = self.manifest['compression']['method']
+        target = os.path.join(self.scratch_dir(), self.manifest['data'][:-len(EXTENSIONS[method])])
+        digest = hashlib.sha256()
+        err = tempfile.TemporaryFile()
+        try:
+            with open(target, 'wb') as out:
+                proc = subprocess.Popen(compressor_argv(self.module, method, 0, decompress=True), stdin=subprocess.PIPE,
+                                        stdout=out, stderr=err, close_fds=True)
+                widen_pipe(proc.stdin)
+                feeding = True
+                try:
+                    with open(data, 'rb') as source:
+                        for chunk in iter(lambda: source.read(CHUNK), b''):
+                            digest.update(chunk)
+                            if feeding:
+                                try:
+                                    proc.stdin.write(chunk)
+                                except (IOError, OSError):
+                                    feeding = False  # the decompressor died; keep hashing to name a damaged file
+                finally:
+                    try:
+                        proc.stdin.close()  # EOF for the decompressor, also when reading failed
+                    except (IOError, OSError):
+                        pass
+                    rc = proc.wait()
+            err.seek(0)
+            detail = err.read().decode('utf-8', 'replace').strip()
+        except (IOError, OSError) as exc:
+            raise BackupError('decompressing %s: %s' % (data, describe_os_error(exc, target)))
+        finally:
+            err.close()
+        expected = ((self.manifest.get('files') or {}).get(self.manifest['data']) or {}).get('sha256')
+        # A damaged file makes the decompressor fail too; the checksum mismatch is the better message for that.
+        if rc != 0 and digest.hexdigest() == expected:
+            raise BackupError('decompressing %s failed (%s): %s' % (data, describe_rc(rc), detail[-1000:]))
+        self.staged = target
+        return digest.hexdigest()
+
+    def stage(self):
+        """Stage the dump without checking it (callers that checked the set under the same lock)."""
+        if self.compressed_outside_pg_dump():
+            self.decompress()
+        return self.point_at_dump()
+
+    def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False, recreate=None):
+        """Restore into the existing, empty ``dbname``. ``recreate`` (drop and create it again) lets a streamed
+        restore that meets something it does not handle start over the classic way."""
+        where = describe_target(self.params, dbname)
+        if self.streams and self.source is None and not (tables or schemas):
+            try:
+                self.restore_streaming(dbname, jobs, no_owner)
+                self.method = 'stream'
+                return
+            except StreamNotSupported as exc:
+                if recreate is None:
+                    raise BackupError('streamed restore of %s into %s: %s' % (self.manifest['id'], where, exc))
+                self.module.warn('%s: %s; restoring it from a decompressed copy with pg_restore instead' % (
+                    self.manifest['id'], exc))
+                recreate()
+            except StreamFailed as exc:
+                raise BackupError('pg_restore of %s into %s failed while %s' % (self.manifest['id'], where, exc))
+        if self.source is None:
+            self.stage()
+        if self.manifest['format'] == 'plain':
+            if tables or schemas:
+                raise BackupError('tables/schemas selection needs a custom or directory format backup; %s is plain SQL'
+                                  % self.manifest['id'])
+            argv = self.tools.argv('psql', self.tools.connection_args(conninfo_dbname(dbname)) + [
+                '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', self.source])
+            self.run(argv, 'psql restore of %s into %s' % (self.manifest['id'], where))
+            self.method = 'psql'
+            return
+        args = self.tools.connection_args(conninfo_dbname(dbname)) + ['--exit-on-error', '-j', str(max(jobs, 1))]
+        if no_owner:
+            args += ['--no-owner', '--no-privileges']
+        if tables or schemas:
+            listing = self.run(self.tools.argv('pg_restore', ['-l', self.source]), 'pg_restore -l of %s' % self.source)
+            kept = select_toc(listing, tables, schemas, relations=self.manifest.get('relations'))
+            if not kept:
+                raise BackupError('backup %s contains none of the requested tables %s / schemas %s' % (
+                    self.manifest['id'], ['.'.join(t) for t in tables], list(schemas)))
+            list_path = os.path.join(self.scratch_dir(), 'restore.list')
+            with open(list_path, 'w') as handle:
+                handle.write('\n'.join(kept) + '\n')
+            args += ['-L', self.to_tool_path(list_path)]
+        argv = self.tools.argv('pg_restore', args + [self.source])
+        self.run(argv, 'pg_restore of %s into %s' % (self.manifest['id'], where))
+        self.method = 'pg_restore'
+
+    def restore_streaming(self, dbname, jobs, no_owner):
+        path = os.path.join(self.set_dir, self.manifest['data'])
+        if self.compressed_outside_pg_dump():
+            source = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
+        elif self.tools.in_container:
+            source = [self.module.get_bin_path('cat', required=True)]  # the container cannot see host paths
+        else:
+            source = None
+        restore = StreamingRestore(self.tools, self.params, path, source, dbname, jobs, self.scratch_dir(),
+                                   options=RESTORE_SESSION_OPTIONS, no_owner=no_owner)
+        try:
+            restore.run()
+        finally:
+            self.timings.update(restore.timings)
+
+    def scratch_dir(self):
+        """This session's directory in ``work_dir`` (a decompressed dump, list files), made on first use."""
+        if self.host_tmp is None:
+            path = os.path.join(self.work_dir, '.stackops-restore-%s' % os.urandom(6).hex())
+            if self.journal is not None:
+                self.journal.add(REMOVE_DIRECTORY, path)
+            os.mkdir(path, 0o700)
+            self.host_tmp = path
+        return self.host_tmp
+
+    def cleanup(self):
+        if self.container_tmp:
+            self.module.run_command(compose_command(self.module, self.params, [
+                'exec', '-T', self.params['compose_service'], 'rm', '-rf', self.container_tmp]))
+            self.container_tmp = None
+        if self.host_tmp:
+            remove_tree(self.host_tmp)
+            if self.journal is not None:
+                self.journal.done(REMOVE_DIRECTORY, self.host_tmp)
+            self.host_tmp = None
+
+
+def expected_tables(manifest, tables=(), schemas=()):
+    """Manifest tables narrowed to a selection (all of them without one)."""
+    chosen = manifest.get('tables') or []
+    if tables or schemas:
+        chosen = [t for t in chosen if t['schema'] in schemas or (t['schema'], t['name']) in tables]
+    return chosen
+
+
+def check_restored(params, dbname, manifest, tables=(), schemas=(), content=True):
+    """Row counts (and content checksums when the manifest has them) of ``dbname`` vs the manifest."""
+    expected = expected_tables(manifest, tables, schemas)
+    use_content = content and any(t.get('content_checksum') for t in expected)
+    with connect_for_stats(params, dbname, application_name='stackops-verify') as conn:
+        present = set(user_tables(conn))
+        actual = table_stats(conn, sorted(present), content=use_content) if not (tables or schemas) else \
+            table_stats(conn, sorted(present & set((t['schema'], t['name']) for t in expected)), content=use_content)
+    return compare_tables(expected, actual, content=use_content), use_content
+
+
+def restore_session_spec():
+    """Options of a RestoreSession, taken by pg_backup_restore and pg_backup_verify (doc fragment
+    stackops.runbooks.postgres.restore_session)."""
+    return dict(
+        jobs=dict(type='int', default=2),
+        streaming=dict(type='bool', default=True),
+        no_owner=dict(type='bool', default=False),
+        work_dir=dict(type='path'),
+    )

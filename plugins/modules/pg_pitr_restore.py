@@ -1,0 +1,345 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: pg_pitr_restore
+short_description: Recover the compose PostgreSQL to a point in time beside the live data, check it, then swap
+version_added: 0.2.0
+description:
+  - Picks the newest complete base backup that ends before the target, and runs C(barman recover) with the target
+    into new storage beside the live data (a new local docker volume, or a sibling directory of a bind mount).
+  - Starts the recovered cluster in a scratch container of the service's image (no network), waits until recovery
+    reached the target and promoted, queries it and stops it cleanly.
+  - With O(swap=true) it then stops the database service, exchanges the live data directory with the recovered one
+    in a single C(renameat2(RENAME_EXCHANGE)) call, and starts the service again. The data from before stays in the
+    new volume (recorded in C(swaps.json)) until the operator drops it. If the service does not come up on the
+    recovered data, the exchange is undone and the service started on its old data.
+  - Everything before the swap only writes the new storage, so a failed or killed recovery leaves the running
+    database as it was; a failed recovery removes the new storage again.
+  - In check mode it reports the base backup and WAL range it would use and whether the target is inside the
+    recoverable window, and changes nothing.
+author:
+  - stackops maintainers (@stackops)
+options:
+  target:
+    description: V(time), V(lsn), V(name) (a restore point) or V(latest) (all WAL there is).
+    type: str
+    choices: [time, lsn, name, latest]
+    required: true
+  target_value:
+    description: The time (ISO 8601 with an offset), the LSN (C(0/5A0003B8)) or the restore point's name.
+    type: str
+  backup_id:
+    description: Base backup to start from; by default the newest complete one that ends before the target.
+    type: str
+  swap:
+    description: Swap the database service onto the recovered data after the scratch check (destructive consent).
+    type: bool
+    default: false
+  compose_service:
+    description: Compose service that runs PostgreSQL.
+    type: str
+    default: postgres
+  check_user:
+    description: Role the scratch check connects as.
+    type: str
+    required: true
+  check_db:
+    description: Database the scratch check queries.
+    type: str
+    required: true
+  start_timeout:
+    description: Seconds to wait for the scratch cluster and for the service after the swap.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - stackops.runbooks.pitr
+  - stackops.runbooks.compose
+  - stackops.runbooks.attributes
+  - stackops.runbooks.attributes.changes_state
+seealso:
+  - module: stackops.runbooks.pg_pitr_backup
+  - module: stackops.runbooks.pg_restore_point
+'''
+
+EXAMPLES = r'''
+- name: Where would a recovery to 14:01:59 start, and is it inside the window?
+  stackops.runbooks.pg_pitr_restore:
+    pitr_dir: /srv/backups/shop-pitr
+    server_name: shop
+    target: time
+    target_value: '2026-12-01 14:01:59+00'
+    project_dir: /srv/shop
+    compose_service: db
+    check_user: app
+    check_db: shop
+  check_mode: true
+
+- name: Undo the bad DELETE of 14:02
+  stackops.runbooks.pg_pitr_restore:
+    pitr_dir: /srv/backups/shop-pitr
+    server_name: shop
+    target: time
+    target_value: '2026-12-01 14:01:59+00'
+    swap: true
+    project_dir: /srv/shop
+    compose_service: db
+    check_user: app
+    check_db: shop
+'''
+
+RETURN = r'''
+plan:
+  description: Base backup, WAL range, recoverable window and whether the target lies inside it.
+  returned: always
+  type: dict
+recovered_volume:
+  description: Storage the recovery was written to; after a swap it holds the data from before the recovery.
+  returned: success, not in check mode
+  type: str
+scratch:
+  description: What the scratch check saw (databases, LSN, time).
+  returned: success, not in check mode
+  type: dict
+swapped:
+  description: Whether the service now runs on the recovered data.
+  returned: always
+  type: bool
+durations:
+  description: Seconds spent recovering, checking and swapping.
+  returned: success, not in check mode
+  type: dict
+'''
+
+import json
+import os
+import shutil
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, run_compose
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
+    Barman, Docker, Layout, PitrError, choose_backup, chown_tree, compose_json, data_mount, exchange_dirs, iso,
+    lsn_int, parse_ts, pitr_argument_spec, record_swap, recovery_window, relocate_recovery_conf,
+    strip_recovery_conf, utc_stamp)
+
+
+def load_marks(layout):
+    try:
+        with open(os.path.join(layout.root, 'marks.json')) as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return {}
+
+
+def plan(module, layout):
+    params = module.params
+    kind, value = params['target'], params.get('target_value')
+    if kind != 'latest' and not value:
+        raise PitrError('target %s needs target_value' % kind)
+    window = recovery_window(layout)
+    sets = window['backups']
+    if kind == 'time':
+        parse_ts(value)
+    elif kind == 'lsn':
+        try:
+            lsn_int(value)
+        except ValueError:
+            raise PitrError('%r is not an LSN; write it as PostgreSQL prints it, e.g. 0/5A0003B8' % value)
+    if params.get('backup_id'):
+        chosen = [entry for entry in sets if entry['id'] == params['backup_id']]
+        if not chosen:
+            raise PitrError('base backup %s is not a complete backup of %s; see `stackops pitr status`'
+                            % (params['backup_id'], layout.server))
+        backup = chosen[0]
+    elif kind == 'name':
+        mark = load_marks(layout).get(value)
+        backup = choose_backup(sets, 'lsn', mark['lsn']) if mark else (sets[-1] if sets else None)
+    else:
+        backup = choose_backup(sets, kind, value)
+    inside = None
+    if kind == 'time' and window['earliest'] is not None:
+        target = parse_ts(value)
+        inside = window['earliest'] <= target <= (window['latest'] or 0)
+    elif backup is not None:
+        inside = True
+    return dict(target=kind, target_value=value, backup=backup, inside_window=bool(inside and backup),
+                earliest_recoverable=iso(window['earliest']), latest_recoverable=iso(window['latest']),
+                wal_first=window['wal']['first_segment'], wal_last=window['wal']['last_segment'],
+                wal_partial=window['wal']['partial'])
+
+
+def recover(module, layout, the_plan, docker, barman):
+    params = module.params
+    backup = the_plan['backup']
+    service = params['compose_service']
+    config = compose_json(module, params, ['config', '--format', 'json'])
+    pgdata = backup['pgdata'] or '/var/lib/postgresql/data'
+    (kind, source, target), image = data_mount(config, service, pgdata)
+    subpath = os.path.relpath(pgdata, target) if pgdata != target else ''
+    stamp = utc_stamp()
+    if kind == 'volume':
+        new_name = '%s-pitr-%s' % (source, stamp.lower())
+        new_root = docker.volume_create(new_name, {'stackops.pitr.server': layout.server,
+                                                   'stackops.pitr.created': stamp})
+        live_root = docker.volume_mountpoint(source)
+    else:
+        new_name = '%s.pitr-%s' % (source.rstrip('/'), stamp.lower())
+        os.makedirs(new_name, 0o700)
+        new_root, live_root = new_name, (source if os.path.isdir(source) else None)
+    dest = os.path.join(new_root, subpath) if subpath else new_root
+    storage = dict(kind=kind, live=source, new=new_name, mount_target=target, pgdata=pgdata, image=image,
+                   live_dir=os.path.join(live_root, subpath) if (live_root and subpath) else live_root, dest=dest)
+    try:
+        started = time.time()
+        # With the server up: close its current segment and wait until the archive has it, so every commit made
+        # before this run is recoverable. With the server gone this fails at once and the .partial is all there is.
+        barman.run(['switch-wal', '--force', '--archive', '--archive-timeout', '60', layout.server], check=False)
+        barman.run(['archive-wal', layout.server], check=False)
+        args = ['recover', '--target-action', 'promote']
+        if the_plan['target'] == 'time':
+            args += ['--target-time', the_plan['target_value']]
+        elif the_plan['target'] == 'lsn':
+            args += ['--target-lsn', the_plan['target_value']]
+        elif the_plan['target'] == 'name':
+            args += ['--target-name', the_plan['target_value']]
+        else:
+            args = ['recover']
+        barman.run(args + [layout.server, backup['id'], dest])
+        add_partial(layout, dest)
+        relocate_recovery_conf(dest, dest, pgdata)
+        if storage['live_dir'] and os.path.isdir(storage['live_dir']):
+            stat = os.stat(storage['live_dir'])
+            uid, gid = stat.st_uid, stat.st_gid
+        else:
+            uid, gid = docker.image_ids(image)
+        chown_tree(new_root, uid, gid)
+        os.chmod(dest, 0o700)
+        recovered = time.time()
+        mount_source = new_name
+        scratch = docker.scratch_check('stackops-pitr-check-%s' % layout.server, image, (mount_source, target),
+                                       pgdata, uid, gid, params['check_user'], params['check_db'],
+                                       timeout=params['start_timeout'])
+        strip_recovery_conf(dest)
+        durations = dict(recover=round(recovered - started, 3), check=round(time.time() - recovered, 3))
+    except BaseException:
+        if kind == 'volume':
+            docker.run(['volume', 'rm', '-f', new_name], check=False)
+        else:
+            shutil.rmtree(new_name, ignore_errors=True)
+        raise
+    return storage, scratch, durations, (uid, gid)
+
+
+def add_partial(layout, dest):
+    """The segment the receiver was still writing: Barman leaves it out, recovery to latest needs it."""
+    streaming = os.path.join(layout.server_home, 'streaming')
+    # A PITR recovery reads WAL through restore_command from barman_wal/; without a target Barman puts the WAL
+    # straight into pg_wal/ and the server replays it there.
+    wal_dir = os.path.join(dest, 'barman_wal')
+    if not os.path.isdir(wal_dir):
+        wal_dir = os.path.join(dest, 'pg_wal')
+    if not os.path.isdir(streaming) or not os.path.isdir(wal_dir):
+        return
+    for name in os.listdir(streaming):
+        if name.endswith('.partial'):
+            segment = name[:-len('.partial')]
+            if not os.path.exists(os.path.join(wal_dir, segment)):
+                shutil.copyfile(os.path.join(streaming, name), os.path.join(wal_dir, segment))
+
+
+def swap(module, layout, storage, owner):
+    params = module.params
+    service = params['compose_service']
+    started = time.time()
+    run_compose(module, params, ['stop', service])
+    if storage['live_dir'] is None or not os.path.isdir(storage['live_dir']):
+        # The live storage is gone (lost disk, removed volume): let compose create it, then fill it.
+        run_compose(module, params, ['create', '--no-recreate', service])
+        live_root = Docker(module).volume_mountpoint(storage['live']) if storage['kind'] == 'volume' else storage['live']
+        subpath = os.path.relpath(storage['pgdata'], storage['mount_target'])
+        storage['live_dir'] = live_root if subpath == '.' else os.path.join(live_root, subpath)
+        if not os.path.isdir(storage['live_dir']):
+            os.makedirs(storage['live_dir'], 0o700)
+            os.chown(storage['live_dir'], owner[0], owner[1])
+    exchange_dirs(storage['dest'], storage['live_dir'])
+    record_swap(layout, dict(at=iso(time.time()), service=service, live=storage['live'],
+                             previous_data=storage['new'], kind=storage['kind']))
+    rc, out, err = run_compose(module, params, ['up', '-d', '--no-deps', '--wait', '--wait-timeout',
+                                                str(params['start_timeout']), service], check_rc=False)
+    if rc != 0:
+        run_compose(module, params, ['stop', service], check_rc=False)
+        exchange_dirs(storage['dest'], storage['live_dir'])
+        record_swap(layout, dict(at=iso(time.time()), service=service, live=storage['live'], undone=True,
+                                 previous_data=storage['new'], kind=storage['kind']))
+        run_compose(module, params, ['up', '-d', '--no-deps', '--wait', service], check_rc=False)
+        raise PitrError('service %s did not become healthy on the recovered data (%s); the swap was undone and it '
+                        'runs on its previous data again; the recovered data is in %s' % (
+                            service, (err.strip() or out.strip())[-800:], storage['new']))
+    set_aside_streaming(module, layout)
+    return round(time.time() - started, 3)
+
+
+def set_aside_streaming(module, layout):
+    """WAL the receiver streamed past the fork point belongs to the abandoned timeline; pg_receivewal would resume
+    from it and the promoted server refuses that position. Archive what is complete, keep the rest aside."""
+    Barman(module, layout).run(['receive-wal', '--stop', layout.server], check=False)
+    Barman(module, layout).run(['archive-wal', layout.server], check=False)
+    streaming = os.path.join(layout.server_home, 'streaming')
+    leftovers = os.listdir(streaming) if os.path.isdir(streaming) else []
+    if leftovers:
+        aside = os.path.join(layout.server_home, 'streaming-before-%s' % utc_stamp())
+        os.makedirs(aside, 0o700)
+        for name in leftovers:
+            os.rename(os.path.join(streaming, name), os.path.join(aside, name))
+
+
+def main():
+    spec = dict(
+        target=dict(type='str', choices=['time', 'lsn', 'name', 'latest'], required=True),
+        target_value=dict(type='str'),
+        backup_id=dict(type='str'),
+        swap=dict(type='bool', default=False),
+        compose_service=dict(type='str', default='postgres'),
+        check_user=dict(type='str', required=True),
+        check_db=dict(type='str', required=True),
+        start_timeout=dict(type='int', default=600),
+    )
+    spec.update(compose_argument_spec())
+    spec.update(pitr_argument_spec())
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    layout = Layout(module.params['pitr_dir'], module.params['server_name'])
+    if not os.path.exists(layout.server_conf):
+        module.fail_json(msg='PITR is not set up for %s (no %s); run `stackops pitr enable` and take a base backup '
+                             'first' % (layout.server, layout.server_conf))
+    try:
+        the_plan = plan(module, layout)
+        if the_plan['backup'] is None:
+            raise PitrError('no complete base backup of %s ends before the target %s %s; earliest recoverable point '
+                            'is %s' % (layout.server, the_plan['target'], the_plan['target_value'] or '',
+                                       the_plan['earliest_recoverable']))
+        if module.check_mode:
+            module.exit_json(changed=False, plan=the_plan, swapped=False)
+        if the_plan['target'] == 'time' and not the_plan['inside_window']:
+            raise PitrError('target time %s is outside the recoverable window %s .. %s' % (
+                the_plan['target_value'], the_plan['earliest_recoverable'], the_plan['latest_recoverable']))
+        docker, barman = Docker(module), Barman(module, layout)
+        storage, scratch, durations, owner = recover(module, layout, the_plan, docker, barman)
+        swapped = False
+        if module.params['swap']:
+            durations['swap'] = swap(module, layout, storage, owner)
+            swapped = True
+    except PitrError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=True, plan=the_plan, recovered_volume=storage['new'], scratch=scratch, swapped=swapped,
+                     durations=durations)
+
+
+if __name__ == '__main__':
+    main()

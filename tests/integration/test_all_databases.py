@@ -1,0 +1,153 @@
+"""All databases in one run: every database of a server plus its globals backed up as one group, then restored onto
+a fresh, empty server (real PostgreSQL 15 clusters, real modules)."""
+import sys
+
+import pytest
+import yaml
+
+from backup_helpers import batch, manifest, stackops_result, step
+from support.pgcluster import PgCluster
+from support.runner import run_playbook
+
+pytestmark = pytest.mark.pg
+
+SOURCE_SQL = {
+    "h3_all_app": """
+        CREATE SCHEMA app AUTHORIZATION h3_owner;
+        CREATE TABLE app.orders (id serial PRIMARY KEY, note text);
+        ALTER TABLE app.orders OWNER TO h3_owner;
+        INSERT INTO app.orders (note) SELECT 'order ' || i FROM generate_series(1, 500) AS i;
+        GRANT SELECT ON app.orders TO h3_reader;
+    """,
+    "h3_all_reports": """
+        CREATE TABLE public.daily (day date PRIMARY KEY, total numeric);
+        ALTER TABLE public.daily OWNER TO h3_owner;
+        INSERT INTO public.daily SELECT DATE '2026-01-01' + i, i * 3.5 FROM generate_series(0, 99) AS i;
+    """,
+}
+
+
+def table_digests(cluster, dbname):
+    with cluster.connect(dbname) as conn:
+        tables = conn.execute(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_userbyid(c.relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1").fetchall()
+        out = {}
+        for table, owner in tables:
+            out[table] = (owner,) + conn.execute(
+                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM %s t" % table
+            ).fetchone()
+        out["acl"] = conn.execute("SELECT relname, relacl::text FROM pg_class WHERE relacl IS NOT NULL "
+                                  "AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema') "
+                                  "ORDER BY 1").fetchall()
+    return out
+
+
+def roles(cluster):
+    return cluster.sql(
+        "SELECT r.rolname, r.rolcanlogin, r.rolcreatedb, coalesce(array_agg(g.rolname ORDER BY g.rolname) "
+        "FILTER (WHERE g.rolname IS NOT NULL), '{}') FROM pg_roles r LEFT JOIN pg_auth_members m ON m.member = r.oid "
+        "LEFT JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname LIKE 'h3\\_%' GROUP BY 1, 2, 3 ORDER BY 1")
+
+
+@pytest.fixture(scope="module")
+def empty_server():
+    cluster = PgCluster().start()
+    yield cluster
+    cluster.stop()
+
+
+def inventory(tmp_path, cluster, name, backup_dir):
+    project = tmp_path / ("project-" + name)
+    project.mkdir(exist_ok=True)
+    host = dict(
+        ansible_connection="local", ansible_python_interpreter=sys.executable,
+        stackops_db_host=cluster.host, stackops_db_port=cluster.port, stackops_db_user=cluster.user,
+        stackops_db_password=cluster.password, stackops_db_name="h3_all_app", stackops_db_service="db",
+        stackops_compose_project_dir=str(project), stackops_backup_dir=backup_dir,
+        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
+        stackops_restore_stop_services=[], stackops_health_urls=[])
+    path = tmp_path / ("inventory-%s.yml" % name)
+    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node-" + name: host}}}))
+    return path
+
+
+def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cluster, empty_server, tmp_path):
+    for name in SOURCE_SQL:
+        pg_cluster.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    for role in ("h3_reader", "h3_owner"):
+        pg_cluster.sql("DROP ROLE IF EXISTS %s" % role)
+    pg_cluster.sql("CREATE ROLE h3_owner LOGIN CREATEDB")
+    pg_cluster.sql("CREATE ROLE h3_reader NOLOGIN")
+    pg_cluster.sql("GRANT h3_reader TO h3_owner")
+    for name, schema in SOURCE_SQL.items():
+        pg_cluster.sql('CREATE DATABASE "%s" OWNER h3_owner' % name)
+        with pg_cluster.connect(name) as conn:
+            conn.execute(schema)
+    before = dict((name, table_digests(pg_cluster, name)) for name in SOURCE_SQL)
+    before_roles = roles(pg_cluster)
+    backup_dir = str(tmp_path / "backups")
+    connection = dict((k, v) for k, v in pg_cluster.params().items() if k != "tools_bindir")
+
+    # stackops backup --all-databases
+    backup = run_playbook("backup.yml", inventory=inventory(tmp_path, pg_cluster, "source", backup_dir),
+                          extravars={"stackops_backup_all_databases": True}, label="h3-all-backup")
+    assert backup.status == "successful", backup.stdout
+    report = stackops_result(backup)["node-source"]
+    names = report["databases"]
+    assert set(SOURCE_SQL) <= set(names) and "postgres" in names
+    assert not {"template0", "template1"} & set(names)
+    assert report["all_databases"] is True and report["status"] == "ok"
+    assert len(report["backups"]) == len(names) and report["verified"] == [True] * len(names)
+    group_id = report["group_id"]
+    for backup_id in report["backups"]:
+        man = manifest(backup_dir, backup_id)
+        assert man["group"] == group_id and sorted(man["group_databases"]) == sorted(names)
+        assert "globals.sql" in man["files"]
+
+    source = dict(pg_cluster.params(), backup_dir=backup_dir)
+    checks = batch([
+        step("listed", "pg_databases_info", exclude=["postgres"], **connection),
+        # a run whose backup of one database failed: its group is incomplete and refused
+        step("partial", "pg_backup", database="h3_all_app", group_id="h3-partial",
+             group_databases=["h3_all_app", "h3_all_lost"], **source),
+        step("partial_group", "pg_backup_group_info", group_id="h3-partial", require_verified=False, **source),
+        step("newest_group", "pg_backup_group_info", **source),
+    ], label="h3-all-checks")
+    assert "postgres" not in checks["listed"]["names"]
+    assert {"name": "template0", "reason": "template"} in checks["listed"]["left_out"]
+    assert not checks["partial"]["failed"], checks["partial"].get("msg")
+    assert checks["partial_group"]["failed"] and "incomplete: no set of h3_all_lost" in checks["partial_group"]["msg"]
+    assert checks["newest_group"]["group"]["id"] == group_id, "an incomplete group is never the default"
+
+    # stackops restore --all-databases onto a fresh server: refused without consent (its postgres database exists),
+    # and nothing is touched then
+    target_inventory = inventory(tmp_path, empty_server, "target", backup_dir)
+    refused = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-refused",
+                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": False})
+    assert refused.status == "failed"
+    assert "replaces the existing databases postgres" in refused.stdout, refused.stdout
+    assert roles(empty_server) == []
+    restore = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-restore",
+                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": True})
+    assert restore.status == "successful", restore.stdout
+    restored = stackops_result(restore)["node-target"]
+    assert restored["group_id"] == group_id and sorted(restored["restored"]) == sorted(names)
+    assert {"h3_owner", "h3_reader"} <= set(restored["created_roles"])
+
+    assert roles(empty_server) == before_roles
+    assert [tuple(row) for row in roles(empty_server)] == [("h3_owner", True, True, ["h3_reader"]),
+                                                           ("h3_reader", False, False, [])]
+    for name in SOURCE_SQL:
+        assert empty_server.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                                params=(name,)) == [("h3_owner",)]
+        assert table_digests(empty_server, name) == before[name], name
+
+    # replaying the globals again changes nothing; check mode says what exists
+    target = dict(empty_server.params(), backup_dir=backup_dir)
+    globals_id = checks["newest_group"]["group"]["globals_backup_id"]
+    again = batch([step("plan", "pg_globals_restore", check=True, backup_id=globals_id, **target),
+                   step("again", "pg_globals_restore", backup_id=globals_id, **target)], label="h3-all-again")
+    assert again["plan"]["created_roles"] == [] and {"h3_owner", "postgres"} <= set(again["plan"]["existing_roles"])
+    assert not again["again"]["failed"] and again["again"]["changed"] is False

@@ -1,0 +1,213 @@
+"""kill -9 at any step loses nothing (issue 13 items 5-9): each phase of backup, verify and restore is stopped at
+a fault point (module_utils/fault.py), killed with SIGKILL, and the next run must find the database intact and
+connectable, clean up every orphan under its lock and say so, and leave no set that looks complete but is not."""
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backup_helpers import backup_sets, cluster_batch, create_db, fingerprint, module, scratch_databases, step
+
+pytestmark = pytest.mark.pg
+
+DB = "crash_db"
+
+
+def stopped_module(name, timeout=120):
+    """The pid of our AnsiballZ process of module ``name`` once it has stopped itself (state T)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                argv = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if ("AnsiballZ_%s.py" % name).encode() in argv and state == "T":
+                return int(entry.name)
+        time.sleep(0.05)
+    pytest.fail("module %s never reached its fault point" % name)
+
+
+def kill_at(monkeypatch, phase, name, cluster, backup_dir, **args):
+    """Run module ``name`` until it stops at fault point ``phase``, SIGKILL it, and return its (failed) result."""
+    monkeypatch.setenv("STACKOPS_FAULT_PAUSE", phase)
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(res=module(name, cluster, backup_dir, **args)))
+    worker.start()
+    try:
+        pid = stopped_module(name)
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        worker.join(180)
+        monkeypatch.delenv("STACKOPS_FAULT_PAUSE")
+    assert outcome["res"]["failed"], outcome["res"]
+    return outcome["res"]
+
+
+def connectable(cluster, name):
+    return cluster.sql("SELECT datallowconn FROM pg_database WHERE datname = %s", params=(name,)) == [(True,)]
+
+
+def work_dirs(backup_dir):
+    return sorted(p.name for p in Path(backup_dir).iterdir() if p.name.startswith(".stackops-restore-"))
+
+
+CRASH_SCHEMA = r"""
+CREATE TABLE parent (id int PRIMARY KEY, note text);
+CREATE TABLE child (id bigserial PRIMARY KEY, parent_id int REFERENCES parent, at timestamptz DEFAULT now());
+CREATE INDEX child_parent ON child (parent_id);
+INSERT INTO parent SELECT i, 'note ' || i FROM generate_series(1, 300) AS i;
+INSERT INTO child (parent_id, at) SELECT 1 + i % 300, '2026-01-01'::timestamptz + i * interval '1 minute'
+FROM generate_series(1, 2000) AS i;
+"""
+
+
+@pytest.fixture(scope="module")
+def crash(pg_cluster, tmp_path_factory):
+    backup_dir = tmp_path_factory.mktemp("crash")
+    create_db(pg_cluster, DB, CRASH_SCHEMA)
+    results = cluster_batch(pg_cluster, backup_dir, [
+        step("backup", "pg_backup", database=DB, content_checksums=True),
+        step("verify", "pg_backup_verify", backup_id="{{ backup.backup_id }}"),
+    ], label="crash-setup")
+    assert results["verify"]["verified"], results["verify"]
+    return dict(dir=backup_dir, first=results["backup"]["backup_id"], before=fingerprint(pg_cluster, DB))
+
+
+def assert_intact(cluster, crash):
+    assert connectable(cluster, DB)
+    assert fingerprint(cluster, DB) == crash["before"]
+    assert scratch_databases(cluster) == []
+    assert work_dirs(crash["dir"]) == []
+    assert not [name for name in backup_sets(crash["dir"]) if name.endswith(".partial")]
+
+
+def test_backup_killed_at_each_phase(pg_cluster, crash, monkeypatch):
+    """Killed while dumping, while counting rows, and with the set complete but not yet renamed into place."""
+    for phase in ("dump", "count", "publish"):
+        kill_at(monkeypatch, phase, "pg_backup", pg_cluster, crash["dir"], database=DB)
+        assert connectable(pg_cluster, DB)
+        # What the killed run left (each run removes the partial of the one killed before it).
+        partials = sorted(name for name in backup_sets(crash["dir"]) if name.endswith(".partial"))
+        assert len(partials) == 1, partials
+    assert (Path(crash["dir"]) / partials[0] / "manifest.json").is_file()  # complete, but never listed as a set
+    results = cluster_batch(pg_cluster, crash["dir"], [
+        step("listing", "pg_backup_info", database=DB),
+        step("again", "pg_backup", database=DB),
+        step("verify", "pg_backup_verify", backup_id="{{ again.backup_id }}"),
+    ], label="after-backup-kills")
+    listing = results["listing"]
+    assert [entry["id"] for entry in listing["backups"]] == [crash["first"]]
+    assert sorted(entry["id"] + ".partial" for entry in listing["in_progress"]) == partials
+    assert sorted(results["again"]["removed_stale_partials"]) == partials
+    assert results["verify"]["verified"], results["verify"]
+    assert_intact(pg_cluster, crash)
+
+
+def test_verify_killed_with_its_scratch_database(pg_cluster, crash, monkeypatch):
+    kill_at(monkeypatch, "verify", "pg_backup_verify", pg_cluster, crash["dir"], backup_id=crash["first"])
+    left = scratch_databases(pg_cluster)
+    assert len(left) == 1 and "_verify_" in left[0]
+    res = module("pg_backup_verify", pg_cluster, crash["dir"], backup_id=crash["first"])
+    assert res["verified"], res
+    assert "dropped scratch database %s" % left[0] in res["cleaned_up"]
+    assert_intact(pg_cluster, crash)
+
+
+def test_restore_killed_at_each_phase(pg_cluster, crash, monkeypatch):
+    """Killed loading rows, building indexes, and in the swap. Each run cleans up after the one killed before it;
+    the last kill (in the swap) leaves the target blocked, and the next run allows connections again."""
+    args = dict(backup_id=crash["first"], replace=True, confirm=True)
+    for phase in ("restore-load", "index-build", "swap"):
+        kill_at(monkeypatch, phase, "pg_backup_restore", pg_cluster, crash["dir"], **args)
+        left = scratch_databases(pg_cluster)
+        assert len(left) == 1 and "_restore_" in left[0], left  # the previous run's orphan is gone
+        if phase == "swap":
+            # Killed between blocking connections and the renames: the renames rolled back, the block did not.
+            assert not connectable(pg_cluster, DB)
+        else:
+            assert connectable(pg_cluster, DB) and fingerprint(pg_cluster, DB) == crash["before"]
+        if phase == "index-build":
+            assert len(work_dirs(crash["dir"])) == 1
+    res = module("pg_backup_restore", pg_cluster, crash["dir"], **args)
+    assert not res["failed"], res["msg"]
+    assert "dropped scratch database %s" % left[0] in res["cleaned_up"]
+    assert "allowed connections to %s again (a killed restore had blocked them)" % DB in res["cleaned_up"]
+    assert_intact(pg_cluster, crash)
+
+
+def test_stale_temp_files_never_make_a_set_unrestorable(pg_cluster, crash):
+    """Item 6: what a write_json killed before its rename leaves, in a set and beside the locks."""
+    set_dir = Path(crash["dir"]) / crash["first"]
+    (set_dir / "verification.json.tmp-999999").write_text("{")
+    res = module("pg_backup_verify", pg_cluster, crash["dir"], backup_id=crash["first"], trial_restore=False)
+    assert res["verified"] and res["checksums_ok"], res
+    assert "removed unfinished temporary file %s" % (set_dir / "verification.json.tmp-999999") in res["cleaned_up"]
+    assert not (set_dir / "verification.json.tmp-999999").exists()
+
+
+def test_partials_of_other_databases_are_left_alone(pg_cluster, tmp_path):
+    """Item 7: a backup of 'crash' must not take 'crash-prod-...partial' (or 'crash_db-...') for its own."""
+    create_db(pg_cluster, "crash", "CREATE TABLE t (x int)")
+    running = tmp_path / "crash-prod-20260101T000000000Z.partial"
+    lookalike = tmp_path / "crash_db-20260101T000000000Z.partial"
+    own = tmp_path / "crash-20260101T000000000Z.partial"
+    for path in (running, lookalike, own):
+        path.mkdir()
+        (path / "data.dump").write_bytes(b"half")
+    res = module("pg_backup", pg_cluster, tmp_path, database="crash")
+    assert not res["failed"], res["msg"]
+    assert res["removed_stale_partials"] == [own.name]
+    assert running.is_dir() and lookalike.is_dir() and not own.exists()
+
+
+def test_counts_hold_locks_until_done(pg_cluster, tmp_path, monkeypatch):
+    """Item 8: while rows are counted, a TRUNCATE waits; it could otherwise make the manifest say 0 rows for a dump
+    that has them (TRUNCATE is not MVCC-safe)."""
+    create_db(pg_cluster, "count_db", "CREATE TABLE a (x int); CREATE TABLE z (x int);"
+              "INSERT INTO a SELECT generate_series(1, 100); INSERT INTO z SELECT generate_series(1, 100)")
+    monkeypatch.setenv("STACKOPS_FAULT_PAUSE", "count")
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(res=module("pg_backup", pg_cluster, tmp_path,
+                                                                        database="count_db")))
+    worker.start()
+    try:
+        pid = stopped_module("pg_backup")
+        with pg_cluster.connect("count_db") as conn:
+            conn.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(Exception, match="lock timeout"):
+                conn.execute("TRUNCATE z")
+        os.kill(pid, signal.SIGCONT)
+    finally:
+        worker.join(180)
+        monkeypatch.delenv("STACKOPS_FAULT_PAUSE")
+    res = outcome["res"]
+    assert not res["failed"], res["msg"]
+    assert [(t["name"], t["rows"]) for t in res["manifest"]["tables"]] == [("a", 100), ("z", 100)]
+
+
+def test_publish_error_after_the_rename_says_the_set_is_published(tmp_path, monkeypatch):
+    """Item 9: the rename succeeded, the directory fsync failed: the set is there, and the error must say so."""
+    from ansible_collections.stackops.runbooks.plugins.module_utils import backup_set
+    partial, final = tmp_path / "db-20260101T000000000Z.partial", tmp_path / "db-20260101T000000000Z"
+    partial.mkdir()
+    (partial / "manifest.json").write_text(json.dumps({}))
+    real = backup_set.fsync_path
+
+    def failing(path):
+        if os.path.abspath(path) == str(tmp_path):
+            raise OSError(5, "Input/output error")
+        real(path)
+
+    monkeypatch.setattr(backup_set, "fsync_path", failing)
+    with pytest.raises(backup_set.PublishedNotDurable) as caught:
+        backup_set.publish(str(partial), str(final))
+    assert final.is_dir() and not partial.exists()
+    assert "is published" in str(caught.value) and "nothing was published" not in str(caught.value)

@@ -1,0 +1,38 @@
+"""Pure logic of notifications and off-site copies: which events a run is, redaction, URLs in reports, ETags."""
+import hashlib
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.notify import (
+    REDACTED, describe_url, events_for, redact, slack_payload)
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import multipart_etag
+
+DEFAULT = ["failure", "recovered"]
+
+
+def test_events_of_a_run():
+    assert events_for("failed", None, DEFAULT) == ["failure"]
+    assert events_for("failed", "failed", DEFAULT) == ["failure"]  # every failed run is heard of
+    assert events_for("ok", "failed", DEFAULT) == ["recovered"]
+    assert events_for("ok", "ok", DEFAULT) == []
+    assert events_for("ok", None, DEFAULT + ["success"]) == ["success"]
+    assert events_for("ok", "failed", DEFAULT + ["success"]) == ["recovered"]  # one message, not two
+    assert events_for("failed", None, ["recovered"]) == []
+
+
+def test_redaction_is_recursive_and_by_key():
+    result = {"procedure": "backup", "db_password": "p", "nested": [{"secret_key": "s", "rows": 3}],
+              "access_key": "AK", "token": "t", "backup_id": "appdb-1"}
+    clean = redact(result)
+    assert clean["db_password"] == clean["access_key"] == clean["token"] == REDACTED
+    assert clean["nested"] == [{"secret_key": REDACTED, "rows": 3}] and clean["backup_id"] == "appdb-1"
+
+
+def test_reported_urls_lose_their_secret_parts():
+    assert describe_url("https://hooks.slack.com/services/T0/B0/XYZ") == "https://hooks.slack.com/..."
+    assert describe_url("https://user:pw@example.com:8443/hook?token=1") == "https://example.com:8443/..."
+    assert "XYZ" not in str(slack_payload("failure", "backup", "web1", "failed", "r1", {"error": "boom"}))
+
+
+def test_multipart_etag_is_what_s3_computes():
+    parts = [b"a" * 10, b"b" * 3]
+    expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-2"
+    assert multipart_etag([hashlib.md5(p).digest() for p in parts]) == expected

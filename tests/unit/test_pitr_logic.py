@@ -1,0 +1,68 @@
+"""Pure logic of plugins/module_utils/pitr.py: times, base backup choice, the data mount, passfile, exchange."""
+import os
+
+import pytest
+
+from ansible_collections.stackops.runbooks.plugins.module_utils import pitr
+
+
+def test_times_need_an_offset_and_mean_one_instant():
+    assert pitr.parse_ts("2026-12-01 14:01:59+00") == pitr.parse_ts("2026-12-01T16:01:59+02:00")
+    assert pitr.parse_ts("2026-12-01 14:01:59.5Z") - pitr.parse_ts("2026-12-01 14:01:59+00") == pytest.approx(0.5)
+    with pytest.raises(pitr.PitrError, match="no UTC offset"):
+        pitr.parse_ts("2026-12-01 14:01:59")
+
+
+def _set(backup_id, end_time, end_lsn, status="DONE"):
+    return dict(id=backup_id, end_time=end_time, end_lsn=end_lsn, status=status)
+
+
+def test_the_newest_complete_backup_before_the_target_is_chosen():
+    sets = [_set("c", "2026-12-01T12:00:00Z", "0/9000000", status="FAILED"),
+            _set("b", "2026-12-01T10:00:00Z", "0/5000000"), _set("a", "2026-12-01T08:00:00Z", "0/3000000")]
+    assert pitr.choose_backup(sets, "time", "2026-12-01 13:00:00+00")["id"] == "b"
+    assert pitr.choose_backup(sets, "time", "2026-12-01 09:00:00+00")["id"] == "a"
+    assert pitr.choose_backup(sets, "time", "2026-12-01 07:00:00+00") is None
+    assert pitr.choose_backup(sets, "lsn", "0/4000000")["id"] == "a"
+    assert pitr.choose_backup(sets, "latest", None)["id"] == "b"
+
+
+def test_the_mount_holding_pgdata_is_found_for_volumes_and_binds():
+    config = {"services": {"db": {"image": "postgres:15", "volumes": [
+        {"type": "bind", "source": "/srv/conf", "target": "/etc/postgresql"},
+        {"type": "volume", "source": "data", "target": "/var/lib/postgresql/data"}]}},
+        "volumes": {"data": {"name": "shop_data"}}}
+    assert pitr.data_mount(config, "db", "/var/lib/postgresql/data/pgdata") == (
+        ("volume", "shop_data", "/var/lib/postgresql/data"), "postgres:15")
+    config["services"]["db"]["volumes"] = [{"type": "bind", "source": "/srv/pg", "target": "/var/lib/postgresql"}]
+    assert pitr.data_mount(config, "db", "/var/lib/postgresql/data")[0] == ("bind", "/srv/pg", "/var/lib/postgresql")
+    with pytest.raises(pitr.PitrError, match="no volume or bind mount"):
+        pitr.data_mount({"services": {"db": {}}}, "db", "/var/lib/postgresql/data")
+
+
+def test_passfile_round_trips_any_password(tmp_path):
+    path = tmp_path / "pgpass"
+    password = "a:b\\c"
+    path.write_text(pitr.passfile_line("stackops_pitr", password))
+    assert pitr.read_passfile_password(str(path), "stackops_pitr") == password
+    assert pitr.read_passfile_password(str(path), "other") is None
+
+
+def test_exchange_swaps_two_directories_in_one_call(tmp_path):
+    first, second = tmp_path / "live", tmp_path / "recovered"
+    first.mkdir()
+    second.mkdir()
+    (first / "old").write_text("old")
+    (second / "new").write_text("new")
+    pitr.exchange_dirs(str(first), str(second))
+    assert os.listdir(first) == ["new"] and os.listdir(second) == ["old"]
+
+
+def test_recovery_settings_are_relocated_then_dropped(tmp_path):
+    conf = tmp_path / "postgresql.auto.conf"
+    conf.write_text("work_mem = '8MB'\nrestore_command = 'cp %s/barman_wal/%%f %%p'\n"
+                    "recovery_target_time = '2026-12-01 14:00:00+00'\n" % tmp_path)
+    pitr.relocate_recovery_conf(str(tmp_path), str(tmp_path), "/var/lib/postgresql/data")
+    assert "cp /var/lib/postgresql/data/barman_wal/%f %p" in conf.read_text()
+    pitr.strip_recovery_conf(str(tmp_path))
+    assert conf.read_text() == "work_mem = '8MB'\n"

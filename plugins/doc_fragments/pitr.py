@@ -32,3 +32,21 @@ options:
     type: path
     default: /usr/lib/postgresql/15/bin
 '''
+
+    # Options of the modules that start a recovered cluster in a scratch container and query it;
+    # they mirror scratch_check_argument_spec() in module_utils/pitr.py.
+    SCRATCH_CHECK = r'''
+options:
+  compose_service:
+    description: Compose service that runs PostgreSQL; its image starts the scratch check.
+    type: str
+    default: postgres
+  check_user:
+    description: Role the scratch check connects as (local trust inside the scratch container).
+    type: str
+    required: true
+  check_db:
+    description: Database the scratch check queries.
+    type: str
+    required: true
+'''

@@ -53,6 +53,15 @@ def pitr_argument_spec():
     )
 
 
+def scratch_check_argument_spec():
+    """Options of the modules that start a recovered cluster in a scratch container and query it."""
+    return dict(
+        compose_service=dict(type='str', default='postgres'),
+        check_user=dict(type='str', required=True),
+        check_db=dict(type='str', required=True),
+    )
+
+
 def server_name_ok(name):
     return bool(re.match(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$', name)) and name != 'barman'
 

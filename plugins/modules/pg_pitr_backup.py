@@ -28,24 +28,13 @@ options:
     description: Verify the new backup (manifest check and a start in a scratch container).
     type: bool
     default: true
-  compose_service:
-    description: Compose service that runs PostgreSQL; its image starts the scratch check.
-    type: str
-    default: postgres
-  check_user:
-    description: Role the scratch check connects as (local trust inside the scratch container).
-    type: str
-    required: true
-  check_db:
-    description: Database the scratch check queries.
-    type: str
-    required: true
   apply_retention:
     description: Apply Barman's retention policy after a verified backup.
     type: bool
     default: true
 extends_documentation_fragment:
   - stackops.runbooks.pitr
+  - stackops.runbooks.pitr.scratch_check
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
@@ -90,6 +79,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, Docker, Layout, PitrError, compose_json, data_mount, physical_catalog, pitr_argument_spec,
+    scratch_check_argument_spec,
     relocate_recovery_conf, write_if_changed, chown_tree, iso)
 
 
@@ -132,11 +122,9 @@ def verify(module, layout, barman, backup):
 def main():
     spec = dict(
         verify=dict(type='bool', default=True),
-        compose_service=dict(type='str', default='postgres'),
-        check_user=dict(type='str', required=True),
-        check_db=dict(type='str', required=True),
         apply_retention=dict(type='bool', default=True),
     )
+    spec.update(scratch_check_argument_spec())
     spec.update(compose_argument_spec())
     spec.update(pitr_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

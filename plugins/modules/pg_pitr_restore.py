@@ -42,24 +42,13 @@ options:
     description: Swap the database service onto the recovered data after the scratch check (destructive consent).
     type: bool
     default: false
-  compose_service:
-    description: Compose service that runs PostgreSQL.
-    type: str
-    default: postgres
-  check_user:
-    description: Role the scratch check connects as.
-    type: str
-    required: true
-  check_db:
-    description: Database the scratch check queries.
-    type: str
-    required: true
   start_timeout:
     description: Seconds to wait for the scratch cluster and for the service after the swap.
     type: int
     default: 600
 extends_documentation_fragment:
   - stackops.runbooks.pitr
+  - stackops.runbooks.pitr.scratch_check
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
@@ -127,7 +116,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.compose import c
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, Docker, Layout, PitrError, choose_backup, chown_tree, compose_json, data_mount, exchange_dirs, iso,
     lsn_int, parse_ts, pitr_argument_spec, record_swap, recovery_window, relocate_recovery_conf,
-    strip_recovery_conf, utc_stamp)
+    scratch_check_argument_spec, strip_recovery_conf, utc_stamp)
 
 
 def load_marks(layout):
@@ -306,11 +295,9 @@ def main():
         target_value=dict(type='str'),
         backup_id=dict(type='str'),
         swap=dict(type='bool', default=False),
-        compose_service=dict(type='str', default='postgres'),
-        check_user=dict(type='str', required=True),
-        check_db=dict(type='str', required=True),
         start_timeout=dict(type='int', default=600),
     )
+    spec.update(scratch_check_argument_spec())
     spec.update(compose_argument_spec())
     spec.update(pitr_argument_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

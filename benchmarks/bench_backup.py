@@ -15,6 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import pgserver  # noqa: E402
+from benchlib.pitr import (BASE_VARS as PITR_BASE_VARS, INCIDENT_VARS, PG_PORT as PITR_PG_PORT,  # noqa: E402
+                           PROJECT as PITR_PROJECT, SERVER_SETTINGS as PITR_SERVER_SETTINGS, PitrBench)
 from benchlib.contenders import (Contender, du, last_json as _last_json, paired, remove, rounds_text,  # noqa: E402
                                  run_rounds, task_results)
 from benchlib.measure import run_timed  # noqa: E402
@@ -252,6 +254,7 @@ def main():
                         "server_settings": pgserver.SERVER_SETTINGS}}
     cluster = pgserver.BenchCluster(work.path)
     pgbr = PgBackRest(cluster, work.path)
+    pitr = PitrBench(work.path)
     try:
         log("initialising a PostgreSQL 15 cluster on port %d" % cluster.port)
         cluster.init()
@@ -267,6 +270,7 @@ def main():
         log("database %s: %.0f MB, rows %s (generated in %.0f s)" % (
             DBNAME, db_bytes / 2 ** 20, source_counts, data["generate_s"]))
         env = cluster.env
+        pitr_missing, pitr_counts = setup_pitr(pitr, doc)
 
         # ---------------------------------------------------------- contenders
         seed_file, zstd_file, dir_dump, z0_file = (out / "seed.sql.gz", out / "zstd.dump.zst", out / "dir",
@@ -287,6 +291,17 @@ def main():
             Contender("pgbackrest_backup", "pgBackRest full (physical, zst, process-max %d)" % JOBS, "physical",
                       run=pgbr.backup, note="physical copy of the whole cluster, reference only"),
         ]
+        # Our physical backup: the whole cluster of the bench-pitr compose stack, like pgBackRest's of the host one.
+        so_physical = Contender("stackops_backup_physical", "stackops backup --physical --no-verify (Barman, server zstd)",
+                                "stackops", run=lambda: pitr.backup(verify=False), prepare=pitr.checkpoint,
+                                note="compose stack %s; whole cluster" % PITR_PROJECT)
+        so_physical_verify = Contender("stackops_backup_physical_verified", "stackops backup --physical (with verification)",
+                                       "stackops", run=lambda: pitr.backup(verify=True), prepare=pitr.checkpoint,
+                                       note="run once; the module reports backup and verification seconds")
+        for contender in (so_physical, so_physical_verify):
+            if pitr_missing:
+                contender.unavailable(pitr_missing)
+        backups.append(so_physical)
         stackops = Stackops(cluster, work.path)
         missing = stackops_missing("backup.yml", "restore.yml")
         so_backup = Contender("stackops_backup", "stackops backup --no-verify", "stackops",
@@ -323,10 +338,10 @@ def main():
         log("backup phase: %d contenders x %d rounds" % (len(backups), REPEAT))
         settle = lambda: cluster.quiesce(log=log)  # noqa: E731
         run_rounds(backups, env, logs, phase="backup", before_each=settle)
-        if so_backup_verify.available:
-            # One verified run: what the default `stackops backup` costs, verification included.
-            run_rounds([so_backup_verify], env, logs, phase="backup (verified)", repeat=1, before_each=settle)
-        backups.append(so_backup_verify)
+        # One verified run of each: what the default `stackops backup` (--physical) costs, verification included.
+        run_rounds([so_backup_verify, so_physical_verify], env, logs, phase="backup (verified)", repeat=1,
+                   before_each=settle)
+        backups += [so_backup_verify, so_physical_verify]
 
         def fresh_db():
             cluster.drop_database(RESTORE_DB)
@@ -359,7 +374,17 @@ def main():
                       run=stackops.restore, prepare=fresh_db),
             Contender("stackops_restore_uncompressed", "stackops restore of the uncompressed backup", "stackops",
                       run=lambda: stackops.restore(slot="uncompressed"), prepare=fresh_db),
+            Contender("stackops_pitr_restore", "stackops restore --to-latest --yes (PITR: recover, check, swap, start)",
+                      "stackops", run=pitr.restore, prepare=pitr.prepare_restore,
+                      note="compose stack %s; %s" % (PITR_PROJECT, ", ".join(
+                          "%s=%s" % (k, json.dumps(v)) for k, v in INCIDENT_VARS.items()))),
         ]
+        # Once, after the rounds: the same recovery with the role's defaults, i.e. followed by a verified base
+        # backup of the new timeline (what the next recovery starts from).
+        so_pitr_defaults = Contender("stackops_pitr_restore_defaults",
+                                     "stackops restore --to-latest --yes, defaults (+ verified base backup after)",
+                                     "stackops", run=lambda: pitr.restore(extravars={}), prepare=pitr.prepare_restore,
+                                     note="run once; stackops_pitr_backup_after_restore and _verify_after_restore true")
         if EXTRA:
             restores.insert(1, Contender("zstd_stream_restore", "zstd -dc | pg_restore (1 job, streamed)", "raw",
                                          create_and("zstd -q -dc %s | %s/pg_restore -d %s" % (zstd_file, BIN, RESTORE_DB)),
@@ -368,7 +393,12 @@ def main():
         sources = {"seed_restore": backups[0], "zstd_stream_restore": backups[1], "zstd_file_restore": backups[1],
                    "dir_restore": backups[2], "z0_restore": backups[3], "pgbackrest_restore": backups[4],
                    "stackops_restore": so_backup, "stackops_restore_uncompressed": so_backup_plain}
-        for contender in restores:
+        for contender in restores + [so_pitr_defaults]:
+            if contender.key.startswith("stackops_pitr"):
+                if not so_physical.runs and not so_physical_verify.runs:
+                    contender.unavailable("no physical base backup: %s" % (
+                        so_physical_verify.reason or so_physical.reason or NOT_AVAILABLE))
+                continue
             source = sources[contender.key]
             if not source.available or not source.runs:
                 contender.unavailable("its backup (%s) is %s" % (source.label, source.reason or NOT_AVAILABLE))
@@ -376,6 +406,11 @@ def main():
         def check_restore(contender, result):
             if contender.key == "pgbackrest_restore":
                 counts = result.get("row_counts")
+            elif contender.key.startswith("stackops_pitr"):
+                counts = pitr.row_counts(TABLES)
+                if counts != pitr_counts:
+                    return "row counts %s differ from the stack's source %s" % (counts, pitr_counts)
+                return None
             else:
                 counts = row_counts(lambda sql: "\n".join(
                     "%s|%s" % row for row in cluster.sql(sql, dbname=RESTORE_DB)))
@@ -391,7 +426,11 @@ def main():
         doc["settings"]["restore_phase_archive_command"] = "/bin/true"
         log("restore phase: %d contenders x %d rounds (WAL archiving off)" % (len(restores), REPEAT))
         run_rounds(restores, env, logs, after_each=check_restore, phase="restore", before_each=settle)
+        run_rounds([so_pitr_defaults], env, logs, after_each=check_restore, phase="restore (PITR defaults)", repeat=1,
+                   before_each=settle)
+        restores.append(so_pitr_defaults)
         cluster.drop_database(RESTORE_DB)
+        doc["pitr_profile"] = {kind: pitr.profile_medians(kind) for kind in ("backup", "restore")}
 
         doc["backup"] = [c.summary(db_bytes) for c in backups]
         doc["restore"] = [c.summary(db_bytes) for c in restores]
@@ -400,8 +439,39 @@ def main():
         report(doc, db_bytes)
     finally:
         pgbr.cleanup()
+        pitr.cleanup(keep=KEEP)
         cluster.destroy(keep_files=KEEP)
         work.cleanup()
+
+
+def setup_pitr(pitr, doc):
+    """The bench-pitr stack, loaded like the host cluster, with PITR enabled. Returns (why not, row counts)."""
+    missing = stackops_missing("backup.yml", "restore.yml", "pitr.yml")
+    if missing:
+        return missing, None
+    try:
+        log("PITR contenders: compose project %s on port %d, its postgres service only" % (PITR_PROJECT, PITR_PG_PORT))
+        pitr.start()
+        log("generating the same ~%d MB database in the stack's PostgreSQL" % DB_MB)
+        data = pitr.generate(DB_MB, JOBS)
+        counts = pitr.row_counts(TABLES)
+        data["row_counts"] = counts
+        data["cluster_bytes"] = pitr.db.sql("SELECT sum(pg_database_size(oid))::bigint FROM pg_database")[0][0]
+        doc["pitr_data"] = data
+        doc["settings"]["pitr"] = {"project": PITR_PROJECT, "port": PITR_PG_PORT,
+                                   "server_settings": PITR_SERVER_SETTINGS,
+                                   "stackops_vars_all_runs": PITR_BASE_VARS,
+                                   "stackops_vars_timed_restore": INCIDENT_VARS}
+        log("stack database: %.0f MB, rows %s (generated in %.0f s); stackops pitr enable --yes" % (
+            data["size_bytes"] / 2 ** 20, counts, data["generate_s"]))
+        doc["pitr_enable_s"] = round(pitr.enable()["wall_s"], 2)
+        return None, counts
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        log("PITR contenders not available: %s" % exc)
+        return "setup failed: %s" % str(exc).strip()[:300], None
+    except Exception as exc:  # noqa: BLE001 - psycopg errors from the loader: the other contenders still run
+        log("PITR contenders not available: %s" % exc)
+        return "setup failed: %s: %s" % (type(exc).__name__, str(exc).strip()[:300]), None
 
 
 def _allow_local_peer(cluster):
@@ -518,8 +588,18 @@ def report(doc, db_bytes):
                          cost, "reported by the playbook" if verified.get("verify_s") else
                          "verified run minus the --no-verify median"))
         doc["verification_cost_s"] = round(cost, 3)
+    pitr_table, pitr_targets, pitr_notes = pitr_report(doc, backups, restores)
+    if pitr_table:
+        tables.append(pitr_table)
+    targets += pitr_targets
+    notes += pitr_notes
     notes.append("every contender starts on a settled cluster (no WAL waiting for the archiver, then a CHECKPOINT); the "
                  "restore phase runs with archive_command=/bin/true, so no restore pays for archiving another's WAL")
+    machine = doc.get("machine", {})
+    notes.append("load average %s at start, %s at end on %s CPUs: the machine is shared with other work, so absolute "
+                 "times are noisy; compare ratios within this run" % (
+                     "/".join("%.1f" % x for x in machine.get("loadavg_at_start") or []) or "?",
+                     "/".join("%.1f" % x for x in machine.get("loadavg_at_end") or []) or "?", machine.get("nproc")))
     notes.append("sizes: backup output on disk; pgBackRest: repository delta of the full backup (whole cluster). "
                  "Peak mem: peak PSS sum of the client process tree (server backends excluded).")
     doc["targets"] = targets
@@ -540,6 +620,112 @@ def report(doc, db_bytes):
     section = markdown_section(title, tables, targets, notes, when=doc["finished"])
     update_marked_block(README, "backup_restore", section)
     log("wrote %s and %s" % (path, chart))
+
+
+PITR_ROWS = (("backup", "pgbackrest_backup", "host cluster"), ("backup", "stackops_backup_physical", "compose stack"),
+             ("backup", "stackops_backup_physical_verified", "compose stack"),
+             ("restore", "pgbackrest_restore", "host cluster"), ("restore", "stackops_pitr_restore", "compose stack"),
+             ("restore", "stackops_pitr_restore_defaults", "compose stack"),
+             ("restore", "stackops_restore", "host cluster"))
+
+
+def pitr_report(doc, backups, restores):
+    """Physical backup and PITR restore beside pgBackRest (and our logical restore): a table, the targets, notes."""
+    if "stackops_backup_physical" not in backups:
+        return None, [], []
+    refs = {"backup": backups.get("pgbackrest_backup"), "restore": restores.get("pgbackrest_restore")}
+    rows = []
+    for phase, key, where in PITR_ROWS:
+        item = (backups if phase == "backup" else restores).get(key)
+        if not item:
+            continue
+        wall, ref = item["median_wall_s"], refs[phase]
+        pair = paired(item, ref) if ref and key != ref["key"] else None
+        phases = item.get("phase_seconds_median") or {}
+        rows.append({
+            "contender": item["label"], "where": where, "n": str(item["n"]) if item["available"] else "-",
+            "wall": fmt(wall, "%.1f", " s") if wall is not None else NOT_AVAILABLE,
+            "mbs": fmt(item["throughput_mb_s"], "%.0f"),
+            "module": fmt(item.get("module_duration_s"), "%.1f", " s"),
+            "phases": ", ".join("%s %.1f s" % (name, value) for name, value in phases.items()) or "-",
+            "vs_pgbr": "1.00x" if ref and key == ref["key"] and wall else fmt(
+                pair[0] / pair[1] if pair else None, "%.2fx"),
+            "why": "" if item["available"] else (item["reason"] or NOT_AVAILABLE),
+        })
+    columns = [("contender", "contender"), ("where", "runs on"), ("n", "n"), ("wall", "median wall"), ("mbs", "MB/s"),
+               ("module", "in the module"), ("phases", "module phases (median)"), ("vs_pgbr", "vs pgBackRest"),
+               ("why", "not available because")]
+    if all(not row["why"] for row in rows):
+        columns = columns[:-1]
+    table = ("Physical backup and point-in-time recovery — ours on compose stack %s, pgBackRest on the host cluster"
+             % doc.get("settings", {}).get("pitr", {}).get("project", "bench-pitr"), columns, rows)
+    targets = []
+    for name, ours_key, ref_key, limit, phase in (
+            ("stackops physical restore + start <= 1.3x pgBackRest restore + start + promote", "stackops_pitr_restore",
+             "pgbackrest_restore", 1.3, "restore"),
+            ("stackops physical backup <= 1.2x pgBackRest full", "stackops_backup_physical", "pgbackrest_backup", 1.2,
+             "backup")):
+        table_of = backups if phase == "backup" else restores
+        ours, ref = table_of.get(ours_key), table_of.get(ref_key)
+        pair = paired(ours, ref) if ours and ref else None
+        if pair:
+            ratio = pair[0] / pair[1]
+            targets.append(target(name, ratio <= limit, "%.2fx (%.1f s vs %.1f s, %s)" % (
+                ratio, pair[0], pair[1], rounds_text(pair[2], ours, ref))))
+        else:
+            why = (ours or {}).get("reason") or (ref or {}).get("reason") or NOT_AVAILABLE
+            targets.append(target(name, None, why))
+    notes = []
+    data, pdata = doc.get("data") or {}, doc.get("pitr_data") or {}
+    settings = doc.get("settings", {}).get("pitr", {})
+    notes.append(
+        "where they run: pgBackRest needs its binary where archive_command runs and the data directory on the same "
+        "machine, so it runs on the host cluster; our PITR modules work on a compose service (Barman streams the WAL "
+        "from it, a recovery swaps its data volume), so they run on an isolated copy of the demo stack (project %s, "
+        "stock-like PostgreSQL 15 image, fsync on) loaded by the same generator: %.0f MB there, %.0f MB on the host "
+        "cluster; server settings %s set on both" % (
+            settings.get("project", "bench-pitr"), (pdata.get("size_bytes") or 0) / 2 ** 20,
+            (data.get("size_bytes") or 0) / 2 ** 20,
+            ", ".join("%s=%s" % kv for kv in (settings.get("server_settings") or {}).items()) or "-"))
+    notes.append(
+        "pgBackRest restore recovers to the backup's consistency point (--type=immediate) and is timed until "
+        "pg_is_in_recovery() is false; stackops restore --to-latest replays all WAL received (the stack is idle, so "
+        "little), checks the recovered cluster in a scratch container, swaps the service onto it and starts it "
+        "through its health check, then streams WAL again from the new timeline; timed as the CLI returns")
+    notes.append("settings of the stackops PITR runs: %s on every run; the timed restore rows add %s (in an incident "
+                 "the service comes back first and the next base backup is taken after it); the `defaults` row uses "
+                 "the role's defaults (stackops_pitr_backup_after_restore and stackops_pitr_verify_after_restore "
+                 "true)" % (", ".join("%s=%s" % (k, json.dumps(v)) for k, v in (settings.get("stackops_vars_all_runs")
+                                                                              or {}).items()) or "-",
+                            ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in (settings.get(
+                                "stackops_vars_timed_restore") or {}).items()) or "-"))
+    verified = backups.get("stackops_backup_physical_verified")
+    if verified and verified.get("median_wall_s"):
+        notes.append("stackops backup --physical with its default verification: %.1f s, of which %s s the base backup "
+                     "(barman backup) and %s s the verification (barman recover to a scratch directory, "
+                     "pg_verifybackup, a start in a scratch container and a query), as the module reports them" % (
+                         verified["median_wall_s"], fmt(verified.get("module_duration_s"), "%.1f"),
+                         fmt(verified.get("verify_s"), "%.1f")))
+        doc["physical_verification_cost_s"] = verified.get("verify_s")
+    for key in ("stackops_backup_physical", "stackops_pitr_restore"):
+        item = backups.get(key) or restores.get(key)
+        if item and item.get("median_wall_s") and item.get("module_duration_s"):
+            tasks = sorted(item.get("task_durations_last_run") or [], key=lambda t: -t["s"])[:4]
+            notes.append("%s: %.1f s in the module itself (median), %.1f s for the CLI, ansible and the other tasks; "
+                         "slowest tasks of the last run: %s" % (
+                             item["label"], item["module_duration_s"], item["median_wall_s"] - item["module_duration_s"],
+                             "; ".join("%s %.1f s" % (t["task"], t["s"]) for t in tasks) or "-"))
+    for kind, label in (("backup", "stackops backup --physical --no-verify"),
+                        ("restore", "stackops restore --to-latest (timed rows)")):
+        profile = (doc.get("pitr_profile") or {}).get(kind)
+        if profile:
+            notes.append("where the time of %s goes (median over its rounds; Barman's log and the tasks): %s" % (
+                label, "; ".join("%s %.1f s" % item for item in profile.items())))
+    defaults, incident = restores.get("stackops_pitr_restore_defaults"), restores.get("stackops_pitr_restore")
+    if defaults and incident and defaults.get("median_wall_s") and incident.get("median_wall_s"):
+        notes.append("the role's defaults add the verified base backup of the new timeline: %.1f s instead of %.1f s"
+                     % (defaults["median_wall_s"], incident["median_wall_s"]))
+    return table, targets, notes
 
 
 def report_only():

@@ -2,7 +2,7 @@
 # `make bench`: every benchmark in one go, each printing its table and writing
 # benchmarks/results/<name>.json and .png; then the summary in README.md and docs/performance.md.
 #
-#   BENCH_ONLY=backup,startup     run a subset (overhead, startup, health, backup)
+#   BENCH_ONLY=backup,startup     run a subset (overhead, startup, health, backup, offsite)
 #   BENCH_DB_MB=1024              size of the generated database (backup/restore)
 #   BENCH_REPEAT=3                rounds per contender (median reported)
 #   BENCH_SLOW_SECONDS=60         a contender slower than this in round 1 is not repeated
@@ -28,7 +28,7 @@ cd "$ROOT" || exit 2
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg" PATH="$VENV/bin:$PATH"
 started=$SECONDS
 failed=()
-for name in overhead startup health backup; do
+for name in overhead startup health backup offsite; do
   case ",$ONLY," in *",$name,"*) ;; *) continue ;; esac
   log "benchmark $name"
   t0=$SECONDS

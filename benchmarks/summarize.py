@@ -10,7 +10,7 @@ from benchlib.report import (PERFORMANCE_DOC, PROJECT_README, README, RESULTS, r
                              render_text_table, update_marked_block)
 
 ORDER = (("backup_restore", "backup / restore"), ("startup", "startup"), ("health", "health"),
-         ("overhead", "overhead"))
+         ("overhead", "overhead"), ("offsite", "off-site"))
 
 
 def machine_line(machine):
@@ -45,6 +45,12 @@ def main():
         if name == "backup_restore" and doc.get("verification_cost_s") is not None:
             rows.append({"bench": label, "target": "verification cost of stackops backup (no target)",
                          "verdict": "-", "detail": "%.1f s" % doc["verification_cost_s"], "when": when})
+        if name == "backup_restore" and doc.get("physical_verification_cost_s") is not None:
+            rows.append({"bench": label, "target": "verification cost of stackops backup --physical (no target)",
+                         "verdict": "-", "detail": "%.1f s" % doc["physical_verification_cost_s"], "when": when})
+        if name == "offsite" and doc.get("summary"):
+            rows.append({"bench": label, "target": "upload and download throughput (no target)", "verdict": "-",
+                         "detail": doc["summary"], "when": when or doc.get("at", "-")})
     columns = [("bench", "benchmark"), ("target", "target"), ("verdict", "verdict"), ("detail", "measured"),
                ("when", "measured at (UTC)")]
     print(render_text_table(columns, rows))

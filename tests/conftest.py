@@ -49,3 +49,18 @@ def stack(docker_engine):
     yield test_stack
     if os.environ.get("STACKOPS_KEEP_STACK") != "1":
         test_stack.down()
+
+
+# The files that run longest (minutes each: whole stacks, recoveries, real S3/SSH servers) go first, so under
+# `pytest -n N --dist loadfile` they start at once on separate workers and the short files fill in around them,
+# instead of one of them starting last and running alone (longest-first scheduling). Only the order changes.
+LONG_FILES = (
+    "test_all_databases.py", "test_pitr_faults.py", "test_offsite_pitr.py", "test_offsite_ssh.py",
+    "test_pitr.py", "test_ssh.py", "test_offsite_groups.py", "test_pitr_shop.py", "test_offsite.py",
+    "test_backup_encrypt_local.py", "test_second_stack.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: position for position, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))

@@ -103,6 +103,13 @@ class Contender:
                 out[extra] = round(median(values), 3)
         if self.runs and self.runs[-1].get("phase_seconds"):
             out["phase_seconds_last_run"] = self.runs[-1]["phase_seconds"]
+            # Median of every phase over the rounds: where the time goes, not one round's noise.
+            phases = {}
+            for run in self.runs:
+                for name, value in (run.get("phase_seconds") or {}).items():
+                    if isinstance(value, (int, float)):
+                        phases.setdefault(name, []).append(value)
+            out["phase_seconds_median"] = {name: round(median(values), 3) for name, values in phases.items()}
         if self.runs and self.runs[-1].get("task_durations"):
             out["task_durations_last_run"] = self.runs[-1]["task_durations"]
         if not self.available and not out["reason"]:

@@ -19,11 +19,11 @@ PROJECT = os.environ.get("BENCH_PROJECT", "stackops-bench")
 
 
 class BenchStack:
-    def __init__(self, workdir, project=PROJECT):
+    def __init__(self, workdir, project=PROJECT, postgres_port=None, frontend_port=None):
         self.project = project
         self.workdir = Path(workdir)
-        self.postgres_port = free_port()
-        self.frontend_port = free_port()
+        self.postgres_port = postgres_port or free_port()
+        self.frontend_port = frontend_port or free_port()
         self.env_file = self.workdir / ("%s.env" % project)
         self.dir = STACK_DIR
 

@@ -122,6 +122,13 @@ options:
       - Where a set compressed outside pg_dump is decompressed for a restore from a file, and where the streamed
         restore writes its small list files. Defaults to O(backup_dir).
     type: path
+  age_identity_file:
+    description:
+      - age identity (private key) file that decrypts a set encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)).
+        The set's ciphertext is checked against its manifest, decrypted into O(work_dir) and the plaintext checked
+        again before anything is restored.
+      - A set encrypted to recipients none of whose keys this file holds fails before anything is created or dropped.
+    type: path
 '''
 
     # Options of module_utils.backup_catalog.backup_dir_spec(): the backup catalog and its per-database lock.

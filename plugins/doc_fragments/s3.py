@@ -70,3 +70,16 @@ options:
 requirements:
   - boto3 on the managed host
 '''
+
+    # Options of module_utils/offsite.py lock_spec(), for the modules that upload.
+    OBJECT_LOCK = r'''
+options:
+  object_lock_mode:
+    description: S3 Object Lock mode for the new objects (the bucket must have Object Lock enabled).
+    type: str
+    choices: [GOVERNANCE, COMPLIANCE]
+  object_lock_days:
+    description: Days the new objects stay locked with O(object_lock_mode).
+    type: int
+    default: 0
+'''

@@ -58,14 +58,20 @@ def manifest_problem(manifest):
         parse_time(manifest['started_at'])
     except ValueError:
         return 'has started_at %r, which is not a timestamp' % manifest['started_at']
-    names = [manifest['data']] + list(manifest['files'])
+    encryption = manifest.get('encryption')
+    if encryption is not None:
+        problem = encryption_problem(manifest)
+        if problem:
+            return problem
+    plain = encryption['files'] if encryption else manifest['files']
+    names = [manifest['data']] + list(manifest['files']) + list(plain)
     for name in names:
         problem = unsafe_path(name)
         if problem:
             return 'names file %r, %s' % (name, problem)
-    if manifest['format'] != 'directory' and manifest['data'] not in manifest['files']:
+    if manifest['format'] != 'directory' and manifest['data'] not in plain:
         return 'names data file %r that its file list does not have' % manifest['data']
-    for name, meta in manifest['files'].items():
+    for name, meta in list(manifest['files'].items()) + list(plain.items()):
         if not (isinstance(meta, dict) and isinstance(meta.get('size'), int) and isinstance(meta.get('sha256'), str)):
             return 'has no size and sha256 for file %r' % name
     tables = manifest.get('tables') or []
@@ -74,6 +80,30 @@ def manifest_problem(manifest):
                                                for t in tables):
         return 'has a table list without schema, name and rows'
     return None
+
+
+def encryption_problem(manifest):
+    """Why the ``encryption`` block of an encrypted set (encryption.encrypt_set) cannot be used, or None: every
+    plaintext file must be stored as exactly one ``<name><suffix>`` and nothing else."""
+    encryption = manifest['encryption']
+    if not isinstance(encryption, dict) or encryption.get('method') != 'age':
+        return 'has an encryption block this collection cannot decrypt (age only)'
+    recipients = encryption.get('recipients')
+    if not (isinstance(recipients, list) and recipients and all(isinstance(r, str) for r in recipients)):
+        return 'names no age recipients for its encryption'
+    if not isinstance(encryption.get('files'), dict) or not isinstance(encryption.get('size_bytes'), int):
+        return 'has no plaintext file list in its encryption block'
+    suffix = encryption.get('suffix')
+    if not isinstance(suffix, str) or not suffix:
+        return 'has no file suffix in its encryption block'
+    if sorted(rel + suffix for rel in encryption['files']) != sorted(manifest['files']):
+        return 'lists encrypted files that differ from its plaintext file list'
+    return None
+
+
+def plaintext_files(manifest):
+    """{name: {size, sha256}} of the set's plaintext (an encrypted set's as it was before encryption)."""
+    return (manifest.get('encryption') or {}).get('files') or manifest.get('files') or {}
 
 
 def unsafe_path(name):
@@ -186,7 +216,9 @@ def scan(backup_dir, database=None, now=None):
             verified=None if verification is None else bool(verification.get('verified')),
             verified_at=(verification or {}).get('verified_at'), checksum=manifest.get('checksum'),
             group=manifest.get('group'), group_databases=manifest.get('group_databases') or [],
-            has_globals='globals.sql' in (manifest.get('files') or {}),
+            has_globals='globals.sql' in plaintext_files(manifest),
+            encrypted=bool(manifest.get('encryption')),
+            encryption_recipients=(manifest.get('encryption') or {}).get('recipients') or [],
         ))
     sets.sort(key=lambda entry: entry['started_at'], reverse=True)
     return sets, partials, invalid

@@ -13,6 +13,7 @@ is covered by the checksums a verify re-computes and must never change after pub
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ctypes
 import datetime
 import errno
 import fnmatch
@@ -160,6 +161,31 @@ def publish(partial, final):
             'backup set %s is published (complete and listed), but syncing its directory %s failed: %s; it may not '
             'survive a power loss. Check the filesystem, then verify the set with stackops.runbooks.pg_backup_verify'
             % (final, os.path.dirname(final), exc))
+
+
+RENAME_EXCHANGE = 2  # renameat2(2) flag, Linux 3.15+
+AT_FDCWD = -100
+
+
+class ExchangeNotSupported(BackupError):
+    """The filesystem (or the C library) cannot swap two directories in one step."""
+
+
+def exchange(first, second):
+    """Swap the directories ``first`` and ``second`` atomically (renameat2 RENAME_EXCHANGE): whoever looks, and a
+    crash at any moment, sees either both as they were or both swapped, never a name missing. The caller fsyncs
+    the parent directory to make the swap durable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        raise ExchangeNotSupported('the C library of this host has no renameat2 (glibc 2.28 or newer has it)')
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise ExchangeNotSupported('the filesystem of %s cannot swap two directories in one step (renameat2 '
+                                       'RENAME_EXCHANGE: %s)' % (os.path.dirname(first), os.strerror(code)))
+        raise OSError(code, os.strerror(code), first)
 
 
 def remove_tree(path):

@@ -1,16 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, stackops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""External programs of a backup: compressors, tool versions, and a pipeline streamed into a file."""
+"""External programs of a backup: compressors, tool versions, a pipeline streamed into a file, and a file fed
+into a program while it is hashed."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import hashlib
 import os
 import re
+import subprocess
+import tempfile
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, describe_os_error
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import CHUNK, Pipeline
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import CHUNK, Pipeline, widen_pipe
 
 
 # pg_dump before 16 compresses custom/directory output with zlib only.
@@ -45,6 +49,42 @@ def stream_to_file(stages, env, target, digest=None):
     if write_error is not None:
         raise BackupError(describe_os_error(write_error, target))
     return written, results
+
+
+def feed_hashed(argv, source, stdout=subprocess.DEVNULL):
+    """Run ``argv`` with the file ``source`` as its stdin, hashing the bytes while they are fed.
+
+    The bytes the program consumed are exactly the bytes hashed, so the caller can compare the digest with a
+    manifest without a second read. When the program dies early the rest of the file is still hashed, so a damaged
+    file is named by its checksum rather than by the program's complaint. Returns (sha256 hex, rc, stderr text);
+    an unreadable ``source`` raises IOError/OSError.
+    """
+    digest = hashlib.sha256()
+    err = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=stdout, stderr=err, close_fds=True)
+        widen_pipe(proc.stdin)
+        feeding = True
+        try:
+            with open(source, 'rb') as handle:
+                for chunk in iter(lambda: handle.read(CHUNK), b''):
+                    digest.update(chunk)
+                    if feeding:
+                        try:
+                            proc.stdin.write(chunk)
+                        except (IOError, OSError):
+                            feeding = False
+        finally:
+            try:
+                proc.stdin.close()  # EOF for the program, also when reading failed
+            except (IOError, OSError):
+                pass
+            rc = proc.wait()
+        err.seek(0)
+        detail = err.read().decode('utf-8', 'replace').strip()
+    finally:
+        err.close()
+    return digest.hexdigest(), rc, detail
 
 
 def compressor_argv(module, method, level, decompress=False):

@@ -57,6 +57,28 @@ def save_state(path, state):
     os.rename(tmp, path)
 
 
+def run_view(state, run_id):
+    """What the state file knows about run ``run_id``: the deliveries already made for it and the status before it.
+
+    A retry of a run (same id) keeps the status of the run before it, except that a failure this run already paged
+    counts as the previous status: its good retry sends "recovered", so the page is closed and never left open.
+    """
+    if not run_id or state.get('run_id') != run_id:
+        return set(), state.get('status')
+    sent = set(state.get('sent') or [])
+    previous = state.get('previous_status')
+    if state.get('status') == 'failed' and 'failure' in sent:
+        previous = 'failed'
+    return sent, previous
+
+
+def started_state(state, run_id, sent):
+    """The state after a start ping of ``run_id``: a new run remembers the status of the run before it."""
+    if state.get('run_id') == run_id:
+        return dict(state, sent=sorted(sent))
+    return dict(state, run_id=run_id, sent=sorted(sent), previous_status=state.get('status'))
+
+
 def events_for(status, previous, notify_on):
     """The notification events of a finished run with ``status`` after a run with ``previous`` status."""
     failed = status == 'failed'

@@ -53,12 +53,12 @@ except ImportError:
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    MANIFEST, VERIFICATION, BackupError, isoformat, parse_time, utcnow, valid_backup_id)
+    MANIFEST, VERIFICATION, BackupError, isoformat, utcnow, valid_backup_id)
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import MIB, copy_entry
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import CHUNK
 
 MARKER = 'stackops-copy.json'
 COPY_FORMAT = 1
-MIB = 1024 * 1024
 MIN_PART = 5 * MIB  # S3's smallest part (all but the last)
 AUTH_CODES = ('InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'ExpiredToken', 'InvalidToken',
               'AuthorizationHeaderMalformed', 'InvalidClientTokenId', 'UnrecognizedClientException')
@@ -281,14 +281,7 @@ class S3Target(object):
                 continue
             if database is not None and marker.get('database') != database:
                 continue
-            started = parse_time(marker['started_at'])
-            sets.append(dict(
-                id=backup_id, database=marker['database'], started_at=marker['started_at'],
-                finished_at=marker.get('finished_at'), age_seconds=int((now - started).total_seconds()),
-                size_bytes=marker.get('size_bytes'), remote_size_bytes=marker.get('remote_size_bytes'),
-                verified=bool(marker.get('verified')), copied_at=marker.get('copied_at'),
-                checksum=marker.get('checksum'), encrypted=bool(marker.get('encryption')),
-                location=self.label))
+            sets.append(copy_entry(backup_id, marker, self.label, now))
         sets.sort(key=lambda entry: entry['started_at'], reverse=True)
         return sets, unfinished
 
@@ -438,17 +431,65 @@ class S3Target(object):
                     problems.append('%s: sha256 %s, copy says %s' % (key, digest, meta['sha256']))
         return problems
 
+    def versioned(self):
+        """True when the bucket keeps versions (always so with Object Lock): a plain delete only hides an object."""
+        if getattr(self, '_versioned', None) is None:
+            try:
+                status = self.client.get_bucket_versioning(Bucket=self.bucket).get('Status')
+            except ClientError:
+                status = None  # servers without versioning support
+            except BotoCoreError as exc:
+                raise self.fail(exc, 'reading the versioning of bucket %s' % self.bucket)
+            self._versioned = status in ('Enabled', 'Suspended')
+        return self._versioned
+
+    def versions(self, prefix):
+        """(key, version id) of every version and delete marker below ``prefix``."""
+        out, kwargs = [], dict(Bucket=self.bucket, Prefix=prefix)
+        while True:
+            page = self.call('listing the versions below %s' % prefix, 'list_object_versions', **kwargs)
+            for entry in (page.get('Versions') or []) + (page.get('DeleteMarkers') or []):
+                out.append((entry['Key'], entry['VersionId']))
+            if not page.get('IsTruncated'):
+                return out
+            kwargs.update(KeyMarker=page.get('NextKeyMarker'), VersionIdMarker=page.get('NextVersionIdMarker'))
+
+    def locks(self, prefix, now=None):
+        """Objects below ``prefix`` that S3 Object Lock keeps from deletion now: [{key, mode, until, legal_hold}]."""
+        now = now or utcnow()
+        found = []
+        for entry in self.list_keys(prefix):
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=entry['key'])
+            except (BotoCoreError, ClientError) as exc:
+                raise self.fail(exc, 'reading the lock of %s' % entry['key'])
+            until = head.get('ObjectLockRetainUntilDate')
+            hold = head.get('ObjectLockLegalHoldStatus') == 'ON'
+            if hold or (until is not None and until > now):
+                found.append(dict(key=entry['key'], mode=head.get('ObjectLockMode'), legal_hold=hold,
+                                  until=isoformat(until) if until is not None else None))
+        return found
+
     def delete_set(self, backup_id):
         """Delete one copy: the marker first (it stops counting at once), then its objects and unfinished uploads.
-        Returns the keys that could not be deleted (e.g. under Object Lock retention)."""
-        prefix = self.set_prefix(backup_id)
+        In a versioned bucket every version goes, so nothing is left behind hidden. Returns the keys that could not
+        be deleted (e.g. under Object Lock retention)."""
+        return self.delete_prefix(self.set_prefix(backup_id), MARKER)
+
+    def delete_prefix(self, prefix, marker_name=None):
         refused = []
-        marker_key = prefix + MARKER
-        keys = [entry['key'] for entry in self.list_keys(prefix)]
-        ordered = ([marker_key] if marker_key in keys else []) + [k for k in keys if k != marker_key]
-        for key in ordered:
+        marker_key = prefix + marker_name if marker_name else None
+        if self.versioned():
+            entries = self.versions(prefix)
+        else:
+            entries = [(entry['key'], None) for entry in self.list_keys(prefix)]
+        ordered = [e for e in entries if e[0] == marker_key] + [e for e in entries if e[0] != marker_key]
+        for key, version in ordered:
+            kwargs = dict(Bucket=self.bucket, Key=key)
+            if version is not None:
+                kwargs['VersionId'] = version
             try:
-                self.client.delete_object(Bucket=self.bucket, Key=key)
+                self.client.delete_object(**kwargs)
             except ClientError as exc:
                 refused.append('%s (%s)' % (key, (exc.response.get('Error') or {}).get('Code', '?')))
             except BotoCoreError as exc:
@@ -494,7 +535,34 @@ def marker_for(manifest, verification, objects, encryption, remote_size):
         started_at=manifest['started_at'], finished_at=manifest['finished_at'],
         size_bytes=manifest['size_bytes'], remote_size_bytes=remote_size, checksum=manifest.get('checksum'),
         verified=bool((verification or {}).get('verified')), verified_at=(verification or {}).get('verified_at'),
-        copied_at=isoformat(utcnow()), encryption=encryption, objects=objects)
+        copied_at=isoformat(utcnow()), encryption=encryption, objects=objects,
+        # An --all-databases set: remote retention keeps or deletes its group as a whole.
+        group=manifest.get('group'), group_databases=manifest.get('group_databases') or [])
+
+
+def copy_groups(sets):
+    """Complete copies of --all-databases groups (newest first): {id, started_at, sets (ids), databases, missing,
+    complete, verified}. A group is verified only when it is complete and every one of its copies is verified."""
+    groups = {}
+    for entry in sets:
+        if not entry.get('group'):
+            continue
+        group = groups.setdefault(entry['group'], dict(id=entry['group'], started_at=entry['started_at'], sets=[],
+                                                       databases=[], planned=set(), all_verified=True))
+        group['started_at'] = min(group['started_at'], entry['started_at'])
+        group['planned'].update(entry.get('group_databases') or [])
+        if entry['database'] not in group['databases']:
+            group['databases'].append(entry['database'])
+        group['sets'].append(entry['id'])
+        group['all_verified'] = group['all_verified'] and bool(entry.get('verified'))
+    out = []
+    for group in groups.values():
+        missing = sorted(group.pop('planned') - set(group['databases']))
+        group.update(databases=sorted(group['databases']), missing=missing, complete=not missing)
+        group['verified'] = group.pop('all_verified') and not missing
+        out.append(group)
+    out.sort(key=lambda group: group['started_at'], reverse=True)
+    return out
 
 
 def object_name(rel, encrypted):

@@ -32,9 +32,13 @@ import sys
 import tempfile
 import time
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
+
 HBA_MARKER = '# stackops-pitr'
 DEFAULT_ROLE = 'stackops_pitr'
 DEFAULT_SLOT = 'stackops_pitr'
+# Barman's streaming_archiver_name default: the application_name its pg_receivewal connects with.
+SYNC_NAME = 'barman_receive_wal'
 RECOVERY_KEYS = ('restore_command', 'recovery_end_command', 'recovery_target_time', 'recovery_target_lsn',
                  'recovery_target_name', 'recovery_target_xid', 'recovery_target_immediate', 'recovery_target',
                  'recovery_target_action', 'recovery_target_inclusive', 'recovery_target_timeline')
@@ -126,6 +130,13 @@ def barman_server_conf(layout, params, info):
         'backup_compression = %s' % params['compression'],
         'backup_compression_location = server',
         'backup_compression_format = tar',
+    ]
+    if params['compression'] == 'zstd':
+        # Single-threaded server-side zstd is what bounds a base backup (benchmarks/README.md: about 1.7x faster
+        # with two workers on 2 CPUs). PostgreSQL 15 runs the workers as threads of the walsender; two at most, so
+        # a backup never takes more than two CPUs from the database host.
+        lines.append('backup_compression_workers = %d' % min(2, os.cpu_count() or 1))
+    lines += [
         'staging_path = %s' % layout.staging,
         'staging_location = local',
         'retention_policy = RECOVERY WINDOW OF %d DAYS' % params['recovery_window_days'],
@@ -309,6 +320,7 @@ def physical_catalog(layout):
         info = parse_backup_info(os.path.join(meta, name))
         backup_id = info.get('backup_id') or name[:-len('-backup.info')]
         record = verification_record(layout, backup_id)
+        ended = parse_ts(info.get('end_time'))
         sets.append(dict(
             id=backup_id, kind='physical', status=info.get('status'),
             begin_time=iso(parse_ts(info.get('begin_time'))), end_time=iso(parse_ts(info.get('end_time'))),
@@ -318,6 +330,8 @@ def physical_catalog(layout):
             path=os.path.join(layout.server_home, 'base', backup_id),
             verified=None if record is None else bool(record.get('verified')),
             verified_at=(record or {}).get('verified_at'),
+            # The set is consistent as of its end: that is the age an RPO judgement compares.
+            age_seconds=None if ended is None else int(time.time() - ended),
         ))
     sets.sort(key=lambda entry: entry['begin_time'] or '', reverse=True)
     return sets
@@ -372,6 +386,92 @@ def recovery_window(layout, now=None):
     return dict(earliest=earliest, latest=latest, backups=sets, wal=wal)
 
 
+WAL_SEGMENT_BYTES = 16 * 1024 * 1024
+
+
+def archive_disk(layout, segment_bytes=WAL_SEGMENT_BYTES):
+    """Free space where the receiver writes. pg_receivewal preallocates each segment in full before it writes a
+    byte of it, so less than one segment free stops the receiver at the next segment boundary."""
+    path = layout.server_home
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    stat = os.statvfs(path)
+    free = stat.f_bavail * stat.f_frsize
+    return dict(path=path, free_bytes=free, total_bytes=stat.f_blocks * stat.f_frsize,
+                segment_bytes=segment_bytes, full=free < segment_bytes)
+
+
+def receiver_error(layout, tail_bytes=262144):
+    """The error the last receive-wal of this server logged (pg_receivewal's own words first), or None."""
+    try:
+        with open(layout.log, 'rb') as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - tail_bytes))
+            lines = handle.read().decode('utf-8', 'replace').splitlines()
+    except (IOError, OSError):
+        return None
+    started = 'Starting receive-wal for server %s' % layout.server
+    last_start = max((i for i, line in enumerate(lines) if started in line), default=None)
+    if last_start is None:
+        return None
+    pid = re.search(r'\[(\d+)\]', lines[last_start])
+    own = [line for line in lines[last_start:] if pid is None or '[%s]' % pid.group(1) in line]
+    errors = [line for line in own if 'pg_receivewal: error:' in line and 'disconnected' not in line]
+    errors = errors or [line for line in own if ' ERROR: ' in line]
+    if not errors:
+        return None
+    text = re.sub(r'^\S+ \S+ \[\d+\] \S+ (INFO|ERROR): ', '', errors[0]).strip()
+    return text[len(layout.server) + 2:] if text.startswith(layout.server + ': ') else text
+
+
+def receiver_problems(layout, alive, disk, error=None, retained_bytes=None, synchronous=False):
+    """What is wrong with the WAL stream, each with what to do next (for `pitr status` and `pitr enable`)."""
+    problems = []
+    if synchronous and alive is False:
+        problems.append(
+            'commits are waiting: synchronous receiving is on (synchronous_standby_names = %s) and the WAL receiver '
+            'is down; restart it now with `stackops pitr enable`, or stop waiting with `stackops pitr enable -e '
+            'stackops_pitr_synchronous=false`' % SYNC_NAME)
+    kept = ('the slot keeps the WAL on the server meanwhile (%s bytes so far, in the database\'s pg_wal: watch '
+            'that disk)' % retained_bytes) if retained_bytes is not None else 'the slot keeps the WAL on the server'
+    if disk['full']:
+        problems.append(
+            'the WAL archive disk at %s is full: %d bytes free, less than one %d-byte WAL segment, so the receiver '
+            'cannot start its next segment; free space there (or move stackops_pitr_dir to a bigger disk), then run '
+            '`stackops pitr enable` to restart the receiver; %s and the receiver catches up from it'
+            % (disk['path'], disk['free_bytes'], disk['segment_bytes'], kept))
+    if alive is False and not disk['full']:
+        problems.append(
+            'the WAL receiver of %s is not running%s; restart it with `stackops pitr enable` (or wait for the '
+            'stackops_pitr_cron_file entry, which runs `barman cron` every minute); %s, so no WAL is lost; if it does '
+            'not stay up see %s' % (layout.server, ' (last error: %s)' % error if error else '', kept, layout.log))
+    elif alive is False and error:
+        problems.append('the WAL receiver of %s stopped: %s' % (layout.server, error))
+    return problems
+
+
+def check_target_value(kind, value):
+    """Refuse a recovery target value that is missing or malformed before anything is read or touched."""
+    if kind != 'latest' and not value:
+        raise PitrError('target %s needs target_value' % kind)
+    if kind == 'time':
+        parse_ts(value)
+    elif kind == 'lsn':
+        try:
+            lsn_int(value)
+        except ValueError:
+            raise PitrError('%r is not an LSN; write it as PostgreSQL prints it, e.g. 0/5A0003B8' % value)
+
+
+def load_marks(layout):
+    """Restore points recorded by pg_restore_point in marks.json: {name: {lsn, time}}; {} when there are none."""
+    try:
+        with open(os.path.join(layout.root, 'marks.json')) as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return {}
+
+
 def choose_backup(sets, target_kind, target_value, lsn_of_target=None):
     """The newest DONE base backup that ends before the target (Barman's own rule, stated once for --check)."""
     done = [entry for entry in sets if entry['status'] == 'DONE']
@@ -421,6 +521,19 @@ def relocate_recovery_conf(data_dir, host_path, container_path):
     text = text.replace(host_path.rstrip('/') + '/', container_path.rstrip('/') + '/')
     with open(conf, 'w') as handle:
         handle.write(text)
+
+
+def drop_sync_receiver(data_dir):
+    """A recovered cluster starts without its receiver: a synchronous_standby_names naming it would make every
+    commit wait. `pitr enable` sets it again once the receiver streams."""
+    conf = os.path.join(data_dir, 'postgresql.auto.conf')
+    with open(conf) as handle:
+        lines = handle.readlines()
+    ours = ("synchronous_standby_names = '%s'" % SYNC_NAME, "synchronous_standby_names = '\"%s\"'" % SYNC_NAME)
+    kept = [line for line in lines if line.strip() not in ours]
+    if kept != lines:
+        with open(conf, 'w') as handle:
+            handle.writelines(kept)
 
 
 def strip_recovery_conf(data_dir):
@@ -499,6 +612,7 @@ class Docker(object):
         self.run(['run', '-d', '--name', name, '--network', 'none', '--user', '%d:%d' % (uid, gid),
                   '--label', 'stackops.pitr.scratch=1', '--stop-signal', 'SIGINT', '--stop-timeout', '120',
                   '-v', '%s:%s' % (source, target), '--entrypoint', 'sh', image, '-c', script, pgdata])
+        fault_point('pitr-scratch')
         try:
             deadline = time.time() + timeout
             query = ("SELECT pg_is_in_recovery(), (SELECT count(*) FROM pg_database), "

@@ -6,19 +6,17 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import hashlib
 import os
-import subprocess
-import tempfile
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import check_files
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, describe_os_error, remove_tree
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import EXTENSIONS, compressor_argv
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import EXTENSIONS, compressor_argv, feed_hashed
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import decrypt_set
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, conninfo_dbname, describe_target
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
     compare_tables, connect_for_stats, table_stats, user_tables)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import CHUNK, describe_rc, widen_pipe
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import select_toc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
     StreamFailed, StreamNotSupported, StreamingRestore, timed)
@@ -90,7 +88,13 @@ class RestoreSession(object):
         fed to the decompressor, so the bytes restored are exactly the bytes checked; every other file is hashed
         as usual. Returns the problems (empty: the set matches its manifest and the dump is ready).
         """
-        if self.streams:
+        if self.manifest.get('encryption'):
+            with timed(self.timings, 'decrypt'):
+                problems = self.decrypt()
+            # decrypt_set checked the ciphertext before and the plaintext after: a stream needs no more.
+            if problems or self.streams:
+                return problems
+        elif self.streams:
             with timed(self.timings, 'checksums'):
                 return check_files(self.set_dir, self.manifest)
         problems = check_files(self.set_dir, self.manifest, sizes_only=True)
@@ -102,6 +106,16 @@ class RestoreSession(object):
         problems = check_files(self.set_dir, self.manifest, known=known)
         if not problems:
             self.point_at_dump()
+        return problems
+
+    def decrypt(self):
+        """An encrypted set (pg_backup_encrypt) is decrypted into this session's scratch directory and restored from
+        there, as the plaintext set its manifest described before encryption. Returns the problems."""
+        dest = os.path.join(self.scratch_dir(), 'set')
+        os.mkdir(dest, 0o700)
+        problems, plain = decrypt_set(self.module, self.set_dir, self.manifest, self.params.get('age_identity_file'), dest)
+        if not problems:
+            self.set_dir, self.manifest = dest, plain
         return problems
 
     def compressed_outside_pg_dump(self):
@@ -119,41 +133,17 @@ class RestoreSession(object):
         data = os.path.join(self.set_dir, self.manifest['data'])
         method = self.manifest['compression']['method']
         target = os.path.join(self.scratch_dir(), self.manifest['data'][:-len(EXTENSIONS[method])])
-        digest = hashlib.sha256()
-        err = tempfile.TemporaryFile()
         try:
             with open(target, 'wb') as out:
-                proc = subprocess.Popen(compressor_argv(self.module, method, 0, decompress=True), stdin=subprocess.PIPE,
-                                        stdout=out, stderr=err, close_fds=True)
-                widen_pipe(proc.stdin)
-                feeding = True
-                try:
-                    with open(data, 'rb') as source:
-                        for chunk in iter(lambda: source.read(CHUNK), b''):
-                            digest.update(chunk)
-                            if feeding:
-                                try:
-                                    proc.stdin.write(chunk)
-                                except (IOError, OSError):
-                                    feeding = False  # the decompressor died; keep hashing to name a damaged file
-                finally:
-                    try:
-                        proc.stdin.close()  # EOF for the decompressor, also when reading failed
-                    except (IOError, OSError):
-                        pass
-                    rc = proc.wait()
-            err.seek(0)
-            detail = err.read().decode('utf-8', 'replace').strip()
+                digest, rc, detail = feed_hashed(compressor_argv(self.module, method, 0, decompress=True), data, out)
         except (IOError, OSError) as exc:
             raise BackupError('decompressing %s: %s' % (data, describe_os_error(exc, target)))
-        finally:
-            err.close()
         expected = ((self.manifest.get('files') or {}).get(self.manifest['data']) or {}).get('sha256')
         # A damaged file makes the decompressor fail too; the checksum mismatch is the better message for that.
-        if rc != 0 and digest.hexdigest() == expected:
+        if rc != 0 and digest == expected:
             raise BackupError('decompressing %s failed (%s): %s' % (data, describe_rc(rc), detail[-1000:]))
         self.staged = target
-        return digest.hexdigest()
+        return digest
 
     def stage(self):
         """Stage the dump without checking it (callers that checked the set under the same lock)."""
@@ -270,4 +260,5 @@ def restore_session_spec():
         streaming=dict(type='bool', default=True),
         no_owner=dict(type='bool', default=False),
         work_dir=dict(type='path'),
+        age_identity_file=dict(type='path'),
     )

@@ -19,7 +19,8 @@ description:
     O(slack_webhook_urls) (Slack-compatible text) and O(apprise_urls) (any service apprise supports). It pings
     O(ping_success_url) or O(ping_failure_url) (C(<ping_url>) or C(<ping_url>/fail)) on every run.
   - Keys of O(result) that name secrets (password, secret, token, key, credential) are replaced by C(<redacted>).
-  - A run id that was already notified of an event (a retried run) is not notified again.
+  - A run id that was already notified of an event (a retried run) is not notified again; a good retry of a run
+    whose failure was already paged sends V(recovered).
   - Never fails because a receiver is unreachable or answers with an error; every delivery's outcome is returned
     in RV(deliveries) and RV(undelivered).
 author:
@@ -144,8 +145,8 @@ previous_status:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.notify import (
-    apprise_send, events_for, load_state, post, redact, save_state, slack_payload, state_path, summary_line,
-    webhook_payload)
+    apprise_send, events_for, load_state, post, redact, run_view, save_state, slack_payload, started_state,
+    state_path, summary_line, webhook_payload)
 
 
 def ping_urls(params):
@@ -182,8 +183,7 @@ def main():
     path = state_path(params['state_dir'], params['procedure'], params['host'])
     state = load_state(path)
     run_id = params['run_id'] or None
-    sent = set(state.get('sent') or []) if run_id and state.get('run_id') == run_id else set()
-    previous = state.get('previous_status') if run_id and state.get('run_id') == run_id else state.get('status')
+    sent, previous = run_view(state, run_id)
     failed = params['status'] == 'failed'
     plan = []  # (kind, event, url, payload)
     events, duplicates = [], []
@@ -230,9 +230,9 @@ def main():
         except (IOError, OSError) as exc:
             module.warn('could not record the notification state in %s: %s; a later run may not say "recovered"'
                         % (path, exc))
-    elif not module.check_mode and sent and run_id:
+    elif not module.check_mode and deliveries and run_id:
         try:
-            save_state(path, dict(state, run_id=run_id, sent=sorted(sent), previous_status=state.get('status')))
+            save_state(path, started_state(state, run_id, sent))
         except (IOError, OSError) as exc:
             module.warn('could not record the notification state in %s: %s' % (path, exc))
     undelivered = [entry for entry in deliveries if entry.get('delivered') is False]

@@ -83,6 +83,14 @@ backups:
     rows:
       description: Rows counted in the manifest.
       type: int
+    encrypted:
+      description: Whether the set is encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)); C(size_bytes) is
+        then the size of the ciphertext.
+      type: bool
+    encryption_recipients:
+      description: The age recipients an encrypted set is encrypted to (empty otherwise).
+      type: list
+      elements: str
 in_progress:
   description: C(.partial) sets (being written now, or left by a killed run).
   returned: always

@@ -33,6 +33,9 @@ description:
     terminated, it is renamed away and the temporary database takes its name - and the old one is dropped or kept
     (O(keep_old)). Any failure before the swap leaves the original untouched, and the error says so.
   - Holds the per-database locks of the backed-up database and of the target, so no backup runs meanwhile.
+  - A set encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)) needs O(age_identity_file). Its key is checked
+    against the set's recipients before the target is inspected (also in check mode), then the ciphertext is checked,
+    decrypted into O(work_dir) and the plaintext checked before anything is created.
 author:
   - stackops maintainers (@stackops)
 options:
@@ -190,6 +193,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import LockSet
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     BackupError, ensure_backup_dir, scratch_name)
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import require_identity
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare, sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
@@ -288,6 +292,11 @@ def main():
         if params['require_verified'] and not (load_verification(set_dir) or {}).get('verified'):
             raise BackupError('backup %s has not been verified; verify it with stackops.runbooks.pg_backup_verify or set '
                               'require_verified=false to restore it anyway' % manifest['id'])
+        if manifest.get('encryption'):
+            # Before the target is inspected, created or dropped, and before the role stops any writer (it runs
+            # this module in check mode first).
+            stage = 'checking the decryption key'
+            require_identity(module, manifest, params['age_identity_file'])
         tables = expand_selection(manifest, tables)
         target = params['target_database'] or manifest['database']
         result.update(backup_id=manifest['id'], target_database=target)

@@ -23,6 +23,9 @@ description:
     would take. A custom-format dump is streamed (no decompressed copy, rows loaded over O(jobs) connections).
     Directory and plain formats restore from a file.
   - Holds the per-database lock of the backed-up database while it runs.
+  - A set encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)) is decrypted with O(age_identity_file) for the
+    trial restore (ciphertext checked before, plaintext after); a key that is not one of its recipients fails before
+    anything runs, and records nothing.
 author:
   - stackops maintainers (@stackops)
 options:
@@ -84,6 +87,11 @@ verified:
   description: Whether every check passed.
   returned: always
   type: bool
+encrypted:
+  description: Whether the set is encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)); it was decrypted with
+    O(age_identity_file) for the trial restore.
+  returned: when the set was found
+  type: bool
 backup_id:
   description: The set that was checked.
   returned: when a set was found
@@ -134,6 +142,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     BackupError, ensure_backup_dir, isoformat, mark_last_backup_verified, scratch_name, utcnow)
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import require_identity
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
@@ -185,7 +194,9 @@ def main():
     result = dict(changed=False, verified=False, differences=[])
     try:
         set_dir, manifest = find_set(params['backup_dir'], params['backup_id'], params['database'])
-        result.update(backup_id=manifest['id'], path=set_dir)
+        result.update(backup_id=manifest['id'], path=set_dir, encrypted=bool(manifest.get('encryption')))
+        if manifest.get('encryption') and params['trial_restore']:
+            require_identity(module, manifest, params['age_identity_file'])
         if module.check_mode:
             problems = check_files(set_dir, manifest)
             result.update(checksums_ok=not problems, differences=problems, verified=not problems and not params['trial_restore'],

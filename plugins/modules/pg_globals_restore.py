@@ -27,6 +27,11 @@ options:
     description: The set whose C(globals.sql) to replay (see M(stackops.runbooks.pg_backup_group_info)).
     type: str
     required: true
+  age_identity_file:
+    description:
+      - age identity (private key) file that decrypts the C(globals.sql) of a set encrypted at rest
+        (M(stackops.runbooks.pg_backup_encrypt)); the ciphertext is checked before, the plaintext after.
+    type: path
 requirements:
   - psycopg >= 3 on the managed host
 extends_documentation_fragment:
@@ -78,8 +83,10 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import common_module_spec, find_set
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
+    common_module_spec, find_set, plaintext_files)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, sha256_file
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import read_decrypted
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
     PgTools, connect, describe_target, from_sql_ascii, prepare)
@@ -133,22 +140,25 @@ def plan_script(script, roles, tablespaces):
 
 def main():
     spec = common_module_spec()
-    spec.update(backup_id=dict(type='str', required=True))
+    spec.update(backup_id=dict(type='str', required=True), age_identity_file=dict(type='path'))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     prepare(module)
     params = module.params
     target = describe_target(params)
     try:
         set_dir, manifest = find_set(params['backup_dir'], backup_id=params['backup_id'])
-        expected = (manifest.get('files') or {}).get(GLOBALS)
+        expected = plaintext_files(manifest).get(GLOBALS)
         path = os.path.join(set_dir, GLOBALS)
         if not expected:
             raise BackupError('backup %s holds no %s; take it with include_globals (stackops backup --all-databases '
                               'does) or restore the roles by hand' % (params['backup_id'], GLOBALS))
-        if not os.path.isfile(path) or sha256_file(path) != expected['sha256']:
+        if manifest.get('encryption'):
+            script = read_decrypted(module, set_dir, manifest, GLOBALS, params['age_identity_file'])
+        elif not os.path.isfile(path) or sha256_file(path) != expected['sha256']:
             raise BackupError('%s does not match the sha256 in its manifest; the set is damaged, use another one' % path)
-        with open(path, 'rb') as handle:
-            script = handle.read()
+        else:
+            with open(path, 'rb') as handle:
+                script = handle.read()
         before = server_state(params)
         roles = set(row[0] for row in before[0])
         tablespaces = set(row[0] for row in before[3])

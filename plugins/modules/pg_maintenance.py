@@ -362,10 +362,18 @@ class Maintenance(object):
                     'set allow_exclusive_locks=true inside a maintenance window%s' % (
                         self.params['operation'], describe_target(self.params, dbname), self.server_version,
                         ', or use concurrently=true' if self.params['operation'] == 'reindex' else ''))
-            selected, skipped = self.discover(conn, dbname)
+            # Sizing a table waits for its lock like any statement: without the timeouts a session holding an
+            # exclusive lock would hang even a check-mode run.
+            self.set_timeouts(conn)
+            try:
+                selected, skipped = self.discover(conn, dbname)
+            except psycopg.errors.LockNotAvailable as exc:
+                raise MaintenanceError(
+                    'sizing the tables of %s waited longer than lock_timeout=%s: %s; another session holds an '
+                    'exclusive lock (find it with stackops.runbooks.pg_connections), end it or retry later'
+                    % (describe_target(self.params, dbname), self.params['lock_timeout'], str(exc).strip()))
             self.skipped.extend(dict(database=t['database'], schema=t['schema'], table=t['table'],
                                      bloat_percent=t['bloat_percent'], reason=t['reason']) for t in skipped)
-            self.set_timeouts(conn)
             for table in selected:
                 statement = self.statement(table)
                 self.run_one(conn, table, statement.as_string(conn), statement)

@@ -73,6 +73,17 @@ options:
     description: When set, a cron entry here runs C(barman cron) every minute, which restarts the receiver after a
       crash and moves streamed WAL into the archive.
     type: path
+  synchronous:
+    description:
+      - Synchronous WAL receiving. V(true) sets C(synchronous_standby_names) to the receiver's application name
+        (C(barman_receive_wal)) and restarts the receiver, which Barman then runs as C(pg_receivewal --synchronous).
+        A commit then returns only once the receiver has flushed its WAL, so a lost database loses no committed
+        transaction.
+      - While the receiver is down every commit waits for it (reads go on). V(false) resets the setting if stackops
+        had set it; O(state=absent) always clears it before it stops the receiver.
+      - Refused when C(synchronous_standby_names) already names other standbys.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - stackops.runbooks.pitr
   - stackops.runbooks.postgres
@@ -148,8 +159,9 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, compose_command
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, pg_connection_spec, prepare, psycopg, sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    HBA_MARKER, Barman, Layout, PitrError, barman_global_conf, barman_server_conf, lock_held, passfile_line,
-    pitr_argument_spec, read_passfile_password, server_name_ok, write_if_changed)
+    HBA_MARKER, SYNC_NAME, Barman, Layout, PitrError, archive_disk, barman_global_conf, barman_server_conf, lock_held,
+    passfile_line, pitr_argument_spec, read_passfile_password, receiver_error, receiver_problems, server_name_ok,
+    write_if_changed)
 
 WANTED = (('wal_level', None), ('max_wal_senders', 10), ('max_replication_slots', 10))
 GRANT_FUNCTIONS = ('pg_backup_start(text, boolean)', 'pg_backup_stop(boolean)', 'pg_switch_wal()',
@@ -346,7 +358,9 @@ class Pitr(object):
         self.change('drop replication slot %s' % self.slot)
         if self.check:
             return
-        deadline = time.time() + 15
+        # barman receive-wal --stop ends barman, but its pg_receivewal child can keep streaming until the server
+        # ends the walsender: a short grace, then that.
+        deadline = time.time() + 3
         while self.scalar('SELECT active FROM pg_replication_slots WHERE slot_name = %s', (self.slot,)):
             if time.time() > deadline:
                 pid = self.scalar('SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s', (self.slot,))
@@ -384,13 +398,79 @@ class Pitr(object):
             return
         barman = Barman(self.module, self.layout)
         barman.run(['cron'], detach=True)
-        deadline = time.time() + 20
+        started = time.time()
+        deadline = started + 20
         while not self.receiver_alive():
-            if time.time() > deadline:
-                raise PitrError('the WAL receiver did not start streaming from slot %s within 20 s; run `%s` for '
-                                'the reason and see %s' % (self.slot, ' '.join(barman.argv(['check', self.layout.server])),
-                                                           self.layout.log))
+            disk = archive_disk(self.layout)
+            # A full disk: the receiver exits as soon as it needs a new segment; no point waiting the full 20 s.
+            if time.time() > deadline or (disk['full'] and time.time() > started + 3
+                                          and not lock_held(self.layout.receiver_lock())):
+                problems = receiver_problems(self.layout, False, disk, receiver_error(self.layout),
+                                             synchronous=self.sync_is_ours()[1])
+                raise PitrError('the WAL receiver did not start streaming from slot %s: %s; run `%s` for '
+                                'details' % (self.slot, '; '.join(problems),
+                                             ' '.join(barman.argv(['check', self.layout.server]))))
             time.sleep(0.3)
+
+    # -- synchronous receiving
+    def sync_is_ours(self):
+        current = (self.scalar('SHOW synchronous_standby_names') or '').strip()
+        return current, current in (SYNC_NAME, '"%s"' % SYNC_NAME)
+
+    def receiver_synchronous(self):
+        """Whether this server's pg_receivewal runs with --synchronous: Barman decides that when it starts it."""
+        streaming = '--directory=%s' % os.path.join(self.layout.server_home, 'streaming')
+        for pid in os.listdir('/proc'):
+            if not pid.isdigit():
+                continue
+            try:
+                with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+                    argv = handle.read().decode('utf-8', 'replace').split('\0')
+            except (IOError, OSError):
+                continue
+            if argv[0].endswith('pg_receivewal') and streaming in argv:
+                return '--synchronous' in argv
+        return False
+
+    def set_sync(self, on):
+        state = self.load_state()
+        if on:
+            self.act('set synchronous_standby_names = %s (ALTER SYSTEM): commits wait until the WAL receiver has '
+                     'flushed them' % SYNC_NAME, sql.SQL('ALTER SYSTEM SET synchronous_standby_names = {}').format(
+                         sql.Literal('"%s"' % SYNC_NAME)))
+        else:
+            self.act('reset synchronous_standby_names (ALTER SYSTEM RESET): commits no longer wait for the WAL '
+                     'receiver', 'ALTER SYSTEM RESET synchronous_standby_names')
+        if not self.check:
+            self.conn.execute('SELECT pg_reload_conf()')
+            state['synchronous'] = on
+            self.save_state(state)
+
+    def ensure_synchronous(self):
+        current, ours = self.sync_is_ours()
+        if not self.params['synchronous']:
+            if ours and self.load_state().get('synchronous'):
+                self.set_sync(False)
+            return
+        if current and not ours:
+            raise PitrError('synchronous_standby_names is already %r, not set by stackops; add %s to it yourself, or '
+                            'leave stackops_pitr_synchronous off' % (current, SYNC_NAME))
+        if not ours:
+            self.set_sync(True)
+        if self.receiver_synchronous():
+            return
+        self.change('restart the WAL receiver as pg_receivewal --synchronous')
+        if self.check:
+            return
+        Barman(self.module, self.layout).run(['receive-wal', '--stop', self.layout.server], check=False)
+        deadline = time.time() + 15
+        while lock_held(self.layout.receiver_lock()) and time.time() < deadline:
+            time.sleep(0.2)
+        self.ensure_receiver()
+        if not self.receiver_synchronous():
+            raise PitrError('the WAL receiver of %s did not start as pg_receivewal --synchronous; commits wait for it '
+                            'now: run `stackops pitr enable -e stackops_pitr_synchronous=false` to stop waiting, and '
+                            'see %s' % (self.layout.server, self.layout.log))
 
     def ensure_cron(self, present):
         path = self.params.get('cron_file')
@@ -417,10 +497,19 @@ class Pitr(object):
             return
         self.ensure_slot()
         self.ensure_cron(True)
+        if not self.params['synchronous']:
+            # Before the receiver: turning waiting off must work even when the receiver cannot start.
+            self.ensure_synchronous()
         if self.params['start_receiver']:
             self.ensure_receiver()
+            if self.params['synchronous']:
+                # Last: with the receiver streaming, so commits never wait for a receiver that is not there yet.
+                self.ensure_synchronous()
 
     def disable(self):
+        # First: once the receiver is gone, commits would wait for it forever.
+        if self.sync_is_ours()[1]:
+            self.set_sync(False)
         if os.path.exists(self.layout.server_conf) and lock_held(self.layout.receiver_lock()):
             self.change('stop the WAL receiver of %s' % self.layout.server)
             if not self.check:
@@ -460,6 +549,7 @@ def main():
         compression=dict(type='str', choices=['zstd', 'gzip', 'lz4'], default='zstd'),
         start_receiver=dict(type='bool', default=True),
         cron_file=dict(type='path'),
+        synchronous=dict(type='bool', default=False),
         compose_service=dict(type='str', default='postgres'),
     )
     spec.update(pg_connection_spec())

@@ -80,7 +80,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.compose import c
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, Docker, Layout, PitrError, compose_json, data_mount, physical_catalog, pitr_argument_spec,
     scratch_check_argument_spec,
-    relocate_recovery_conf, write_if_changed, chown_tree, iso)
+    relocate_recovery_conf, write_if_changed, chown_tree, iso, lock_held)
 
 
 def verify(module, layout, barman, backup):
@@ -139,10 +139,16 @@ def main():
     try:
         before = set(entry['id'] for entry in physical_catalog(layout))
         started = time.time()
+        receiving = lock_held(layout.receiver_lock())
         # cron first: it (re)starts the receiver the backup's WAL arrives through.
         barman.run(['cron'], detach=True)
         # Barman refuses a first backup until the archive holds WAL: close the current segment and wait for it.
-        barman.run(['switch-wal', '--force', '--archive', '--archive-timeout', '60', layout.server])
+        # Once the archive holds WAL (a non-empty WAL catalog <server>-xlog.db, xlog.db in older Barman: its own test)
+        # and the receiver was already running, the wait buys nothing: on an idle server it lasts until the next WAL
+        # record, up to 15 s.
+        archived = [os.path.join(layout.server_home, 'wals', name) for name in ('%s-xlog.db' % layout.server, 'xlog.db')]
+        if not (receiving and any(os.path.isfile(path) and os.path.getsize(path) > 0 for path in archived)):
+            barman.run(['switch-wal', '--force', '--archive', '--archive-timeout', '60', layout.server])
         rc, out, err = barman.run(['backup', '--wait', '--wait-timeout', '600', layout.server], check=False)
         new = [entry for entry in physical_catalog(layout) if entry['id'] not in before]
         if rc != 0 or not new or new[0]['status'] != 'DONE':

@@ -22,6 +22,9 @@ description:
     recovered data, the exchange is undone and the service started on its old data.
   - Everything before the swap only writes the new storage, so a failed or killed recovery leaves the running
     database as it was; a failed recovery removes the new storage again.
+  - One recovery of a server runs at a time (a lock in O(pitr_dir)). Each run first undoes what a recovery killed
+    before its swap left behind, found through the journal C(recovery.json) that is written before the new storage
+    is created (RV(cleaned_up)).
   - In check mode it reports the base backup and WAL range it would use and whether the target is inside the
     recoverable window, and changes nothing.
 author:
@@ -104,43 +107,38 @@ durations:
   description: Seconds spent recovering, checking and swapping.
   returned: success, not in check mode
   type: dict
+cleaned_up:
+  description: What a recovery killed before its swap had left and this run removed (its scratch container, its new
+    storage, Barman's staging copy), or, for one killed during its swap, the storage kept and recorded in
+    C(swaps.json); in check mode what would be done.
+  returned: always
+  type: list
+  elements: str
 '''
 
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, run_compose
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    Barman, Docker, Layout, PitrError, choose_backup, chown_tree, compose_json, data_mount, exchange_dirs, iso,
-    lsn_int, parse_ts, pitr_argument_spec, record_swap, recovery_window, relocate_recovery_conf,
-    scratch_check_argument_spec, strip_recovery_conf, utc_stamp)
-
-
-def load_marks(layout):
-    try:
-        with open(os.path.join(layout.root, 'marks.json')) as handle:
-            return json.load(handle)
-    except (IOError, OSError, ValueError):
-        return {}
+    Barman, Docker, Layout, PitrError, check_target_value, choose_backup, chown_tree, compose_json, data_mount,
+    drop_sync_receiver, exchange_dirs, iso, load_marks, parse_ts, pitr_argument_spec, record_swap, recovery_window,
+    relocate_recovery_conf, scratch_check_argument_spec, strip_recovery_conf, utc_stamp, write_if_changed)
 
 
 def plan(module, layout):
     params = module.params
     kind, value = params['target'], params.get('target_value')
-    if kind != 'latest' and not value:
-        raise PitrError('target %s needs target_value' % kind)
+    check_target_value(kind, value)
     window = recovery_window(layout)
     sets = window['backups']
-    if kind == 'time':
-        parse_ts(value)
-    elif kind == 'lsn':
-        try:
-            lsn_int(value)
-        except ValueError:
-            raise PitrError('%r is not an LSN; write it as PostgreSQL prints it, e.g. 0/5A0003B8' % value)
     if params.get('backup_id'):
         chosen = [entry for entry in sets if entry['id'] == params['backup_id']]
         if not chosen:
@@ -164,6 +162,98 @@ def plan(module, layout):
                 wal_partial=window['wal']['partial'])
 
 
+# --- one recovery at a time, and what a killed one left ------------------------------------------------------------
+
+def journal_path(layout):
+    return os.path.join(layout.root, 'recovery.json')
+
+
+def lock_recovery(layout):
+    """Held for the whole run; the kernel drops it with the process, so a kill -9 never leaves it stuck."""
+    path = os.path.join(layout.root, 'recovery.lock')
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError) as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise PitrError('another recovery of %s is running (it holds %s); wait for it to finish' % (
+                layout.server, path))
+        raise
+    return fd
+
+
+def write_journal(layout, entry):
+    write_if_changed(journal_path(layout), json.dumps(entry, indent=2, sort_keys=True) + '\n', mode=0o600)
+
+
+def drop_journal(layout):
+    if os.path.exists(journal_path(layout)):
+        os.unlink(journal_path(layout))
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def clean_leftovers(module, layout, docker):
+    """Undo what a recovery killed before its swap left (its scratch container, its new storage, Barman's staging
+    copy), from the journal it wrote before creating anything. A recovery killed during the swap is never undone:
+    its storage may hold the data from before, so it is recorded in swaps.json and kept for the operator."""
+    done = []
+    try:
+        with open(journal_path(layout)) as handle:
+            entry = json.load(handle)
+    except (IOError, OSError, ValueError):
+        entry = None
+    check = module.check_mode
+    if entry and entry.get('phase') == 'recover':
+        scratch = 'stackops-pitr-check-%s' % layout.server
+        if docker.run(['inspect', '--format', '{{.Id}}', scratch], check=False)[0] == 0:
+            done.append('remove scratch container %s of the recovery killed before its swap' % scratch)
+            if not check:
+                docker.run(['rm', '-f', scratch])
+        name = entry['storage']
+        if entry.get('kind') == 'volume':
+            rc, out, dummy = docker.run(['volume', 'inspect', '--format',
+                                         '{{index .Labels "stackops.pitr.server"}}', name], check=False)
+            if rc == 0 and out.strip() == layout.server:
+                done.append('remove volume %s left by the recovery killed before its swap (pid %s, started %s)'
+                            % (name, entry.get('pid'), entry.get('started')))
+                if not check:
+                    rc, out, err = docker.run(['volume', 'rm', name], check=False)
+                    if rc != 0:
+                        raise PitrError('cannot remove volume %s left by a killed recovery: %s; see which container '
+                                        'uses it (docker ps -a --filter volume=%s) and remove that first' % (
+                                            name, (err or out).strip(), name))
+        elif os.path.isdir(name) and '.pitr-' in os.path.basename(name):
+            done.append('remove directory %s left by the recovery killed before its swap (pid %s, started %s)'
+                        % (name, entry.get('pid'), entry.get('started')))
+            if not check:
+                shutil.rmtree(name)
+    elif entry and entry.get('phase') == 'swap':
+        done.append('kept %s: a recovery was killed during its swap, so it holds either the recovered or the previous '
+                    'data; recorded in %s, check it before you drop it' % (entry['storage'], layout.swaps))
+        if not check:
+            record_swap(layout, dict(at=iso(time.time()), service=entry.get('service'), live=entry.get('live'),
+                                     previous_data=entry['storage'], kind=entry.get('kind'), interrupted=True))
+    # Barman names its staging copies after its pid (barman-decompress<pid>): a dead pid's copy is garbage.
+    if os.path.isdir(layout.staging):
+        for name in sorted(os.listdir(layout.staging)):
+            match = re.match(r'^barman-[a-z-]+?(\d+)$', name)
+            if match and not pid_alive(int(match.group(1))):
+                done.append('remove Barman staging copy %s of a killed recovery' % os.path.join(layout.staging, name))
+                if not check:
+                    shutil.rmtree(os.path.join(layout.staging, name), ignore_errors=True)
+    if entry and not check:
+        drop_journal(layout)
+    return done
+
+
 def recover(module, layout, the_plan, docker, barman):
     params = module.params
     backup = the_plan['backup']
@@ -173,13 +263,16 @@ def recover(module, layout, the_plan, docker, barman):
     (kind, source, target), image = data_mount(config, service, pgdata)
     subpath = os.path.relpath(pgdata, target) if pgdata != target else ''
     stamp = utc_stamp()
+    new_name = ('%s-pitr-%s' % (source, stamp.lower()) if kind == 'volume'
+                else '%s.pitr-%s' % (source.rstrip('/'), stamp.lower()))
+    # Written before the storage exists: whatever a kill leaves from here on, the next run finds it by name.
+    write_journal(layout, dict(phase='recover', storage=new_name, kind=kind, live=source, service=service,
+                               pid=os.getpid(), started=iso(time.time())))
     if kind == 'volume':
-        new_name = '%s-pitr-%s' % (source, stamp.lower())
         new_root = docker.volume_create(new_name, {'stackops.pitr.server': layout.server,
                                                    'stackops.pitr.created': stamp})
         live_root = docker.volume_mountpoint(source)
     else:
-        new_name = '%s.pitr-%s' % (source.rstrip('/'), stamp.lower())
         os.makedirs(new_name, 0o700)
         new_root, live_root = new_name, (source if os.path.isdir(source) else None)
     dest = os.path.join(new_root, subpath) if subpath else new_root
@@ -201,8 +294,10 @@ def recover(module, layout, the_plan, docker, barman):
         else:
             args = ['recover']
         barman.run(args + [layout.server, backup['id'], dest])
+        fault_point('pitr-recover-copy')
         add_partial(layout, dest)
         relocate_recovery_conf(dest, dest, pgdata)
+        drop_sync_receiver(dest)
         if storage['live_dir'] and os.path.isdir(storage['live_dir']):
             stat = os.stat(storage['live_dir'])
             uid, gid = stat.st_uid, stat.st_gid
@@ -222,6 +317,7 @@ def recover(module, layout, the_plan, docker, barman):
             docker.run(['volume', 'rm', '-f', new_name], check=False)
         else:
             shutil.rmtree(new_name, ignore_errors=True)
+        drop_journal(layout)
         raise
     return storage, scratch, durations, (uid, gid)
 
@@ -247,6 +343,8 @@ def swap(module, layout, storage, owner):
     params = module.params
     service = params['compose_service']
     started = time.time()
+    write_journal(layout, dict(phase='swap', storage=storage['new'], kind=storage['kind'], live=storage['live'],
+                               service=service, pid=os.getpid(), started=iso(started)))
     run_compose(module, params, ['stop', service])
     if storage['live_dir'] is None or not os.path.isdir(storage['live_dir']):
         # The live storage is gone (lost disk, removed volume): let compose create it, then fill it.
@@ -268,9 +366,11 @@ def swap(module, layout, storage, owner):
         record_swap(layout, dict(at=iso(time.time()), service=service, live=storage['live'], undone=True,
                                  previous_data=storage['new'], kind=storage['kind']))
         run_compose(module, params, ['up', '-d', '--no-deps', '--wait', service], check_rc=False)
+        drop_journal(layout)
         raise PitrError('service %s did not become healthy on the recovered data (%s); the swap was undone and it '
                         'runs on its previous data again; the recovered data is in %s' % (
                             service, (err.strip() or out.strip())[-800:], storage['new']))
+    drop_journal(layout)
     set_aside_streaming(module, layout)
     return round(time.time() - started, 3)
 
@@ -305,27 +405,35 @@ def main():
     if not os.path.exists(layout.server_conf):
         module.fail_json(msg='PITR is not set up for %s (no %s); run `stackops pitr enable` and take a base backup '
                              'first' % (layout.server, layout.server_conf))
+    cleaned = []
     try:
+        docker = Docker(module)
+        if not module.check_mode:
+            lock_recovery(layout)
+        cleaned = clean_leftovers(module, layout, docker)
         the_plan = plan(module, layout)
         if the_plan['backup'] is None:
             raise PitrError('no complete base backup of %s ends before the target %s %s; earliest recoverable point '
                             'is %s' % (layout.server, the_plan['target'], the_plan['target_value'] or '',
                                        the_plan['earliest_recoverable']))
         if module.check_mode:
-            module.exit_json(changed=False, plan=the_plan, swapped=False)
+            module.exit_json(changed=False, plan=the_plan, swapped=False, cleaned_up=cleaned)
         if the_plan['target'] == 'time' and not the_plan['inside_window']:
             raise PitrError('target time %s is outside the recoverable window %s .. %s' % (
                 the_plan['target_value'], the_plan['earliest_recoverable'], the_plan['latest_recoverable']))
-        docker, barman = Docker(module), Barman(module, layout)
+        barman = Barman(module, layout)
         storage, scratch, durations, owner = recover(module, layout, the_plan, docker, barman)
         swapped = False
         if module.params['swap']:
             durations['swap'] = swap(module, layout, storage, owner)
             swapped = True
+        else:
+            # Checked and kept for the operator (RV(recovered_volume)): no longer a leftover to clean.
+            drop_journal(layout)
     except PitrError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), cleaned_up=cleaned)
     module.exit_json(changed=True, plan=the_plan, recovered_volume=storage['new'], scratch=scratch, swapped=swapped,
-                     durations=durations)
+                     durations=durations, cleaned_up=cleaned)
 
 
 if __name__ == '__main__':

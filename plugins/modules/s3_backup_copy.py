@@ -30,17 +30,18 @@ author:
   - stackops maintainers (@stackops)
 options:
   database:
-    description: Database whose sets are copied and whose copies retention prunes.
+    description:
+      - Database whose sets are copied and whose copies retention prunes. Copies that belong to an
+        C(--all-databases) group are left to O(group_id) runs, so single-set retention never breaks a group.
+      - One of O(database) and O(group_id) is required.
     type: str
-    required: true
-  backup_id:
-    description: Copy this set (it must be verified). Without it, O(sets) decides.
+  group_id:
+    description:
+      - Copy every set of this C(--all-databases) group (each holds the server's globals). The group must be
+        complete (a set of every database the run meant to back up) and every set verified.
+      - With O(retention), the policy counts whole groups on the target (a group is verified when complete and all
+        its copies are verified); a group is kept or deleted as a whole and the newest verified group is always kept.
     type: str
-  sets:
-    description: Without O(backup_id), copy the newest verified set (V(latest)) or every verified set not yet on the target (V(all)).
-    type: str
-    choices: [latest, all]
-    default: latest
   remote_check:
     description:
       - How the uploaded objects are checked before the copy counts. V(etag) compares sizes and the MD5 the server
@@ -49,7 +50,10 @@ options:
     choices: [etag, download]
     default: etag
   age_recipients:
-    description: age public keys (C(age1...)) to encrypt to before upload; empty sends the plaintext (still over TLS).
+    description:
+      - age public keys (C(age1...)) to encrypt to before upload; empty sends the plaintext (still over TLS).
+      - A set already encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)) is uploaded as it is, never
+        encrypted twice; the marker records C(encryption.at_rest) and the recipients of the set.
     type: list
     elements: str
     default: []
@@ -60,42 +64,19 @@ options:
     description: Upper limit of the upload rate in MiB/s; V(0) is unlimited.
     type: int
     default: 0
-  object_lock_mode:
-    description: S3 Object Lock mode for the new objects (the bucket must have Object Lock enabled).
-    type: str
-    choices: [GOVERNANCE, COMPLIANCE]
-  object_lock_days:
-    description: Days the new objects stay locked with O(object_lock_mode).
-    type: int
-    default: 0
-  retention:
-    description: Retention policy of the copies on this target; omit to keep every copy.
-    type: dict
-    suboptions:
-      keep_last:
-        description: Newest copies to keep.
-        type: int
-        default: 7
-      keep_daily:
-        description: Days with a copy to keep (the newest of each day).
-        type: int
-        default: 7
-      keep_weekly:
-        description: ISO weeks with a copy to keep.
-        type: int
-        default: 4
-      keep_monthly:
-        description: Months with a copy to keep.
-        type: int
-        default: 3
 extends_documentation_fragment:
   - stackops.runbooks.s3
+  - stackops.runbooks.s3.object_lock
+  - stackops.runbooks.offsite
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
 notes:
   - Check mode lists what would be copied and deleted, after reading the target; it uploads and deletes nothing.
-  - Objects under Object Lock that cannot be deleted yet are reported in RV(retention) (C(refused)), not as failures.
+  - A copy due for deletion whose objects are still under S3 Object Lock retention (or a legal hold) is kept whole
+    and reported in RV(retention) (C(locked), with the date the lock ends), not as a failure; objects the target
+    refuses to delete anyway are listed in C(refused). In a versioned bucket every version of a deleted copy is
+    deleted, so nothing stays behind hidden.
 seealso:
   - module: stackops.runbooks.s3_backup_info
   - module: stackops.runbooks.s3_backup_fetch
@@ -158,12 +139,20 @@ throughput_mib_per_second:
   type: float
 retention:
   description:
-    - Copies kept (C(kept), id to reasons), deleted (C(deleted)), unfinished copies removed (C(unfinished_removed))
-      and objects the target refused to delete (C(refused)).
+    - Copies kept (C(kept), id to reasons; with O(group_id) group id to reasons), deleted (C(deleted), with
+      O(group_id) the group ids, their set ids in C(deleted_sets)), unfinished copies removed
+      (C(unfinished_removed)), copies kept because of S3 Object Lock (C(locked), id with C(until), C(mode),
+      C(objects)) and objects the target refused to delete (C(refused)).
   returned: when O(retention) is given
   type: dict
+group_id:
+  description: The group copied, with O(group_id).
+  returned: when O(group_id) is given
+  type: str
 latest_verified:
-  description: Newest verified complete copy of O(database) on the target after this run (id, age_seconds), or V(null).
+  description:
+    - Newest verified complete copy of O(database) on the target after this run (id, age_seconds), or V(null).
+      With O(group_id), the newest verified complete group (id, age_seconds).
   returned: always
   type: dict
 rpo_seconds:
@@ -184,34 +173,15 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
     backup_dir_spec, catalog, load_manifest, load_verification)
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
-    retention_plan, retention_policy_problem, retention_policy_spec)
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    BackupError, ensure_backup_dir, slug, valid_backup_id)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import (
     EncryptionError, encrypt_file, normalize_recipients)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import (
-    MARKER, MIB, OffsiteError, S3Target, Throttle, check_digest, json_bytes, lock_from_params, lock_spec,
+    MARKER, OffsiteError, S3Target, Throttle, check_digest, copy_groups, json_bytes, lock_from_params, lock_spec,
     manifest_files, marker_for, object_name, s3_target_spec)
-
-
-def choose_sets(params, local_sets, remote_ids):
-    if params['backup_id']:
-        if not valid_backup_id(params['backup_id']):
-            raise BackupError('backup_id %r is not a backup id' % params['backup_id'])
-        chosen = [entry for entry in local_sets if entry['id'] == params['backup_id']]
-        if not chosen:
-            raise BackupError('backup %s of %s not found in %s; list the catalog with stackops.runbooks.pg_backup_info'
-                              % (params['backup_id'], params['database'], params['backup_dir']))
-        if not chosen[0]['verified']:
-            raise BackupError('backup %s is not verified; only verified sets are copied off-site. Verify it with '
-                              'stackops.runbooks.pg_backup_verify' % params['backup_id'])
-        return chosen
-    verified = [entry for entry in local_sets if entry['verified']]
-    if params['sets'] == 'latest':
-        return verified[:1]
-    return [entry for entry in verified if entry['id'] not in remote_ids]
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
+    age_of, checked_policy, choose_sets, copy_chosen, copy_spec, finish_copy_result, local_ids, newest_verified,
+    retention_decision, single_sets, unfinished_leftovers)
 
 
 def copy_set(module, params, target, entry, recipients, throttle, lock, totals):
@@ -220,6 +190,9 @@ def copy_set(module, params, target, entry, recipients, throttle, lock, totals):
     verification = load_verification(set_dir)
     if not (verification or {}).get('verified'):
         raise BackupError('backup %s is no longer verified; it was not copied' % manifest['id'])
+    at_rest = manifest.get('encryption')
+    if at_rest:
+        recipients = []  # encrypted on the host already (pg_backup_encrypt): its files go up as they are, never twice
     staging = None
     objects = {}
     try:
@@ -249,49 +222,89 @@ def copy_set(module, params, target, entry, recipients, throttle, lock, totals):
         raise OffsiteError('the copy of %s on %s does not match what was sent (%s); it does not count as a copy. Run '
                            'the copy again' % (manifest['id'], target.label, '; '.join(problems[:5])))
     encryption = dict(method='age', recipients=recipients) if recipients else None
+    if at_rest:
+        # The objects are the set's own .age files and its readable manifest; a fetch downloads them as they are.
+        encryption = dict(method='age', recipients=at_rest['recipients'], at_rest=True)
     marker = marker_for(manifest, verification, objects, encryption,
                         sum(meta['size'] for meta in objects.values()))
     target.put_bytes(target.key(manifest['id'], MARKER), json_bytes(marker), lock)
 
 
-def prune(module, params, target, local_ids):
-    policy = params['retention']
-    problem = retention_policy_problem(policy)
-    if problem:
-        raise BackupError(problem)
+def prune(module, params, target, local):
+    policy = checked_policy(params['retention'])
     sets, unfinished = target.catalog(params['database'])
-    keep, doomed = retention_plan(sets, policy['keep_last'], policy['keep_daily'], policy['keep_weekly'],
-                                  policy['keep_monthly'])
-    result = dict(kept=keep, deleted=[], unfinished_removed=[], refused=[])
+    keep, doomed = retention_decision(single_sets(sets), policy)
+    result = dict(kept=keep, deleted=[], unfinished_removed=[], refused=[], locked=[])
     for backup_id in doomed:
+        if held_by_lock(target, [backup_id], backup_id, result):
+            continue
         if not module.check_mode:
             result['refused'].extend(target.delete_set(backup_id))
         result['deleted'].append(backup_id)
-    # An unfinished copy is resumed by the next run while its local set exists; without it, it is garbage.
-    own = slug(params['database']) + '-'
-    for entry in unfinished:
-        if entry['id'].startswith(own) and entry['id'] not in local_ids and 'problem' not in entry:
-            if not module.check_mode:
-                result['refused'].extend(target.delete_set(entry['id']))
-            result['unfinished_removed'].append(entry['id'])
+    remove_unfinished(module, target, unfinished_leftovers(unfinished, [params['database']], local), result)
     return result
+
+
+def held_by_lock(target, backup_ids, label, result):
+    """Keep (and report) a copy or group while S3 Object Lock still protects any of its objects: deleting the rest
+    would leave a broken copy behind."""
+    locks = []
+    for backup_id in backup_ids:
+        locks.extend(target.locks(target.set_prefix(backup_id)))
+    if not locks:
+        return False
+    until = max(entry['until'] or '' for entry in locks) or None
+    result['locked'].append(dict(id=label, until=until, mode=locks[0]['mode'], objects=len(locks),
+                                 legal_hold=any(entry['legal_hold'] for entry in locks)))
+    result['kept'].setdefault(label, []).append('object lock until %s' % (until or 'its legal hold is removed'))
+    return True
+
+
+def prune_groups(module, params, target, local):
+    policy = checked_policy(params['retention'])
+    sets, unfinished = target.catalog()
+    groups = copy_groups(sets)
+    keep, doomed = retention_decision(groups, policy)
+    result = dict(kept=keep, deleted=[], deleted_sets=[], unfinished_removed=[], refused=[], locked=[])
+    by_id = dict((group['id'], group) for group in groups)
+    for group_id in doomed:
+        members = by_id[group_id]['sets']
+        if held_by_lock(target, members, group_id, result):
+            continue
+        if not module.check_mode:
+            for backup_id in members:
+                result['refused'].extend(target.delete_set(backup_id))
+        result['deleted'].append(group_id)
+        result['deleted_sets'].extend(members)
+    databases = set()
+    for group in groups:
+        databases.update(group['databases'])
+    remove_unfinished(module, target, unfinished_leftovers(unfinished, sorted(databases), local), result)
+    return result
+
+
+def remove_unfinished(module, target, leftovers, result):
+    for backup_id in leftovers:
+        if not module.check_mode:
+            result['refused'].extend(target.delete_set(backup_id))
+        result['unfinished_removed'].append(backup_id)
 
 
 def main():
     spec = s3_target_spec()
     spec.update(backup_dir_spec())
     spec.update(lock_spec())
+    spec.update(copy_spec())
     spec.update(
-        database=dict(type='str', required=True),
-        backup_id=dict(type='str'),
-        sets=dict(type='str', choices=['latest', 'all'], default='latest'),
+        database=dict(type='str'),
+        group_id=dict(type='str'),
         remote_check=dict(type='str', choices=['etag', 'download'], default='etag'),
         age_recipients=dict(type='list', elements='str', default=[]),
         staging_dir=dict(type='path'),
         max_bandwidth_mib=dict(type='int', default=0),
-        retention=dict(type='dict', options=retention_policy_spec()),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_one_of=[('database', 'group_id')],
+                           mutually_exclusive=[('group_id', 'backup_id')])
     params = module.params
     clock = time.monotonic()
     result = dict(changed=False, copied=[], present=[], uploaded_bytes=0, resumed_bytes=0,
@@ -301,42 +314,30 @@ def main():
         result.update(target=target.label, target_name=target.name)
         recipients = normalize_recipients(params['age_recipients'])
         lock = lock_from_params(params)
-        local_sets, partials = catalog(params['backup_dir'], params['database'])
-        remote_sets, dummy = target.catalog(params['database'])
+        local_sets, partials = catalog(params['backup_dir'], None if params['group_id'] else params['database'])
+        remote_sets, dummy = target.catalog(None if params['group_id'] else params['database'])
         remote_ids = set(entry['id'] for entry in remote_sets)
         chosen = choose_sets(params, local_sets, remote_ids)
         throttle = Throttle(params['max_bandwidth_mib'])
         totals = dict(uploaded=0, resumed=0)
-        for entry in chosen:
-            if entry['id'] in remote_ids:
-                result['present'].append(entry['id'])
-                continue
-            result['copied'].append(entry['id'])
-            if module.check_mode:
-                continue
-            ensure_backup_dir(params['backup_dir'])
-            with DatabaseLock(params['backup_dir'], params['database'], 'offsite copy', params['lock_timeout']):
-                if not os.path.isdir(entry['path']):
-                    raise BackupError('backup %s was deleted before it could be copied' % entry['id'])
-                copy_set(module, params, target, entry, recipients, throttle, lock, totals)
+        copy_chosen(module, params, chosen, remote_ids, result,
+                    lambda entry: copy_set(module, params, target, entry, recipients, throttle, lock, totals))
         result.update(uploaded_bytes=totals['uploaded'], resumed_bytes=totals['resumed'])
         if params['retention'] is not None:
-            local_ids = set(entry['id'] for entry in local_sets) | set(entry['id'] for entry in partials)
-            result['retention'] = prune(module, params, target, local_ids)
-        remote_sets, dummy = target.catalog(params['database'])
-        newest = [entry for entry in remote_sets if entry['verified']][:1]
-        result['latest_verified'] = dict(id=newest[0]['id'], age_seconds=newest[0]['age_seconds']) if newest else None
-        result['rpo_seconds'] = newest[0]['age_seconds'] if newest else None
+            result['retention'] = (prune_groups if params['group_id'] else prune)(
+                module, params, target, local_ids(local_sets, partials))
+        if params['group_id']:
+            result['group_id'] = params['group_id']
+            remote_sets, dummy = target.catalog()
+            result.update(newest_verified(
+                [dict(group, age_seconds=age_of(group['started_at'])) for group in copy_groups(remote_sets)]))
+        else:
+            result.update(newest_verified(target.catalog(params['database'])[0]))
     except (BackupError, EncryptionError) as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
-        module.fail_json(msg='off-site copy of %s failed: %s' % (params['database'], exc), **result)
-    elapsed = time.monotonic() - clock
-    result['changed'] = bool(result['copied'] or (result.get('retention') or {}).get('deleted')
-                             or (result.get('retention') or {}).get('unfinished_removed'))
-    result['duration_seconds'] = round(elapsed, 3)
-    if result['uploaded_bytes']:
-        result['throughput_mib_per_second'] = round(result['uploaded_bytes'] / MIB / max(elapsed, 0.001), 1)
-    module.exit_json(**result)
+        what = ('backup group %s' % params['group_id']) if params['group_id'] else params['database']
+        module.fail_json(msg='off-site copy of %s failed: %s' % (what, exc), **result)
+    module.exit_json(**finish_copy_result(result, time.monotonic() - clock))
 
 
 if __name__ == '__main__':

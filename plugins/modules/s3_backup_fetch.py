@@ -23,25 +23,18 @@ description:
 author:
   - stackops maintainers (@stackops)
 options:
-  database:
-    description: Database whose newest verified copy is fetched when O(backup_id) is not given.
+  group_id:
+    description:
+      - Fetch every set of this C(--all-databases) group (V(latest) - the newest complete verified group on the
+        target), for C(stackops restore --all-databases --from-remote). The group must be complete there; every
+        key is checked before the first download, and each set is checked and published as above.
     type: str
-  backup_id:
-    description: Copy to fetch.
-    type: str
-  dest:
-    description: Directory to place the set in (created if missing); use a work directory, not the backup dir of a live host.
-    type: path
-    required: true
   age_identity_file:
     description: age identity (private key) file to decrypt an encrypted copy with.
     type: path
-  require_verified:
-    description: Refuse copies of sets that were not verified before they were copied.
-    type: bool
-    default: true
 extends_documentation_fragment:
   - stackops.runbooks.s3
+  - stackops.runbooks.offsite.fetch
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
 notes:
@@ -73,10 +66,19 @@ EXAMPLES = r'''
 RETURN = r'''
 backup_id:
   description: The set fetched.
-  returned: when a copy was found
+  returned: when a copy was found and O(group_id) is not given
   type: str
+group_id:
+  description: The group fetched.
+  returned: when O(group_id) is given and a group was found
+  type: str
+backup_ids:
+  description: The sets fetched (with O(group_id), every set of the group).
+  returned: when a copy was found
+  type: list
+  elements: str
 path:
-  description: Directory of the set in O(dest).
+  description: Directory of the set in O(dest) (with O(group_id), O(dest)).
   returned: when a copy was found
   type: str
 target:
@@ -109,13 +111,14 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import check_files, load_manifest
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    MANIFEST, PARTIAL_SUFFIX, BackupError, publish, remove_tree, valid_backup_id)
+    PARTIAL_SUFFIX, BackupError, remove_tree, valid_backup_id)
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import (
     EncryptionError, decrypt_file, identity_recipients)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import (
-    MARKER, MIB, OffsiteError, S3Target, s3_target_spec)
+    MARKER, OffsiteError, S3Target, copy_groups, s3_target_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
+    fetch_spec, publish_fetched, require_verified_copy, reusable_set, timed)
 
 
 def choose(params, target):
@@ -140,8 +143,8 @@ def choose(params, target):
 
 def check_key(module, params, marker):
     encryption = marker.get('encryption')
-    if not encryption:
-        return None
+    if not encryption or (encryption.get('at_rest') and not params['age_identity_file']):
+        return None  # a set encrypted at rest comes down as it is; pg_backup_restore checks the key before anything
     if encryption.get('method') != 'age':
         raise EncryptionError('copy %s is encrypted with %r, this collection decrypts age only' % (
             marker['id'], encryption.get('method')))
@@ -151,7 +154,7 @@ def check_key(module, params, marker):
         raise EncryptionError('copy %s is encrypted to the age recipients %s, but identity file %s holds the keys of %s; '
                               'give the identity file of one of those recipients. Nothing was downloaded or touched'
                               % (marker['id'], ', '.join(wanted), params['age_identity_file'], ', '.join(mine) or 'none'))
-    return params['age_identity_file']
+    return None if encryption.get('at_rest') else params['age_identity_file']
 
 
 def fetch(module, params, target, marker, identity, partial):
@@ -177,74 +180,101 @@ def fetch(module, params, target, marker, identity, partial):
     return downloaded
 
 
+def choose_group(params, target):
+    sets, dummy = target.catalog()
+    groups = copy_groups(sets)
+    if params['group_id'] == 'latest':
+        picked = [group for group in groups if group['complete'] and (group['verified'] or not params['require_verified'])]
+        if not picked:
+            raise OffsiteError('%s holds no complete %sbackup group; copy one with stackops backup --all-databases or '
+                               'give group_id' % (target.label, 'verified ' if params['require_verified'] else ''))
+    else:
+        picked = [group for group in groups if group['id'] == params['group_id']]
+        if not picked:
+            raise OffsiteError('%s holds no complete copy of backup group %s (groups there: %s)' % (
+                target.label, params['group_id'], ', '.join(group['id'] for group in groups) or 'none'))
+    group = picked[0]
+    if not group['complete']:
+        raise OffsiteError('the copy of backup group %s on %s is incomplete (no set of %s); pick another group' % (
+            group['id'], target.label, ', '.join(group['missing'])))
+    return group, [target.get_json(target.key(backup_id, MARKER)) for backup_id in group['sets']]
+
+
+def fetch_set(module, params, target, marker, identity, state):
+    """One copy into dest: reused when it is there and intact, else downloaded, checked and published."""
+    final = os.path.join(params['dest'], marker['id'])
+    state['path'] = final
+    if reusable_set(final):
+        return False, 'backup %s is already in %s and matches its manifest' % (marker['id'], params['dest'])
+    if module.check_mode:
+        return True, 'would download %s (%d bytes) from %s into %s' % (
+            marker['id'], marker.get('remote_size_bytes') or 0, target.label, final)
+    state['stage'] = 'downloading'
+    partial = final + PARTIAL_SUFFIX
+    remove_tree(partial)
+    os.makedirs(partial, mode=0o700)
+    state['downloaded'] += fetch(module, params, target, marker, identity, partial)
+    state['stage'] = 'checking the set against its manifest'
+    publish_fetched(partial, final, marker)
+    state['path'] = None
+    return True, 'downloaded %s from %s into %s and checked it against its manifest' % (
+        marker['id'], target.label, final)
+
+
 def main():
     spec = s3_target_spec()
+    spec.update(fetch_spec())
     spec.update(
-        database=dict(type='str'),
-        backup_id=dict(type='str'),
-        dest=dict(type='path', required=True),
+        group_id=dict(type='str'),
         age_identity_file=dict(type='path'),
-        require_verified=dict(type='bool', default=True),
     )
-    module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database')], supports_check_mode=True)
+    module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database', 'group_id')],
+                           mutually_exclusive=[('backup_id', 'group_id')], supports_check_mode=True)
     params = module.params
     clock = time.monotonic()
     result = dict(changed=False, downloaded_bytes=0, throughput_mib_per_second=0.0)
-    stage = 'choosing the copy'
+    state = dict(stage='choosing the copy', path=None, downloaded=0)
     try:
         target = S3Target(module, params)
         result.update(target=target.label, target_name=target.name)
-        marker = choose(params, target)
-        if params['require_verified'] and not marker.get('verified'):
-            raise OffsiteError('copy %s was not verified before it was copied; set require_verified=false to fetch it '
-                               'anyway' % marker['id'])
-        result.update(backup_id=marker['id'], encrypted=bool(marker.get('encryption')))
-        stage = 'checking the key'
-        identity = check_key(module, params, marker)
-        final = os.path.join(params['dest'], marker['id'])
-        result['path'] = final
-        if os.path.isdir(final):
-            problems = check_files(final, load_manifest(final))
-            if problems:
-                raise BackupError('%s already exists and does not match its manifest (%s); remove it and fetch again'
-                                  % (final, '; '.join(problems[:3])))
-            result['msg'] = 'backup %s is already in %s and matches its manifest' % (marker['id'], params['dest'])
-        elif module.check_mode:
-            result.update(changed=True, msg='would download %s (%d bytes) from %s into %s' % (
-                marker['id'], marker.get('remote_size_bytes') or 0, target.label, final))
+        if params['group_id']:
+            group, markers = choose_group(params, target)
+            result['group_id'] = group['id']
         else:
-            stage = 'downloading'
-            partial = final + PARTIAL_SUFFIX
-            remove_tree(partial)
-            os.makedirs(partial, mode=0o700)
-            result['downloaded_bytes'] = fetch(module, params, target, marker, identity, partial)
-            stage = 'checking the set against its manifest'
-            manifest = load_manifest(partial)
-            problems = check_files(partial, manifest)
-            if manifest.get('id') != marker['id'] or manifest.get('checksum') != marker.get('checksum'):
-                problems.append('%s describes %s (checksum %s), the copy is %s (checksum %s)' % (
-                    MANIFEST, manifest.get('id'), manifest.get('checksum'), marker['id'], marker.get('checksum')))
-            if problems:
-                raise OffsiteError('the downloaded set %s does not match its manifest (%s); refusing it, %s was not '
-                                   'published' % (marker['id'], '; '.join(problems[:5]), final))
-            publish(partial, final)
-            result.update(changed=True, msg='downloaded %s from %s into %s and checked it against its manifest' % (
-                marker['id'], target.label, final))
+            markers = [choose(params, target)]
+        for marker in markers:
+            if marker is None:
+                raise OffsiteError('a copy of group %s lost its marker while it was read; run the fetch again' % (
+                    result.get('group_id')))
+            require_verified_copy(params, marker)
+        result.update(backup_ids=[marker['id'] for marker in markers],
+                      encrypted=any(bool(marker.get('encryption')) for marker in markers))
+        if not params['group_id']:
+            result['backup_id'] = markers[0]['id']
+            result['path'] = os.path.join(params['dest'], markers[0]['id'])
+        else:
+            result['path'] = params['dest']
+        # Every key before the first download: a missing identity touches nothing.
+        state['stage'] = 'checking the key'
+        identities = [check_key(module, params, marker) for marker in markers]
+        messages = []
+        for marker, identity in zip(markers, identities):
+            state['stage'] = 'fetching %s' % marker['id']
+            changed, msg = fetch_set(module, params, target, marker, identity, state)
+            result['changed'] = result['changed'] or changed
+            messages.append(msg)
+        result['msg'] = '; '.join(messages)
+        result['downloaded_bytes'] = state['downloaded']
     except (BackupError, EncryptionError) as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
-        partial = result.get('path') and result['path'] + PARTIAL_SUFFIX
-        if partial and stage != 'checking the key':
-            remove_tree(partial)
-        module.fail_json(msg='fetching the off-site copy failed while %s: %s' % (stage, exc), **result)
+        if state['path'] and state['stage'] != 'checking the key':
+            remove_tree(state['path'] + PARTIAL_SUFFIX)
+        module.fail_json(msg='fetching the off-site copy failed while %s: %s' % (state['stage'], exc), **result)
     except (IOError, OSError) as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
         module.fail_json(msg='fetching the off-site copy failed while %s: %s; check free space and permissions of %s'
-                         % (stage, exc, params['dest']), **result)
-    elapsed = time.monotonic() - clock
-    result['duration_seconds'] = round(elapsed, 3)
-    if result['downloaded_bytes']:
-        result['throughput_mib_per_second'] = round(result['downloaded_bytes'] / MIB / max(elapsed, 0.001), 1)
-    module.exit_json(**result)
+                         % (state['stage'], exc, params['dest']), **result)
+    module.exit_json(**timed(result, time.monotonic() - clock, 'downloaded_bytes'))
 
 
 if __name__ == '__main__':

@@ -63,7 +63,8 @@ target:
 backups:
   description:
     - Complete copies, newest first (id, database, started_at, finished_at, age_seconds, size_bytes,
-      remote_size_bytes, verified, copied_at, checksum, encrypted, location).
+      remote_size_bytes, verified, copied_at, checksum, encrypted, group, group_databases, location); C(group) is
+      the C(--all-databases) group id of a grouped copy, else V(null).
   returned: always
   type: list
   elements: dict
@@ -97,6 +98,7 @@ rpo_seconds:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import MARKER, S3Target, s3_target_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import check_listed, listing_result
 
 
 def main():
@@ -115,23 +117,12 @@ def main():
             sets = [entry for entry in sets if entry['id'] == params['backup_id']]
         problems = {}
         if params['remote_check'] != 'none':
-            for entry in sets:
-                marker = target.get_json(target.key(entry['id'], MARKER))
-                found = target.check_copy(marker, deep=params['remote_check'] == 'download')
-                if found:
-                    problems[entry['id']] = found
-                entry['intact'] = not found
+            problems = check_listed(sets, lambda entry: target.check_copy(
+                target.get_json(target.key(entry['id'], MARKER)), deep=params['remote_check'] == 'download'))
     except BackupError as exc:
         module.fail_json(msg='listing the off-site copies failed: %s' % exc)
-    usable = [entry for entry in sets if entry['id'] not in problems]
-    latest = usable[:1]
-    verified = [entry for entry in usable if entry['verified']][:1]
-    module.exit_json(
-        changed=False, target=target.label, target_name=target.name, backups=sets, unfinished=unfinished,
-        problems=problems, ok=not problems,
-        latest=dict(id=latest[0]['id'], age_seconds=latest[0]['age_seconds']) if latest else None,
-        latest_verified=dict(id=verified[0]['id'], age_seconds=verified[0]['age_seconds']) if verified else None,
-        rpo_seconds=verified[0]['age_seconds'] if verified and params['database'] is not None else None)
+    module.exit_json(target=target.label, target_name=target.name,
+                     **listing_result(sets, unfinished, problems, params['database']))
 
 
 if __name__ == '__main__':

@@ -145,6 +145,20 @@ def test_lock_timeout_never_waits_behind_a_long_transaction(pg_cluster, db):
     assert res["actions"][0]["ran"] is False and "lock timeout" in res["actions"][0]["error"]
 
 
+def test_sizing_never_hangs_behind_an_exclusive_lock(pg_cluster, db):
+    holder = pg_cluster.connect(db)
+    holder.autocommit = False
+    holder.execute("LOCK TABLE big IN ACCESS EXCLUSIVE MODE")  # e.g. a migration's ALTER TABLE in flight
+    try:
+        res = run_module(MODULE, params(pg_cluster, db, operation="vacuum_full", allow_exclusive_locks=True,
+                                        lock_timeout="1s"), check=True, timeout=120)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert failed(res), res
+    assert "sizing the tables" in res["msg"] and "lock_timeout=1s" in res["msg"]
+
+
 def test_deadline_in_the_past_skips_all_work(pg_cluster, db):
     res = run_module(MODULE, params(pg_cluster, db, operation="vacuum_analyze", deadline="2000-01-01T00:00:00Z"))
     assert not failed(res), res

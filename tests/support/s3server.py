@@ -49,7 +49,10 @@ class S3Server:
                 "-master.telemetry=false", "-s3", "-s3.port=%d" % b, "-s3.port.grpc=%d" % (b + 5),
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.port=%d" % (b + 1),
                 "-master.port.grpc=%d" % (b + 6), "-volume.port=%d" % (b + 2), "-volume.port.grpc=%d" % (b + 7),
-                "-filer.port=%d" % (b + 3), "-filer.port.grpc=%d" % (b + 8), "-s3.config=%s" % config]
+                "-filer.port=%d" % (b + 3), "-filer.port.grpc=%d" % (b + 8), "-s3.config=%s" % config,
+                # Every bucket is a collection that grows 7 volumes at its first write; weed's default of 8 volumes
+                # leaves a second bucket (an Object Lock one) short ("Not enough data nodes found"). Sparse files.
+                "-volume.max=64"]
         (self.dir / "data").mkdir()
         self.log = open(self.dir / "weed.log", "wb")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)

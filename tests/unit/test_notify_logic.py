@@ -36,3 +36,16 @@ def test_multipart_etag_is_what_s3_computes():
     parts = [b"a" * 10, b"b" * 3]
     expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-2"
     assert multipart_etag([hashlib.md5(p).digest() for p in parts]) == expected
+
+
+def test_a_retry_keeps_the_previous_run_and_closes_its_own_page():
+    from ansible_collections.stackops.runbooks.plugins.module_utils.notify import run_view, started_state
+    ok_before = {"status": "ok", "run_id": "r0", "sent": []}
+    started = started_state(ok_before, "r1", {"ping:start"})
+    assert started["previous_status"] == "ok" and run_view(started, "r1") == ({"ping:start"}, "ok")
+    paged = {"status": "failed", "previous_status": "ok", "run_id": "r1", "sent": ["failure", "ping:start"]}
+    # The retry's start ping changes nothing about the run before it; its good finish says "recovered".
+    assert started_state(paged, "r1", {"failure", "ping:start"})["previous_status"] == "ok"
+    assert run_view(paged, "r1") == ({"failure", "ping:start"}, "failed")
+    assert events_for("ok", run_view(paged, "r1")[1], DEFAULT) == ["recovered"]
+    assert run_view(paged, "r2") == (set(), "failed") and run_view(paged, None) == (set(), "failed")

@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Off-site copies of physical base backups and their WAL (PITR), shared by s3_pitr_copy and s3_pitr_fetch.
+
+Layout on the target, below ``<prefix>.pitr/<server>/`` (the leading dot keeps it out of the logical catalog,
+whose backup ids never start with one):
+
+- ``base/<backup id>/<path>``: the files of one base backup by their path below the PITR directory
+  (``home/<server>/base/<id>/...``, ``home/<server>/meta/<id>-backup.info``, ``verified/<id>.json``), and
+  ``base/<backup id>/stackops-copy.json``, the completion marker, written last, only after every object was checked
+  and the WAL the backup needs (``begin_wal`` .. ``end_wal``) is in the WAL catalog.
+- ``wals/<path>``: archived WAL segments, ``.backup`` labels and timeline ``.history`` files by their path below
+  Barman's ``wals/`` directory.
+- ``wal-catalog.json``: the WAL objects that count (size, ETag, sha256, mtime), rewritten after each batch. An
+  object that is not in it was never checked and is uploaded again by the next copy.
+
+``pgpass`` (the replication password), Barman's configuration and its ``xlog.db`` stay local: a fetch rebuilds the
+xlog.db with ``barman rebuild-xlogdb``.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import isoformat, utcnow
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import MARKER, OffsiteError, S3Target, json_bytes
+
+ROOT = '.pitr'
+WAL_CATALOG = 'wal-catalog.json'
+PITR_COPY_FORMAT = 1
+SEGMENT = re.compile(r'^[0-9A-F]{24}$')
+WAL_NAME = re.compile(r'^[0-9A-F]{24}(\.[0-9A-F]{8}\.backup)?$|^[0-9A-F]{8}\.history$')
+
+
+def wal_sort_key(name):
+    """Order of WAL files: by segment (timeline, log, segment), history files first (they are tiny and always kept)."""
+    base = os.path.basename(name)
+    if base.endswith('.history'):
+        return ('', base)
+    return (base[:24], base)
+
+
+def wal_before(name, cutoff_segment):
+    """True for a segment or backup label older than ``cutoff_segment``; history files never count as old."""
+    base = os.path.basename(name)
+    if base.endswith('.history'):
+        return False
+    return base[:24] < cutoff_segment
+
+
+def local_wal_files(wals_dir):
+    """{relative path below wals/: full path} of the archived WAL files (xlog.db and anything else left out)."""
+    found = {}
+    if not os.path.isdir(wals_dir):
+        return found
+    for root, dummy, files in os.walk(wals_dir):
+        for name in files:
+            if WAL_NAME.match(name):
+                full = os.path.join(root, name)
+                found[os.path.relpath(full, wals_dir)] = full
+    return found
+
+
+def base_backup_files(layout, backup_id):
+    """(relative path below the PITR directory, full path) of everything one base backup copy holds."""
+    entries = []
+    base = os.path.join(layout.server_home, 'base', backup_id)
+    for root, dummy, files in os.walk(base):
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            entries.append((os.path.relpath(full, layout.root), full))
+    for full in (os.path.join(layout.server_home, 'meta', '%s-backup.info' % backup_id),
+                 os.path.join(layout.verified, '%s.json' % backup_id)):
+        if os.path.isfile(full):
+            entries.append((os.path.relpath(full, layout.root), full))
+    return sorted(entries)
+
+
+def open_remote(module, params, result):
+    """The PITR part of the S3 target the module's options name; the result gets its target and target_name."""
+    target = S3Target(module, params)
+    remote = PitrRemote(target, params['server_name'])
+    result.update(target=remote.label, target_name=target.name)
+    return remote
+
+
+def newest_segment(rels):
+    """Name of the newest WAL segment among archive paths (history and backup label files are no segments)."""
+    segments = sorted((rel for rel in rels if not rel.endswith('.history')), key=wal_sort_key)
+    return os.path.basename(segments[-1])[:24] if segments else None
+
+
+class PitrRemote(object):
+    """The PITR part of one S3 target for one Barman server."""
+
+    def __init__(self, target, server):
+        self.target = target
+        self.server = server
+        self.root = '%s%s/%s/' % (target.prefix, ROOT, server)
+        self.label = 's3://%s/%s' % (target.bucket, self.root)
+
+    def base_prefix(self, backup_id):
+        return '%sbase/%s/' % (self.root, backup_id)
+
+    def wal_key(self, rel):
+        return '%swals/%s' % (self.root, rel)
+
+    def wal_catalog(self):
+        data = self.target.get_json(self.root + WAL_CATALOG)
+        if data is None:
+            return dict(copy_format=PITR_COPY_FORMAT, server=self.server, files={})
+        if data.get('copy_format') != PITR_COPY_FORMAT or data.get('server') != self.server:
+            raise OffsiteError('%s%s describes server %r (format %r), not %s; this prefix belongs to another server, '
+                               'use another prefix' % (self.label, WAL_CATALOG, data.get('server'),
+                                                       data.get('copy_format'), self.server))
+        return data
+
+    def save_wal_catalog(self, data, lock=None):
+        data['updated_at'] = isoformat(utcnow())
+        self.target.put_bytes(self.root + WAL_CATALOG, json_bytes(data), lock)
+
+    def base_ids(self):
+        ids, token = [], None
+        prefix = self.root + 'base/'
+        while True:
+            kwargs = dict(Bucket=self.target.bucket, Prefix=prefix, Delimiter='/')
+            if token:
+                kwargs['ContinuationToken'] = token
+            page = self.target.call('listing %s' % prefix, 'list_objects_v2', **kwargs)
+            for entry in page.get('CommonPrefixes') or []:
+                ids.append(entry['Prefix'][len(prefix):].rstrip('/'))
+            if not page.get('IsTruncated'):
+                return ids
+            token = page.get('NextContinuationToken')
+
+    def bases(self):
+        """(complete base backup copies newest first, ids without a valid marker)."""
+        complete, unfinished = [], []
+        for backup_id in self.base_ids():
+            marker = self.target.get_json(self.base_prefix(backup_id) + MARKER)
+            if (marker is None or marker.get('copy_format') != PITR_COPY_FORMAT or marker.get('id') != backup_id
+                    or marker.get('server') != self.server):
+                unfinished.append(backup_id)
+                continue
+            complete.append(marker)
+        complete.sort(key=lambda marker: marker.get('begin_time') or '', reverse=True)
+        return complete, unfinished
+
+    def check_objects(self, prefix_key, objects):
+        """Problems of objects ({relative name: {size, etag}}) below ``prefix_key``: missing, size or ETag differs."""
+        problems = []
+        for name, meta in sorted(objects.items()):
+            key = prefix_key + name
+            found = self.target.head(key)
+            if found is None:
+                problems.append('%s: missing' % key)
+            elif found['size'] != meta['size']:
+                problems.append('%s: size %d, copy says %d' % (key, found['size'], meta['size']))
+            elif found['etag'] != meta['etag']:
+                problems.append('%s: ETag %s, copy says %s (changed or damaged)' % (key, found['etag'], meta['etag']))
+        return problems
+
+
+def base_marker(server, backup, objects, begin_wal, end_wal):
+    return dict(
+        copy_format=PITR_COPY_FORMAT, kind='physical', id=backup['id'], server=server, status=backup['status'],
+        begin_time=backup['begin_time'], end_time=backup['end_time'], begin_lsn=backup['begin_lsn'],
+        end_lsn=backup['end_lsn'], begin_wal=begin_wal, end_wal=end_wal, timeline=backup['timeline'],
+        systemid=backup.get('systemid'), version=backup.get('version'), size_bytes=backup['size_bytes'],
+        verified=bool(backup.get('verified')), verified_at=backup.get('verified_at'), copied_at=isoformat(utcnow()),
+        remote_size_bytes=sum(meta['size'] for meta in objects.values()), objects=objects)
+
+
+def needed_wal(catalog_files, local_files, begin_wal, end_wal):
+    """WAL a base backup cannot be consistent without (begin_wal .. end_wal: both ends and every archived segment in
+    between) that the WAL catalog does not hold."""
+    have = set(os.path.basename(name) for name in catalog_files)
+    wanted = set(name for name in (begin_wal, end_wal) if name)
+    for rel in local_files:
+        base = os.path.basename(rel)
+        if SEGMENT.match(base) and begin_wal and end_wal and begin_wal <= base <= end_wal:
+            wanted.add(base)
+    return sorted(wanted - have)

@@ -1,0 +1,154 @@
+"""Physical base backups and their WAL off-site, and point-in-time recovery from remote WAL, through `stackops`:
+real PostgreSQL in compose, real Barman, a real S3 server (SeaweedFS on loopback).
+
+One isolated copy of examples/stack (project h-off-pitr): two verified `backup --physical` runs ship their base
+backups and the WAL (the second only the new WAL: incremental), remote retention drops the older base backup and
+the WAL before the kept one; WAL archived later is shipped on its own; then the PITR directory loses every base
+backup and WAL file and `restore --to-time --from-remote` undoes a DELETE without WHERE from the remote copies.
+"""
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from support.runner import OUTPUT, run_module
+from support.s3server import S3Server
+from support.stack import TestStack
+
+PROJECT = "h-off-pitr"
+S3_PORT = 56750
+STACKOPS = Path(sys.executable).with_name("stackops")
+BARMAN = Path(sys.executable).with_name("barman")
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = S3Server(S3_PORT, "s3-secret-" + secrets.token_hex(12)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pitr_stack(docker_engine, s3):
+    stack = TestStack(project=PROJECT, postgres_port=56662, frontend_port=56663)
+    stack.write_config()
+    group_vars = stack.inventory / "group_vars" / "stacks.yml"
+    variables = json.loads(group_vars.read_text())
+    stack.target = dict(s3.target("site-a"), name="offsite-a", pitr_retention={"keep_last": 1})
+    variables["stackops_offsite_targets"] = [stack.target]
+    group_vars.write_text(json.dumps(variables, indent=2))
+    stack.down()
+    state = OUTPUT / ("state-%s" % PROJECT)
+    pitr_dir = OUTPUT / "backups" / ("%s-pitr" % PROJECT)
+    for path in (state, pitr_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    stack.up("postgres")
+    stack.state = state
+    stack.pitr_dir = pitr_dir
+    yield stack
+    if os.environ.get("STACKOPS_KEEP_STACK") != "1":
+        subprocess.run([str(BARMAN), "-c", str(pitr_dir / "barman.conf"), "receive-wal", "--stop", PROJECT],
+                       capture_output=True, check=False)
+        stack.down()
+        for line in subprocess.run(["docker", "volume", "ls", "-q", "--filter", "label=stackops.pitr.server=%s" % PROJECT],
+                                   capture_output=True, text=True).stdout.split():
+            subprocess.run(["docker", "volume", "rm", "-f", line], capture_output=True)
+        shutil.rmtree(pitr_dir, ignore_errors=True)
+
+
+def stackops(stack, s3, *args, timeout=400):
+    if not STACKOPS.exists():
+        pytest.fail("%s missing: install the package (pip install -e .)" % STACKOPS)
+    env = dict(os.environ, STACKOPS_STATE_DIR=str(stack.state), COLUMNS="160", NO_COLOR="1")
+    completed = subprocess.run(
+        [str(STACKOPS)] + list(args) + ["-i", str(stack.inventory), "--json", "-e", "stackops_pitr_cron_file=",
+                                        "-e", "stackops_pitr_backup_after_restore=false"],
+        capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    assert s3.secret_key not in completed.stdout + completed.stderr
+    try:
+        summary = json.loads(completed.stdout)
+    except ValueError:
+        pytest.fail("stackops %s printed no JSON (rc %s): %s %s" % (" ".join(args), completed.returncode,
+                                                                    completed.stdout[-2000:], completed.stderr[-2000:]))
+    assert completed.returncode == 0, "stackops %s failed: %s; failed tasks: %s" % (
+        " ".join(args), summary.get("error"), json.dumps(summary.get("failed_tasks"))[:3000])
+    return summary.get("result", {}).get(PROJECT, {})
+
+
+def sql(stack, statement):
+    with psycopg.connect(host="127.0.0.1", port=stack.postgres_port, user="app", password=stack.password,
+                         dbname="appdb", autocommit=True, connect_timeout=5) as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchall() if cursor.description else None
+
+
+def test_base_backups_and_wal_go_off_site_and_recover_from_remote(pitr_stack, s3):
+    stack = pitr_stack
+    enabled = stackops(stack, s3, "pitr", "enable", "--yes")
+    assert enabled["receiver_alive"] is True
+    sql(stack, "CREATE TABLE writes (id bigserial PRIMARY KEY, note text)")
+    sql(stack, "INSERT INTO writes (note) SELECT 'first ' || i FROM generate_series(1, 500) AS i")
+
+    first = stackops(stack, s3, "backup", "--physical")
+    assert first["backup"]["verified"] is True
+    shipped = first["offsite"][0]
+    assert shipped["copied"] == [first["backup_id"]] and shipped["wal_uploaded"] >= 1
+    root = "site-a/.pitr/%s/" % PROJECT
+    assert root + "base/%s/stackops-copy.json" % first["backup_id"] in s3.keys(root)
+    assert s3.keys(root) and not any("pgpass" in key or key.endswith(".conf") for key in s3.keys(root))
+
+    sql(stack, "INSERT INTO writes (note) SELECT 'second ' || i FROM generate_series(1, 50) AS i")
+    second = stackops(stack, s3, "backup", "--physical")
+    shipped = second["offsite"][0]
+    assert shipped["copied"] == [second["backup_id"]]
+    assert shipped["wal_skipped"] >= first["offsite"][0]["wal_uploaded"], "WAL already off-site is sent again"
+    # pitr_retention keep_last=1: the older base backup and the WAL only it needed are gone off-site, not locally.
+    retention = shipped["retention"]
+    assert retention["deleted"] == [first["backup_id"]] and retention["wal_deleted"] >= 1
+    assert s3.keys(root + "base/%s/" % first["backup_id"]) == []
+    assert shipped["latest_verified"]["id"] == second["backup_id"]
+    meta = stack.pitr_dir / "home" / PROJECT / "meta"
+    assert sorted(p.name for p in meta.glob("*-backup.info")) == sorted(
+        "%s-backup.info" % b for b in (first["backup_id"], second["backup_id"])), "local retention is not remote's"
+
+    # Commits after the last base backup, then the mistake; the WAL holding both is shipped on its own.
+    sql(stack, "INSERT INTO writes (note) SELECT 'third ' || i FROM generate_series(1, 20) AS i")
+    before = sql(stack, "SELECT id, note FROM writes ORDER BY id")
+    target_time = sql(stack, "SELECT clock_timestamp()::text")[0][0]
+    time.sleep(0.3)
+    sql(stack, "DELETE FROM writes")
+    sql(stack, "SELECT pg_switch_wal()")
+    time.sleep(2)  # the receiver writes out the switched segment
+    target = dict((k, v) for k, v in stack.target.items() if k not in ("name", "pitr_retention"))
+    wal_only = run_module("stackops.runbooks.s3_pitr_copy", dict(
+        target, pitr_dir=str(stack.pitr_dir), server_name=PROJECT, base_backups="none"), label="h-off-pitr-wal")
+    assert not wal_only.get("failed"), wal_only.get("msg")
+    assert wal_only["wal_uploaded"] >= 1 and wal_only["copied"] == []
+
+    # The PITR directory loses every base backup and archived WAL file (Barman's configuration stays).
+    home = stack.pitr_dir / "home" / PROJECT
+    for name in ("base", "meta", "wals"):
+        shutil.rmtree(home / name)
+    shutil.rmtree(stack.pitr_dir / "verified")
+
+    result = stackops(stack, s3, "restore", "--to-time", target_time, "--from-remote", "--yes")
+    assert result["swapped"] is True
+    assert result["from_remote"]["backup_id"] == second["backup_id"] and int(result["from_remote"]["wal_downloaded"]) >= 1
+    assert result["plan"]["backup"]["id"] == second["backup_id"]
+    assert sql(stack, "SELECT id, note FROM writes ORDER BY id") == before
+    assert (home / "base" / second["backup_id"]).is_dir()
+
+    # A second fetch finds everything in place and matching: it downloads and changes nothing.
+    again = run_module("stackops.runbooks.s3_pitr_fetch", dict(
+        target, pitr_dir=str(stack.pitr_dir), server_name=PROJECT, target="time", target_value=target_time),
+        label="h-off-pitr-fetch-again")
+    assert not again.get("failed"), again.get("msg")
+    assert again["changed"] is False and again["wal_downloaded"] == 0 and again["downloaded_bytes"] == 0
+    assert again["backup_id"] == second["backup_id"] and again["wal_present"] >= 1

@@ -1,0 +1,170 @@
+"""Off-site copies over SSH (rsync) to a real sshd on 127.0.0.1, of real backup sets of a real PostgreSQL cluster.
+
+Covers: copy and its remote check, remote retention through the backup playbook, a changed remote file detected by
+the check and refused by a fetch, an unfinished copy (no marker) that never counts and is resumed with the damaged
+file sent again, `stackops backups` locations, and restore --from-remote with the local backup dir deleted.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from backup_helpers import create_db, fingerprint, stackops_result, step
+from offsite_helpers import output_text, run_steps
+from support.runner import run_playbook
+
+pytestmark = pytest.mark.pg
+
+PORTS = range(56390, 56400)
+DB = "h_offsite_ssh"
+
+
+def free_port():
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail("no free port in %d-%d for the test sshd" % (PORTS[0], PORTS[-1]))
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """sshd on 127.0.0.1 with its own host key (pinned in a known_hosts file) and a throwaway client key."""
+    binary = "/usr/sbin/sshd"
+    if not os.path.exists(binary):
+        pytest.fail("%s missing: run scripts/bootstrap.sh (Debian package openssh-server)" % binary)
+    root = tmp_path / "sshd"
+    root.mkdir()
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
+    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+    os.chmod(root / "authorized_keys", 0o600)
+    port = free_port()
+    (root / "known_hosts").write_text("[127.0.0.1]:%d %s" % (port, (root / "host_key.pub").read_text()))
+    config = root / "sshd_config"
+    config.write_text("\n".join([
+        "ListenAddress 127.0.0.1", "Port %d" % port, "HostKey %s" % (root / "host_key"),
+        "PidFile %s" % (root / "sshd.pid"), "AuthorizedKeysFile %s" % (root / "authorized_keys"),
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+        "PermitRootLogin prohibit-password", "UsePAM no", "StrictModes no", ""]))
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=open(root / "sshd.log", "w"))
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("sshd did not start: %s" % (root / "sshd.log").read_text())
+        time.sleep(0.1)
+    remote = tmp_path / "remote copies"  # a space in the path: every remote argument is quoted
+    target = dict(host="127.0.0.1", port=port, user="root", path=str(remote),
+                  identity_file=str(root / "client_key"), known_hosts_file=str(root / "known_hosts"))
+    yield dict(target=target, remote=remote)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def inventory(tmp_path, pg_cluster, target):
+    (tmp_path / "project").mkdir(exist_ok=True)
+    group_vars = {
+        "stackops_compose_project_dir": str(tmp_path / "project"), "stackops_db_host": "127.0.0.1",
+        "stackops_db_port": pg_cluster.port, "stackops_db_name": DB, "stackops_db_user": pg_cluster.user,
+        "stackops_db_password": pg_cluster.password, "stackops_backup_dir": str(tmp_path / "backups"),
+        "stackops_backup_tools_location": "host", "stackops_restore_tools_location": "host",
+        "stackops_backup_config_files": [], "stackops_writer_services": [], "stackops_health_urls": [],
+        "stackops_db_service": "postgres",
+        "stackops_offsite_targets": [dict(target, name="backuphost", type="ssh",
+                                          retention=dict(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0))],
+    }
+    path = tmp_path / "inventory"
+    (path / "group_vars").mkdir(parents=True)
+    (path / "hosts.yml").write_text(
+        "all:\n  children:\n    stacks:\n      hosts:\n        ssh-offsite:\n          ansible_connection: local\n"
+        "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n")
+    (path / "group_vars" / "stacks.yml").write_text(json.dumps(group_vars))
+    return path
+
+
+def test_copy_check_retention_resume_and_restore_from_remote(pg_cluster, sshd, tmp_path):
+    create_db(pg_cluster, DB)
+    pg_cluster.sql('DROP DATABASE IF EXISTS %s_back WITH (FORCE)' % DB)
+    before = fingerprint(pg_cluster, DB)
+    backups, remote, target = tmp_path / "backups", sshd["remote"], sshd["target"]
+    first = run_steps(pg_cluster, backups, [
+        step("b1", "pg_backup", database=DB),
+        step("v1", "pg_backup_verify", backup_id="{{ b1.backup_id }}"),
+        step("plan", "ssh_backup_copy", check=True, backup_dir=str(backups), database=DB, **target),
+        step("copy", "ssh_backup_copy", backup_dir=str(backups), database=DB, **target),
+        step("again", "ssh_backup_copy", backup_dir=str(backups), database=DB, **target),
+    ], "h-ssh-copy")
+    assert not [name for name, res in first.items() if res["failed"]], first
+    b1 = first["b1"]["backup_id"]
+    assert first["plan"]["copied"] == [b1] and first["plan"]["uploaded_bytes"] == 0  # check mode sends nothing
+    assert first["copy"]["copied"] == [b1] and first["copy"]["resent"] == []
+    assert first["copy"]["latest_verified"]["id"] == b1 and (remote / b1 / "stackops-copy.json").is_file()
+    assert first["again"]["present"] == [b1] and not first["again"]["changed"]
+
+    # The backup procedure copies its new set and prunes the target by its own policy (keep_last=1).
+    hosts = inventory(tmp_path, pg_cluster, target)
+    backup = run_playbook("backup.yml", inventory=hosts, label="h-ssh-backup")
+    assert backup.rc == 0, backup.stdout[-3000:]
+    (copied,) = stackops_result(backup)["ssh-offsite"]["offsite"]
+    b2 = stackops_result(backup)["ssh-offsite"]["backup_id"]
+    assert copied["copied"] == [b2] and copied["retention"]["deleted"] == [b1]
+    assert sorted(os.listdir(remote)) == [b2]
+
+    # One changed byte on the remote host: the check names the file, a fetch refuses the copy.
+    objects = json.loads((remote / b2 / "stackops-copy.json").read_text())["objects"]
+    dump = max(objects, key=lambda name: objects[name]["size"])
+    damaged = remote / b2 / dump
+    original, stat = damaged.read_bytes(), damaged.stat()
+    damaged.write_bytes(original[:100] + bytes([original[100] ^ 0xFF]) + original[101:])
+    os.utime(damaged, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and time: rsync's quick check misses it
+    work = tmp_path / "work"
+    second = run_steps(pg_cluster, backups, [
+        step("check", "ssh_backup_info", database=DB, remote_check="sha256", **target),
+        step("fetch", "ssh_backup_fetch", database=DB, dest=str(work), **target),
+    ], "h-ssh-damaged")
+    assert not second["check"]["ok"] and dump in " ".join(second["check"]["problems"][b2])
+    assert second["fetch"]["failed"] and "damaged" in second["fetch"]["msg"] and not (work / b2).exists()
+
+    # Without its marker the copy is unfinished: it never counts, and the next copy resumes it and resends the
+    # damaged file before it writes the marker again.
+    (remote / b2 / "stackops-copy.json").unlink()
+    third = run_steps(pg_cluster, backups, [
+        step("unfinished", "ssh_backup_info", database=DB, **target),
+        step("resume", "ssh_backup_copy", backup_dir=str(backups), database=DB, backup_id=b2, **target),
+        step("check", "ssh_backup_info", database=DB, remote_check="sha256", **target),
+    ], "h-ssh-resume")
+    assert third["unfinished"]["backups"] == [] and [e["id"] for e in third["unfinished"]["unfinished"]] == [b2]
+    assert third["resume"]["copied"] == [b2] and third["resume"]["resent"] == ["%s/%s" % (b2, dump)]
+    assert third["check"]["ok"] and third["check"]["latest_verified"]["id"] == b2
+    assert damaged.read_bytes() == original
+
+    # `stackops backups`: where each set lives.
+    listed = run_playbook("backup.yml", inventory=hosts, extravars={"stackops_backup_action": "list"},
+                          label="h-ssh-list")
+    assert listed.rc == 0, listed.stdout[-3000:]
+    catalog = stackops_result(listed)["ssh-offsite"]
+    assert catalog["locations"][b2] == "both" and catalog["locations"][b1] == "local"
+    assert catalog["offsite"][0]["target"].startswith("ssh://root@127.0.0.1:")
+
+    # Disaster: the local backup dir is gone. Restore from the ssh target into a new database.
+    shutil.rmtree(backups)
+    restored = run_playbook("restore.yml", inventory=hosts, label="h-ssh-restore", extravars={
+        "stackops_restore_from_remote": True, "stackops_restore_target_database": DB + "_back"})
+    assert restored.rc == 0, restored.stdout[-3000:]
+    result = stackops_result(restored)["ssh-offsite"]
+    assert result["backup_id"] == b2 and result["from_remote"]["target"].startswith("ssh://")
+    assert fingerprint(pg_cluster, DB + "_back") == before
+    assert pg_cluster.password not in output_text(backup) + output_text(restored)

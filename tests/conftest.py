@@ -10,16 +10,18 @@ import subprocess
 import pytest
 
 from support.pgcluster import PgCluster
+from support.ports import port, project
 from support.stack import TestStack
 
 # Under pytest-xdist every worker is its own session with its own copy of the demo stack, so each
 # gets its own compose project name and host ports (set before any fixture reads them).
+# A second checkout on the same machine moves all of it again with STACKOPS_TEST_SLOT (support/ports.py).
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _WORKER.startswith("gw"):
     _N = int(_WORKER[2:])
-    os.environ["STACKOPS_TEST_PROJECT"] = "%s-%s" % (os.environ.get("STACKOPS_TEST_PROJECT", "stackops-test"), _WORKER)
-    os.environ["STACKOPS_TEST_PG_PORT"] = str(int(os.environ.get("STACKOPS_TEST_PG_PORT", "55442")) + 10 * (_N + 1))
-    os.environ["STACKOPS_TEST_FRONTEND_PORT"] = str(int(os.environ.get("STACKOPS_TEST_FRONTEND_PORT", "58090")) + 10 * (_N + 1))
+    os.environ["STACKOPS_TEST_PROJECT"] = "%s-%s" % (os.environ.get("STACKOPS_TEST_PROJECT", project("stackops-test")), _WORKER)
+    os.environ["STACKOPS_TEST_PG_PORT"] = str(int(os.environ.get("STACKOPS_TEST_PG_PORT", port(55442))) + 10 * (_N + 1))
+    os.environ["STACKOPS_TEST_FRONTEND_PORT"] = str(int(os.environ.get("STACKOPS_TEST_FRONTEND_PORT", port(58090))) + 10 * (_N + 1))
 
 
 @pytest.fixture(scope="session")

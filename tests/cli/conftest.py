@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from support.ports import project
 from support.runner import OUTPUT, REPO
 from support.stack import TestStack
 
@@ -16,7 +17,7 @@ STACKOPS = Path(sys.executable).parent / "stackops"
 def stack(docker_engine):
     # The project is passed explicitly so env file and inventory are named after it
     # (several sessions may each run their own isolated stack).
-    test_stack = TestStack(project=os.environ.get("STACKOPS_TEST_PROJECT", "stackops-test"))
+    test_stack = TestStack(project=os.environ.get("STACKOPS_TEST_PROJECT", project("stackops-test")))
     test_stack.write_config()
     if os.environ.get("STACKOPS_KEEP_STACK") != "1":
         # Start from a fresh stack: under xdist an earlier test file on this worker may have left the

@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from .conftest import run_cli
+from support.ports import port, project
 
-PROJECT = "h2-init-envpw"
-DB_PORT = 56233
+PROJECT = project("h2-init-envpw")
+DB_PORT = port(56233)
 COMPOSE = """\
 name: %s
 services:

@@ -24,6 +24,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
 from backup_helpers import create_db, db_exists, fingerprint, run, step
 from offsite_helpers import age_key, run_steps
 from support.pgcluster import PgCluster
+from support.ports import port
 from support.runner import run_playbook
 from support.s3server import S3Server
 from test_backup_crash_safety import stopped_module
@@ -31,7 +32,7 @@ from test_backup_crash_safety import stopped_module
 pytestmark = pytest.mark.pg
 
 DB = "encl_db"
-S3_PORT = 56650  # uses 56650-56658
+S3_PORT = port(56650)  # uses 56650-56658
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from support.ports import port, project
 from support.runner import REPO, run_playbook
 
 pytestmark = pytest.mark.stack
 
-PROJECT = "h1-contract"
-DB_PORT = 56101
-EDGE_PORT = 56102
+PROJECT = project("h1-contract")
+DB_PORT = port(56101)
+EDGE_PORT = port(56102)
 STACKOPS = Path(sys.executable).parent / "stackops"
 
 PROD = """\

@@ -11,10 +11,11 @@ import secrets
 import pytest
 
 from backup_helpers import create_db, fingerprint, step
+from support.ports import port
 from support.s3server import S3Server
 from offsite_helpers import age_key, run_steps
 
-PORT = 56720
+PORT = port(56720)
 
 
 @pytest.fixture(scope="module")

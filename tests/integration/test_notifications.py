@@ -13,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from backup_helpers import create_db, stackops_result
+from support.ports import port
 from support.runner import run_playbook
 
-PORT = 56730
-UNREACHABLE = 56739  # nothing listens here
+PORT = port(56730)
+UNREACHABLE = port(56739)  # nothing listens here
 
 
 class Receiver:

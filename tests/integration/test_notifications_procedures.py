@@ -14,10 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from backup_helpers import stackops_result
+from support.ports import port, project
 from support.runner import run_playbook
 
-RECEIVER = 56690
-SERVICE = 56691  # the "api" the health checks probe: closed until the test starts it
+RECEIVER = port(56690)
+SERVICE = port(56691)  # the "api" the health checks probe: closed until the test starts it
 
 
 class Server:
@@ -69,8 +70,8 @@ def inventory(tmp_path, secret):
     project = tmp_path / "project"
     project.mkdir()
     group_vars = {
-        "stackops_compose_project_dir": str(project), "stackops_compose_project_name": "h-notify-procs",
-        "stackops_db_host": "127.0.0.1", "stackops_db_port": 56689, "stackops_db_password": secret,
+        "stackops_compose_project_dir": str(project), "stackops_compose_project_name": project("h-notify-procs"),
+        "stackops_db_host": "127.0.0.1", "stackops_db_port": port(56689), "stackops_db_password": secret,
         "stackops_backup_dir": str(tmp_path / "backups"), "stackops_writer_services": [],
         "stackops_health_checks": ["http"], "stackops_maintenance_health_checks": ["http"],
         "stackops_health_urls": [{"name": "api", "url": "http://127.0.0.1:%d/health" % SERVICE}],

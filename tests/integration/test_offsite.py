@@ -17,10 +17,11 @@ import yaml
 
 from backup_helpers import create_db, fingerprint, stackops_result, step
 from offsite_helpers import age_key, output_text, run_steps
+from support.ports import port, project
 from support.runner import REPO, _private_dir, runner_env
 from support.s3server import S3Server
 
-PORT = 56710
+PORT = port(56710)
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +218,7 @@ def test_disaster_recovery_from_remote(docker_engine, s3, tmp_path):
     from support.runner import run_playbook
     from support.stack import TestStack
 
-    stack = TestStack(project="stackops-h8-dr", postgres_port=PORT + 50, frontend_port=PORT + 51)
+    stack = TestStack(project=project("stackops-h8-dr"), postgres_port=PORT + 50, frontend_port=PORT + 51)
     stack.write_config()
     stack.down()
     stack.up()

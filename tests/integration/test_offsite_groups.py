@@ -18,15 +18,16 @@ import yaml
 from backup_helpers import stackops_result, step
 from offsite_helpers import output_text, run_steps
 from support.pgcluster import PgCluster
+from support.ports import port
 from support.runner import run_playbook
 from support.s3server import S3Server
 from test_all_databases import table_digests
 
 pytestmark = pytest.mark.pg
 
-S3_PORT = 56740
-SOURCE_PORT = 56660
-EMPTY_PORT = 56661
+S3_PORT = port(56740)
+SOURCE_PORT = port(56660)
+EMPTY_PORT = port(56661)
 DATABASES = {
     "h_offg_app": """
         CREATE TABLE public.orders (id serial PRIMARY KEY, note text);

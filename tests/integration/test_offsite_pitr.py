@@ -18,12 +18,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from support.ports import port, project
 from support.runner import OUTPUT, run_module
 from support.s3server import S3Server
 from support.stack import TestStack
 
-PROJECT = "h-off-pitr"
-S3_PORT = 56750
+PROJECT = project("h-off-pitr")
+S3_PORT = port(56750)
 STACKOPS = Path(sys.executable).with_name("stackops")
 BARMAN = Path(sys.executable).with_name("barman")
 
@@ -37,7 +38,7 @@ def s3():
 
 @pytest.fixture(scope="module")
 def pitr_stack(docker_engine, s3):
-    stack = TestStack(project=PROJECT, postgres_port=56662, frontend_port=56663)
+    stack = TestStack(project=PROJECT, postgres_port=port(56662), frontend_port=port(56663))
     stack.write_config()
     group_vars = stack.inventory / "group_vars" / "stacks.yml"
     variables = json.loads(group_vars.read_text())

@@ -15,11 +15,12 @@ import pytest
 
 from backup_helpers import create_db, fingerprint, stackops_result, step
 from offsite_helpers import output_text, run_steps
+from support.ports import port_range
 from support.runner import run_playbook
 
 pytestmark = pytest.mark.pg
 
-PORTS = range(56390, 56400)
+PORTS = port_range(56390, 56400)
 DB = "h_offsite_ssh"
 
 

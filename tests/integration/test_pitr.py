@@ -17,16 +17,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
 
-PROJECT = "h7-pitr"
+PROJECT = project("h7-pitr")
 STACKOPS = Path(sys.executable).with_name("stackops")
 
 
 @pytest.fixture(scope="module")
 def pitr_stack(docker_engine):
-    stack = TestStack(project=PROJECT, postgres_port=56610, frontend_port=56611)
+    stack = TestStack(project=PROJECT, postgres_port=port(56610), frontend_port=port(56611))
     stack.write_config()
     stack.down()
     state = OUTPUT / ("state-%s" % PROJECT)

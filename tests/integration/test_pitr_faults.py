@@ -20,10 +20,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
 
-PROJECT = "h-pitr-faults"
+PROJECT = project("h-pitr-faults")
 STACKOPS = Path(sys.executable).with_name("stackops")
 BARMAN = Path(sys.executable).with_name("barman")
 ARCHIVE_DISK_BYTES = 512 * 1024 * 1024
@@ -51,7 +52,7 @@ def labelled_volumes():
 
 @pytest.fixture(scope="module")
 def faults(docker_engine):
-    stack = TestStack(project=PROJECT, postgres_port=56620, frontend_port=56621)
+    stack = TestStack(project=PROJECT, postgres_port=port(56620), frontend_port=port(56621))
     stack.write_config()
     stack.state = OUTPUT / ("state-%s" % PROJECT)
     stack.pitr_dir = OUTPUT / "backups" / ("%s-pitr" % PROJECT)

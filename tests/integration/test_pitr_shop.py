@@ -18,13 +18,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support.ports import port, project
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
 STACKOPS = Path(sys.executable).with_name("stackops")
 BARMAN = Path(sys.executable).with_name("barman")
-PROJECT = "h-pitr-shop"
-DB_PORT, BACKEND_PORT = 56630, 56631
+PROJECT = project("h-pitr-shop")
+DB_PORT, BACKEND_PORT = port(56630), port(56631)
 FILES = [SHOP / "docker-compose.prod.yml", SHOP / "docker-compose.local.yml"]
 # No cron entry on the test machine; the recovered cluster's fresh base backup is taken but not trial-started.
 EXTRA = ["-e", "stackops_pitr_cron_file=", "-e", "stackops_pitr_verify_after_restore=false"]

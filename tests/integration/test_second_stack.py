@@ -16,13 +16,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from support.ports import port, project
 
 REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
 STACKOPS = Path(sys.executable).parent / "stackops"
-PROJECT = os.environ.get("STACKOPS_SHOP_PROJECT", "h2-shop")
-DB_PORT = int(os.environ.get("STACKOPS_SHOP_DB_PORT", "56220"))
-BACKEND_PORT = int(os.environ.get("STACKOPS_SHOP_BACKEND_PORT", "56221"))
+PROJECT = os.environ.get("STACKOPS_SHOP_PROJECT", project("h2-shop"))
+DB_PORT = int(os.environ.get("STACKOPS_SHOP_DB_PORT", port(56220)))
+BACKEND_PORT = int(os.environ.get("STACKOPS_SHOP_BACKEND_PORT", port(56221)))
 FILES = [SHOP / "docker-compose.prod.yml", SHOP / "docker-compose.local.yml"]
 DATABASES = ("shop", "legacy")
 RUN = {}  # what earlier tests found, for the later ones

@@ -10,11 +10,12 @@ import pytest
 import yaml
 
 from backup_helpers import stackops_result
+from support.ports import port_range
 from support.runner import run_playbook
 
 pytestmark = pytest.mark.pg
 
-PORTS = range(56300, 56400)
+PORTS = port_range(56300, 56390)
 
 
 def free_port_in_range():

@@ -5,6 +5,7 @@ import subprocess
 import time
 import urllib.request
 
+from .ports import port, project as slot_project
 from .runner import OUTPUT, REPO
 
 STACK_DIR = REPO / "examples" / "stack"
@@ -51,9 +52,9 @@ class TestStack:
 
     def __init__(self, project=None, postgres_port=None, frontend_port=None):
         # Overridable so parallel test sessions can each run their own isolated copy.
-        self.project = project or os.environ.get("STACKOPS_TEST_PROJECT", "stackops-test")
-        self.postgres_port = postgres_port or int(os.environ.get("STACKOPS_TEST_PG_PORT", "55442"))
-        self.frontend_port = frontend_port or int(os.environ.get("STACKOPS_TEST_FRONTEND_PORT", "58090"))
+        self.project = project or os.environ.get("STACKOPS_TEST_PROJECT", slot_project("stackops-test"))
+        self.postgres_port = postgres_port or int(os.environ.get("STACKOPS_TEST_PG_PORT", port(55442)))
+        self.frontend_port = frontend_port or int(os.environ.get("STACKOPS_TEST_FRONTEND_PORT", port(58090)))
         self.dir = STACK_DIR
         self.env_file = OUTPUT / ("%s.env" % self.project)
         self.inventory = OUTPUT / ("inventory-%s" % self.project)

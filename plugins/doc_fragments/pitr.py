@@ -38,11 +38,13 @@ options:
     SCRATCH_CHECK = r'''
 options:
   compose_service:
-    description: Compose service that runs PostgreSQL; its image starts the scratch check.
+    description: Compose service that runs PostgreSQL. The image of its container (for a service built by compose,
+      the image compose built) starts the scratch check; its data mount is where a recovery goes.
     type: str
-    default: postgres
+    required: true
   check_user:
-    description: Role the scratch check connects as (local trust inside the scratch container).
+    description: Role the scratch check connects as (local trust inside the scratch container); the inventory's
+      database user, which need not be C(postgres).
     type: str
     required: true
   check_db:

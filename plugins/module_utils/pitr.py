@@ -20,8 +20,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
-import ctypes
-import ctypes.util
 import datetime
 import errno
 import fcntl
@@ -32,7 +30,10 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
+try:
+    import psycopg
+except ImportError:  # reported by the modules that need a connection (module_utils/pg.py)
+    psycopg = None
 
 HBA_MARKER = '# stackops-pitr'
 DEFAULT_ROLE = 'stackops_pitr'
@@ -57,13 +58,20 @@ def pitr_argument_spec():
     )
 
 
-def scratch_check_argument_spec():
-    """Options of the modules that start a recovered cluster in a scratch container and query it."""
-    return dict(
-        compose_service=dict(type='str', default='postgres'),
+def scratch_check_argument_spec(**options):
+    """The whole argument spec of a module that starts a recovered cluster in a scratch container and queries it
+    (pg_pitr_backup, pg_pitr_restore): its own ``options``, the scratch check's, the compose project's and the
+    catalog's. Documented by the doc fragments pitr.scratch_check, compose and pitr."""
+    from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec
+    spec = dict(options)
+    spec.update(
+        compose_service=dict(type='str', required=True),
         check_user=dict(type='str', required=True),
         check_db=dict(type='str', required=True),
     )
+    spec.update(compose_argument_spec())
+    spec.update(pitr_argument_spec())
+    return spec
 
 
 def server_name_ok(name):
@@ -96,6 +104,17 @@ def conninfo(host, port, user, dbname, passfile):
         return "'%s'" % str(value).replace('\\', '\\\\').replace("'", "\\'")
     return 'host=%s port=%s user=%s dbname=%s passfile=%s' % (
         quote(host), port, quote(user), quote(dbname), quote(passfile))
+
+
+def barman_conninfo(layout):
+    """The connection string and the slot of the server, as pg_pitr wrote them into Barman's configuration."""
+    values = {}
+    with open(layout.server_conf) as handle:
+        for line in handle:
+            key, sep, value = line.partition('=')
+            if sep:
+                values[key.strip()] = value.strip()
+    return values.get('conninfo'), values.get('slot_name')
 
 
 def barman_global_conf(layout, user):
@@ -139,10 +158,9 @@ def barman_server_conf(layout, params, info):
     lines += [
         'staging_path = %s' % layout.staging,
         'staging_location = local',
-        'retention_policy = RECOVERY WINDOW OF %d DAYS' % params['recovery_window_days'],
+        # No retention_policy: `barman cron` (every minute) would then delete base backups by age alone, the last
+        # verified one included. stackops applies the policy itself, after a verification (retention_plan()).
         'minimum_redundancy = %d' % params['minimum_backups'],
-        'retention_policy_mode = auto',
-        'wal_retention_policy = main',
     ]
     return '\n'.join(lines) + '\n'
 
@@ -256,6 +274,47 @@ class Barman(object):
         return rc, out, err
 
 
+# How long a live server's receiver may take to hold the WAL written before a run. It streams, so this is normally
+# milliseconds; the bound matters only when the receiver is down and `barman cron` has to start it again.
+WAL_CATCH_UP_SECONDS = 60
+
+
+def close_wal_segment(module, layout, required):
+    """Make every commit made before now reach the receiver, without waiting on WAL that is already streamed.
+
+    With the server alive: write a WAL record (an xid's commit, so the segment is never empty), close the segment
+    (pg_switch_wal) and wait until the receiver has flushed up to there, which it streams, so that is at once.
+    Returns the server's time then. With the server unreachable: None (the receiver's .partial is all there is).
+    When the receiver does not catch up within WAL_CATCH_UP_SECONDS, raises if ``required``, else returns None."""
+    dsn, slot = barman_conninfo(layout)
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True, application_name='stackops-pitr')
+    except psycopg.Error:
+        return None
+    with conn:
+        conn.execute('SELECT pg_current_xact_id()')
+        at, lsn = conn.execute('SELECT extract(epoch FROM clock_timestamp())::float8, pg_switch_wal()::text').fetchone()
+        query = ('SELECT r.flush_lsn >= %s::pg_lsn FROM pg_replication_slots s JOIN pg_stat_replication r '
+                 'ON r.pid = s.active_pid WHERE s.slot_name = %s')
+        deadline = time.time() + WAL_CATCH_UP_SECONDS
+        restarted = False
+        while True:
+            row = conn.execute(query, (lsn, slot)).fetchone()
+            if row and row[0]:
+                return at
+            if row is None and not restarted:
+                # The receiver is down: `barman cron` starts it, and the slot kept the WAL for it.
+                Barman(module, layout).run(['cron'], detach=True, check=False)
+                restarted = True
+            if time.time() > deadline:
+                if not required:
+                    return None
+                raise PitrError('the WAL receiver of %s did not get the server\'s WAL up to %s within %d s; see '
+                                '`stackops pitr status` and %s; nothing was changed' % (
+                                    layout.server, lsn, WAL_CATCH_UP_SECONDS, layout.log))
+            time.sleep(0.02)
+
+
 # --- catalog ----------------------------------------------------------------------------------------------------
 
 def parse_backup_info(path):
@@ -308,6 +367,15 @@ def verification_record(layout, backup_id):
         return None
 
 
+def record_verification(layout, backup_id, record):
+    """Written for a passed verification and for a failed one alike: a backup that failed must never look like one
+    that was never verified (choose_backup() skips it)."""
+    record = dict(record, backup_id=backup_id, verified_at=iso(time.time()))
+    write_if_changed(os.path.join(layout.verified, '%s.json' % backup_id), json.dumps(record, indent=2) + '\n',
+                     mode=0o644)
+    return record
+
+
 def physical_catalog(layout):
     """Base backups Barman has for the server, newest first, with stackops' verification state."""
     meta = os.path.join(layout.server_home, 'meta')
@@ -330,6 +398,8 @@ def physical_catalog(layout):
             path=os.path.join(layout.server_home, 'base', backup_id),
             verified=None if record is None else bool(record.get('verified')),
             verified_at=(record or {}).get('verified_at'),
+            verification_failed=record is not None and not record.get('verified'),
+            verification_error=(record or {}).get('error'),
             # The set is consistent as of its end: that is the age an RPO judgement compares.
             age_seconds=None if ended is None else int(time.time() - ended),
         ))
@@ -378,11 +448,13 @@ def wal_window(layout):
 
 
 def recovery_window(layout, now=None):
-    """Earliest and latest recoverable instants: the end of the oldest complete base backup, the newest WAL."""
+    """Earliest and latest recoverable instants (the end of the oldest usable base backup, the newest WAL) and the
+    complete base backups, newest first (those that failed verification too, marked so)."""
     sets = [entry for entry in physical_catalog(layout) if entry['status'] == 'DONE']
     wal = wal_window(layout)
-    earliest = min((parse_ts(entry['end_time'].replace('Z', '+00')) for entry in sets), default=None)
-    latest = wal['newest_write'] if sets else None
+    usable = usable_backups(sets)
+    earliest = min((ended(entry) for entry in usable), default=None)
+    latest = wal['newest_write'] if usable else None
     return dict(earliest=earliest, latest=latest, backups=sets, wal=wal)
 
 
@@ -472,78 +544,45 @@ def load_marks(layout):
         return {}
 
 
+def usable_backups(sets):
+    """Complete base backups a recovery may start from, newest first: never one whose verification failed."""
+    return [entry for entry in sets if entry['status'] == 'DONE' and not entry.get('verification_failed')]
+
+
+def ended(entry):
+    return parse_ts(entry['end_time'].replace('Z', '+00'))
+
+
 def choose_backup(sets, target_kind, target_value, lsn_of_target=None):
-    """The newest DONE base backup that ends before the target (Barman's own rule, stated once for --check)."""
-    done = [entry for entry in sets if entry['status'] == 'DONE']
-    if not done:
-        return None
+    """The base backup a recovery to the target starts from: among the complete ones that end before the target and
+    did not fail verification, the newest verified one, else (none verified) the newest one."""
+    done = usable_backups(sets)
     if target_kind == 'time':
         target = parse_ts(target_value)
-        candidates = [e for e in done if parse_ts(e['end_time'].replace('Z', '+00')) <= target]
+        candidates = [e for e in done if ended(e) <= target]
     elif target_kind == 'lsn':
         target = lsn_int(target_value)
         candidates = [e for e in done if lsn_int(e['end_lsn']) <= target]
     else:
         candidates = done
-    return candidates[0] if candidates else None
+    verified = [e for e in candidates if e.get('verified')]
+    return (verified or candidates or [None])[0]
 
 
-# --- storage and the swap ---------------------------------------------------------------------------------------
+def retention_plan(sets, window_days, minimum, now=None):
+    """Ids of the base backups retention deletes, oldest first (so Barman drops the WAL before the next one).
 
-_RENAME_EXCHANGE = 2
-
-
-def exchange_dirs(first, second):
-    """Swap two directories in one renameat2(RENAME_EXCHANGE) call: a crash leaves either both or neither."""
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-    renameat2 = getattr(libc, 'renameat2', None)
-    if renameat2 is None:
-        raise PitrError('this C library has no renameat2(); the data swap needs Linux >= 3.15 and glibc >= 2.28')
-    at_fdcwd = -100
-    result = renameat2(at_fdcwd, first.encode(), at_fdcwd, second.encode(), _RENAME_EXCHANGE)
-    if result != 0:
-        err = ctypes.get_errno()
-        raise PitrError('cannot exchange %s and %s: %s' % (first, second, os.strerror(err)))
-
-
-def chown_tree(path, uid, gid):
-    os.lchown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.lchown(os.path.join(root, name), uid, gid)
-
-
-def relocate_recovery_conf(data_dir, host_path, container_path):
-    """Barman writes host paths into postgresql.auto.conf; the server reads them inside the container."""
-    conf = os.path.join(data_dir, 'postgresql.auto.conf')
-    with open(conf) as handle:
-        text = handle.read()
-    text = text.replace(host_path.rstrip('/') + '/', container_path.rstrip('/') + '/')
-    with open(conf, 'w') as handle:
-        handle.write(text)
-
-
-def drop_sync_receiver(data_dir):
-    """A recovered cluster starts without its receiver: a synchronous_standby_names naming it would make every
-    commit wait. `pitr enable` sets it again once the receiver streams."""
-    conf = os.path.join(data_dir, 'postgresql.auto.conf')
-    with open(conf) as handle:
-        lines = handle.readlines()
-    ours = ("synchronous_standby_names = '%s'" % SYNC_NAME, "synchronous_standby_names = '\"%s\"'" % SYNC_NAME)
-    kept = [line for line in lines if line.strip() not in ours]
-    if kept != lines:
-        with open(conf, 'w') as handle:
-            handle.writelines(kept)
-
-
-def strip_recovery_conf(data_dir):
-    """After promotion the recovery settings are history: drop them so no later start repeats them."""
-    conf = os.path.join(data_dir, 'postgresql.auto.conf')
-    with open(conf) as handle:
-        lines = handle.readlines()
-    kept = [line for line in lines if line.split('=', 1)[0].strip() not in RECOVERY_KEYS]
-    with open(conf, 'w') as handle:
-        handle.writelines(kept)
+    Kept: every backup that ends inside the recovery window; the newest usable one that ends before it (a recovery
+    to the start of the window starts there); the ``minimum`` newest usable ones; and always the newest verified
+    one, whatever its age. Barman's own retention (by age alone) could delete that last one."""
+    start = (now or time.time()) - window_days * 86400
+    done = [entry for entry in sets if entry['status'] == 'DONE']
+    usable = usable_backups(done)
+    keep = set(entry['id'] for entry in usable[:max(minimum, 0)])
+    keep.update(entry['id'] for entry in done if ended(entry) >= start)
+    keep.update(entry['id'] for entry in [e for e in usable if ended(e) < start][:1])
+    keep.update(entry['id'] for entry in [e for e in usable if e.get('verified')][:1])
+    return [entry['id'] for entry in reversed(done) if entry['id'] not in keep]
 
 
 def load_swaps(layout):
@@ -562,104 +601,3 @@ def record_swap(layout, entry):
 
 def utc_stamp(epoch=None):
     return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(epoch or time.time()))
-
-
-# --- docker: scratch checks and storage -------------------------------------------------------------------------
-
-class Docker(object):
-    def __init__(self, module):
-        self.module = module
-        self.bin = module.get_bin_path('docker', required=True)
-
-    def run(self, args, check=True, **kwargs):
-        rc, out, err = self.module.run_command([self.bin] + list(args), **kwargs)
-        if check and rc != 0:
-            raise PitrError('docker %s failed (rc=%s): %s' % (' '.join(args[:2]), rc, (err.strip() or out.strip())[-1500:]))
-        return rc, out, err
-
-    def volume_mountpoint(self, name):
-        rc, out, dummy = self.run(['volume', 'inspect', '--format', '{{.Driver}} {{.Mountpoint}}', name], check=False)
-        if rc != 0:
-            return None
-        driver, mountpoint = out.strip().split(' ', 1)
-        if driver != 'local':
-            raise PitrError('volume %s uses driver %s; recovery beside the live data needs a local volume (or a bind '
-                            'mount) whose directory this host can write' % (name, driver))
-        return mountpoint
-
-    def volume_create(self, name, labels):
-        args = ['volume', 'create']
-        for key, value in sorted(labels.items()):
-            args += ['--label', '%s=%s' % (key, value)]
-        self.run(args + [name])
-        return self.volume_mountpoint(name)
-
-    def image_ids(self, image, user='postgres'):
-        dummy, out, dummy2 = self.run(['run', '--rm', '--network', 'none', '--entrypoint', 'id', image, user])
-        match = re.search(r'uid=(\d+).*gid=(\d+)', out)
-        if not match:
-            raise PitrError('cannot find user %s in image %s: %s' % (user, image, out.strip()))
-        return int(match.group(1)), int(match.group(2))
-
-    def scratch_check(self, name, image, mount, pgdata, uid, gid, user, dbname, timeout=300):
-        """Start PostgreSQL on ``mount`` (volume or host dir) in a throwaway container without network, wait until it
-        accepts queries out of recovery, query it, stop it cleanly. Returns what the query saw."""
-        self.run(['rm', '-f', name], check=False)
-        source, target = mount
-        # Local trust on a socket in /tmp: the check needs no password and the container has no network at all.
-        script = ('printf "local all all trust\\n" > /tmp/stackops-hba.conf && exec postgres -D "$0" '
-                  '-c listen_addresses= -c unix_socket_directories=/tmp -c hba_file=/tmp/stackops-hba.conf')
-        self.run(['run', '-d', '--name', name, '--network', 'none', '--user', '%d:%d' % (uid, gid),
-                  '--label', 'stackops.pitr.scratch=1', '--stop-signal', 'SIGINT', '--stop-timeout', '120',
-                  '-v', '%s:%s' % (source, target), '--entrypoint', 'sh', image, '-c', script, pgdata])
-        fault_point('pitr-scratch')
-        try:
-            deadline = time.time() + timeout
-            query = ("SELECT pg_is_in_recovery(), (SELECT count(*) FROM pg_database), "
-                     "pg_current_wal_lsn()::text, now()::text")
-            while True:
-                rc, out, dummy = self.run(['exec', name, 'psql', '-X', '-h', '/tmp', '-U', user, '-d', dbname, '-Atc',
-                                           query], check=False)
-                fields = out.strip().split('|')
-                if rc == 0 and fields[0] == 'f':
-                    break
-                state = self.run(['inspect', '--format', '{{.State.Running}}', name], check=False)[1].strip()
-                if state != 'true' or time.time() > deadline:
-                    logs = self.run(['logs', '--tail', '25', name], check=False)
-                    raise PitrError('the recovered cluster did not come up in scratch container %s (%s): %s' % (
-                        name, 'exited' if state != 'true' else 'timed out after %ds' % timeout,
-                        (logs[1] + logs[2]).strip()[-2000:]))
-                time.sleep(0.3)
-            checked = dict(databases=int(fields[1]), lsn=fields[2], at=fields[3])
-            self.run(['stop', name])
-            return checked
-        finally:
-            self.run(['rm', '-f', name], check=False)
-
-
-def compose_json(module, params, args):
-    from ansible_collections.stackops.runbooks.plugins.module_utils.compose import run_compose
-    dummy, out, dummy2 = run_compose(module, params, args)
-    return json.loads(out)
-
-
-def data_mount(config, service, pgdata):
-    """(kind, source, target) of the service's mount that holds ``pgdata``: a named volume or a bind mount."""
-    svc = (config.get('services') or {}).get(service)
-    if svc is None:
-        raise PitrError('compose service %s does not exist in this project; set stackops_db_service' % service)
-    best = None
-    for entry in svc.get('volumes') or []:
-        target = entry.get('target', '').rstrip('/') or '/'
-        if pgdata == target or pgdata.startswith(target.rstrip('/') + '/'):
-            if best is None or len(target) > len(best[2]):
-                if entry.get('type') == 'volume':
-                    key = entry.get('source')
-                    name = ((config.get('volumes') or {}).get(key) or {}).get('name') or key
-                    best = ('volume', name, target)
-                elif entry.get('type') == 'bind':
-                    best = ('bind', entry.get('source'), target)
-    if best is None:
-        raise PitrError('no volume or bind mount of service %s holds the data directory %s, so a recovery could '
-                        'not survive the container; declare one in the compose file' % (service, pgdata))
-    return best, svc.get('image')

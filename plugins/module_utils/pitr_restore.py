@@ -1,0 +1,336 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, stackops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Point-in-time recovery of a compose PostgreSQL (module pg_pitr_restore, docs/pitr.md "Recovery").
+
+A recovery has four phases, each a method of Recovery, timed in ``durations``:
+
+1. ``plan``: the base backup and WAL range for the target, refused before anything is written when there is none.
+2. ``wal``: every commit made before the run reaches the archive (the server closes its WAL segment and the
+   receiver, which streams, already holds it; a dead server leaves the receiver's ``.partial``).
+3. ``recover`` and ``scratch_check``: Barman recovers into new storage beside the live data, as archive recovery
+   that ends in promotion onto a new timeline; the cluster is started in a scratch container and queried.
+4. ``swap`` and ``health``: the service is stopped, the two data directories exchanged in one rename, the service
+   started through its health check; undone when it does not get healthy.
+
+Until the swap only the new storage is written. A journal (``recovery.json``) names that storage before it exists
+and a lock (``recovery.lock``) lets one recovery run at a time, so the next run removes what a killed one left.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import os
+import re
+import shutil
+import time
+
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import run_compose
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
+    Barman, Layout, PitrError, check_target_value, choose_backup, close_wal_segment, iso, load_marks, parse_ts,
+    record_swap, recovery_window, usable_backups, utc_stamp)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import (
+    Docker, Journal, Storage, compose_json, drop_sync_receiver, exchange_dirs, finish_recovered, chown_tree,
+    relocate_recovery_conf, remove_dead_staging, remove_scratch_container, service_image)
+STREAMED = re.compile(r'^([0-9A-F]{24})(\.partial)?$|^[0-9A-F]{8}\.history$')
+
+
+class Recovery(object):
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.layout = Layout(self.params['pitr_dir'], self.params['server_name'])
+        self.docker = Docker(module)
+        self.journal = Journal(self.layout.root, 'recovery', 'recovery')
+        self.scratch_name = 'stackops-pitr-check-%s' % self.layout.server
+        self.durations = {}
+        self.cleaned = []
+        self.clock = time.time()
+
+    def lap(self, phase):
+        now = time.time()
+        self.durations[phase] = round(self.durations.get(phase, 0) + now - self.clock, 3)
+        self.clock = now
+
+    def run(self):
+        """The module's result; raises PitrError with what failed and what to do next."""
+        if not os.path.exists(self.layout.server_conf):
+            raise PitrError('PITR is not set up for %s (no %s); run `stackops pitr enable` and take a base backup '
+                            'first' % (self.layout.server, self.layout.server_conf))
+        the_plan = self.plan()
+        if self.module.check_mode:
+            self.cleaned = self.clean_leftovers()
+            return dict(changed=False, plan=the_plan, swapped=False, cleaned_up=self.cleaned)
+        self.lap('plan')
+        # A recovery to the latest point must have every commit made before the run; a time or a restore point
+        # inside what the archive holds can go on without a live server's newest WAL.
+        caught_up = close_wal_segment(self.module, self.layout, the_plan['target'] == 'latest')
+        self.lap('wal')
+        the_plan = self.plan(caught_up)
+        if the_plan['target'] == 'time' and not the_plan['inside_window']:
+            raise PitrError('target time %s is outside the recoverable window %s .. %s; nothing was changed' % (
+                the_plan['target_value'], the_plan['earliest_recoverable'], the_plan['latest_recoverable']))
+        self.journal.lock(self.layout.server)
+        self.cleaned = self.clean_leftovers()
+        self.lap('plan')
+        storage, scratch = self.recover(the_plan)
+        if self.params['swap']:
+            self.swap(storage)
+        else:
+            # Checked and kept for the operator (RV(recovered_volume)): no longer a leftover to clean.
+            self.journal.drop()
+        return dict(changed=True, plan=the_plan, recovered_volume=storage.new, scratch=scratch,
+                    swapped=bool(self.params['swap']), durations=self.durations, cleaned_up=self.cleaned)
+
+    # --- 1. plan -----------------------------------------------------------------------------------------------
+    def plan(self, caught_up=None):
+        """The base backup and WAL range for the target; ``caught_up`` is the instant up to which a live server's WAL
+        is known to be in the archive (see catch_up_wal)."""
+        kind, value = self.params['target'], self.params.get('target_value')
+        check_target_value(kind, value)
+        window = recovery_window(self.layout)
+        sets = usable_backups(window['backups'])
+        if self.params.get('backup_id'):
+            chosen = [entry for entry in window['backups'] if entry['id'] == self.params['backup_id']]
+            if not chosen:
+                raise PitrError('base backup %s is not a complete backup of %s; see `stackops pitr status`'
+                                % (self.params['backup_id'], self.layout.server))
+            if chosen[0].get('verification_failed'):
+                raise PitrError('base backup %s failed its verification (%s); choose another one (`stackops pitr '
+                                'status` lists them) or leave the choice to stackops' % (
+                                    chosen[0]['id'], chosen[0].get('verification_error')))
+            backup = chosen[0]
+        elif kind == 'name':
+            mark = load_marks(self.layout).get(value)
+            backup = choose_backup(sets, 'lsn', mark['lsn']) if mark else (sets[-1] if sets else None)
+        else:
+            backup = choose_backup(sets, kind, value)
+        if backup is None:
+            raise PitrError('no complete base backup of %s ends before the target %s %s (the earliest recoverable '
+                            'point is %s); nothing was changed' % (self.layout.server, kind, value or '',
+                                                                   iso(window['earliest'])))
+        latest = max(window['latest'] or 0, caught_up or 0) or None
+        inside = True
+        if kind == 'time' and window['earliest'] is not None:
+            inside = window['earliest'] <= parse_ts(value) <= (latest or 0)
+        return dict(target=kind, target_value=value, backup=backup, inside_window=inside,
+                    earliest_recoverable=iso(window['earliest']), latest_recoverable=iso(latest),
+                    wal_first=window['wal']['first_segment'], wal_last=window['wal']['last_segment'],
+                    wal_partial=window['wal']['partial'])
+
+    # --- 2. wal ------------------------------------------------------------------------------------------------
+    # --- 3. recover beside and check -----------------------------------------------------------------------------
+    def recover(self, the_plan):
+        params = self.params
+        backup = the_plan['backup']
+        config = compose_json(self.module, params, ['config', '--format', 'json'])
+        storage = Storage(self.docker, config, params['compose_service'], backup['pgdata'] or '/var/lib/postgresql/data')
+        image = service_image(self.module, params, self.docker, config, params['compose_service'])
+        owner = storage.owner(image)
+        stamp = utc_stamp()
+        name = storage.new_name(stamp)
+        # Written before the storage exists: whatever a kill leaves from here on, the next run finds it by name.
+        self.journal.write(phase='recover', storage=name, kind=storage.kind, live=storage.live,
+                           service=params['compose_service'])
+        try:
+            dest = storage.create(name, {'stackops.pitr.server': self.layout.server, 'stackops.pitr.created': stamp})
+            Barman(self.module, self.layout).run(recover_args(the_plan) + [self.layout.server, backup['id'], dest])
+            fault_point('pitr-recover-copy')
+            add_streamed_wal(self.layout, dest)
+            relocate_recovery_conf(dest, dest, storage.pgdata)
+            drop_sync_receiver(dest)
+            chown_tree(storage.new_root, *owner)
+            os.chmod(dest, 0o700)
+            self.lap('recover')
+            scratch = self.docker.scratch_check(self.scratch_name, image, (storage.new, storage.mount_target),
+                                                storage.pgdata, owner, params['check_user'], params['check_db'],
+                                                timeout=params['start_timeout'])
+            finish_recovered(dest)
+            self.lap('scratch_check')
+        except BaseException:
+            storage.remove()
+            self.journal.drop()
+            raise
+        return storage, scratch
+
+    # --- 4. swap -------------------------------------------------------------------------------------------------
+    def swap(self, storage):
+        params = self.params
+        service = params['compose_service']
+        live_dir = storage.live_dir
+        try:
+            if live_dir and os.path.isdir(live_dir):
+                storage.check_exchange(live_dir)
+        except BaseException:
+            storage.remove()
+            self.journal.drop()
+            raise
+        self.journal.write(phase='swap', storage=storage.new, kind=storage.kind, live=storage.live, service=service)
+        self.compose(['stop', service])
+        exchanged = recreated = False
+        try:
+            if not live_dir or not os.path.isdir(live_dir):
+                recreated = True
+                live_dir = self.recreate_live(storage)
+                storage.check_exchange(live_dir)
+            exchange_dirs(storage.dest, live_dir)
+            exchanged = True
+            fault_point('pitr-swap')
+            record_swap(self.layout, dict(at=iso(time.time()), service=service, live=storage.live,
+                                          previous_data=storage.new, kind=storage.kind))
+            self.lap('swap')
+        except BaseException as exc:
+            # Any failure after the stop (EXDEV, ENOSPC, a kill of docker, ...): the previous data goes back in place
+            # and the service starts on it. Never leave the database stopped.
+            back = self.undo(storage, live_dir if exchanged else None, service, start=not recreated)
+            if back:
+                storage.remove()
+                self.journal.drop()
+            raise PitrError('the swap onto the recovered data failed (%s: %s); %s' % (
+                type(exc).__name__, exc, 'service %s runs on its previous data again' % service if back else
+                'the previous data could not be put back; it is in %s (recorded in %s), check both before you '
+                'start service %s' % (storage.new, self.journal.path, service)))
+        rc, out, err = self.compose(['up', '-d', '--no-deps', '--wait', '--wait-timeout',
+                                     str(params['start_timeout']), service], check=False)
+        if rc != 0:
+            self.compose(['stop', service], check=False)
+            exchange_dirs(storage.dest, live_dir)
+            record_swap(self.layout, dict(at=iso(time.time()), service=service, live=storage.live, undone=True,
+                                          previous_data=storage.new, kind=storage.kind))
+            self.compose(['up', '-d', '--no-deps', '--wait', service], check=False)
+            self.journal.drop()
+            raise PitrError('service %s did not become healthy on the recovered data (%s); the swap was undone and it '
+                            'runs on its previous data again; the recovered data is in %s' % (
+                                service, (err.strip() or out.strip())[-800:], storage.new))
+        self.lap('health')
+        self.journal.drop()
+        self.set_aside_streaming()
+        self.lap('swap')
+
+    def undo(self, storage, exchanged_with, service, start=True):
+        """Put the previous data back (when it was exchanged already) and start the service; True when it is back.
+        Not started when its data was gone before the run: it would initialise an empty cluster there."""
+        back = True
+        if exchanged_with:
+            try:
+                exchange_dirs(storage.dest, exchanged_with)
+            except OSError:
+                back = False
+        if back and start:
+            self.compose(['up', '-d', '--no-deps', '--wait', service], check=False)
+        return back
+
+    def compose(self, args, check=True):
+        rc, out, err = run_compose(self.module, self.params, args, check_rc=False)
+        if check and rc != 0:
+            raise PitrError('docker compose %s failed (rc=%s): %s' % (' '.join(args[:2]), rc,
+                                                                     (err.strip() or out.strip())[-800:]))
+        return rc, out, err
+
+    def recreate_live(self, storage):
+        """The live storage is gone (lost disk, removed volume): let compose create it, then an empty data dir."""
+        self.compose(['create', '--no-recreate', self.params['compose_service']])
+        live_dir = storage.live_dir
+        if not os.path.isdir(live_dir):
+            os.makedirs(live_dir, 0o700)
+            os.chown(live_dir, *storage.owner_ids)
+        return live_dir
+
+    def set_aside_streaming(self):
+        """WAL the receiver streamed past the fork point belongs to the abandoned timeline; pg_receivewal would resume
+        from it and the promoted server refuses that position. Archive what is complete, keep the rest aside."""
+        barman = Barman(self.module, self.layout)
+        barman.run(['receive-wal', '--stop', self.layout.server], check=False)
+        barman.run(['archive-wal', self.layout.server], check=False)
+        streaming = os.path.join(self.layout.server_home, 'streaming')
+        leftovers = os.listdir(streaming) if os.path.isdir(streaming) else []
+        if leftovers:
+            aside = os.path.join(self.layout.server_home, 'streaming-before-%s' % utc_stamp())
+            os.makedirs(aside, 0o700)
+            for name in leftovers:
+                os.rename(os.path.join(streaming, name), os.path.join(aside, name))
+
+    # --- what a killed recovery left ---------------------------------------------------------------------------
+    def clean_leftovers(self):
+        """Undo what a recovery killed before its swap left (its scratch container, its new storage, Barman's staging
+        copy), from the journal it wrote before creating anything. A recovery killed during the swap is never undone:
+        its storage may hold the data from before, so it is recorded in swaps.json and kept for the operator."""
+        done = []
+        check = self.module.check_mode
+        entry = self.journal.read()
+        if entry and entry.get('phase') == 'recover':
+            done += remove_scratch_container(self.docker, self.scratch_name, check,
+                                             'of the recovery killed before its swap')
+            done += self.remove_storage(entry, check)
+        elif entry and entry.get('phase') == 'swap':
+            done.append('kept %s: a recovery was killed during its swap, so it holds either the recovered or the '
+                        'previous data; recorded in %s, check it before you drop it' % (entry['storage'],
+                                                                                        self.layout.swaps))
+            if not check:
+                record_swap(self.layout, dict(at=iso(time.time()), service=entry.get('service'),
+                                              live=entry.get('live'), previous_data=entry['storage'],
+                                              kind=entry.get('kind'), interrupted=True))
+        done += remove_dead_staging(self.layout.staging, check)
+        if entry and not check:
+            self.journal.drop()
+        return done
+
+    def remove_storage(self, entry, check):
+        name = entry['storage']
+        what = 'left by the recovery killed before its swap (pid %s, started %s)' % (entry.get('pid'),
+                                                                                    entry.get('started'))
+        if entry.get('kind') == 'volume':
+            rc, out, dummy = self.docker.run(['volume', 'inspect', '--format',
+                                              '{{index .Labels "stackops.pitr.server"}}', name], check=False)
+            if rc != 0 or out.strip() != self.layout.server:
+                return []
+            if not check:
+                rc, out, err = self.docker.run(['volume', 'rm', name], check=False)
+                if rc != 0:
+                    raise PitrError('cannot remove volume %s left by a killed recovery: %s; see which container uses '
+                                    'it (docker ps -a --filter volume=%s) and remove that first' % (
+                                        name, (err or out).strip(), name))
+            return ['remove volume %s %s' % (name, what)]
+        if os.path.isdir(name) and '.pitr-' in os.path.basename(name):
+            if not check:
+                shutil.rmtree(name)
+            return ['remove directory %s %s' % (name, what)]
+        return []
+
+
+def recover_args(the_plan):
+    """`barman recover` options for the target. Every recovery is archive recovery that ends in promotion, so the
+    recovered cluster starts a new timeline: the old server's later WAL can never collide with its own in the
+    archive. For the latest point that means following the newest timeline to its end (Barman's `latest`)."""
+    target, value = the_plan['target'], the_plan['target_value']
+    option = dict(time='--target-time', lsn='--target-lsn', name='--target-name', latest='--target-tli')[target]
+    return ['recover', '--target-action', 'promote', option, value if target != 'latest' else 'latest']
+
+
+def add_streamed_wal(layout, dest):
+    """What the receiver holds that the archive does not yet: completed segments `barman cron` has not moved yet and
+    the segment still being received (``.partial``, under its segment name). A recovery to latest needs them."""
+    streaming = os.path.join(layout.server_home, 'streaming')
+    wal_dir = os.path.join(dest, 'barman_wal')
+    if not os.path.isdir(streaming) or not os.path.isdir(wal_dir):
+        return
+    for name in sorted(os.listdir(streaming)):
+        match = STREAMED.match(name)
+        if not match:
+            continue
+        target = os.path.join(wal_dir, match.group(1) or name)
+        if os.path.exists(target):
+            continue
+        # The receiver may finish the segment (dropping .partial) and `barman cron` archive it while we copy.
+        segment = match.group(1) or name
+        sources = [os.path.join(streaming, name), os.path.join(streaming, segment),
+                   os.path.join(layout.server_home, 'wals', segment[:16], segment)]
+        for source in sources:
+            try:
+                shutil.copyfile(source, target)
+                break
+            except (IOError, OSError) as exc:
+                if exc.errno != errno.ENOENT or source == sources[-1]:
+                    raise

@@ -280,39 +280,39 @@ WAL_CATCH_UP_SECONDS = 60
 
 
 def close_wal_segment(module, layout, required):
-    """Make every commit made before now reach the receiver, without waiting on WAL that is already streamed.
+    """Make every commit made before now reach the archive's receiver, without waiting on WAL already streamed.
 
     With the server alive: write a WAL record (an xid's commit, so the segment is never empty), close the segment
-    (pg_switch_wal) and wait until the receiver has flushed up to there, which it streams, so that is at once.
-    Returns the server's time then. With the server unreachable: None (the receiver's .partial is all there is).
-    When the receiver does not catch up within WAL_CATCH_UP_SECONDS, raises if ``required``, else returns None."""
-    dsn, slot = barman_conninfo(layout)
+    (pg_switch_wal) and wait until the receiver has that segment complete, which it streams, so that is at once
+    (its flush position is only reported every few seconds: the file is what counts). Returns the server's time
+    then. With the server unreachable: None (the receiver's .partial is all there is). When the receiver does not
+    have it within WAL_CATCH_UP_SECONDS, raises if ``required``, else returns None."""
+    dsn, dummy = barman_conninfo(layout)
     try:
         conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True, application_name='stackops-pitr')
     except psycopg.Error:
         return None
     with conn:
         conn.execute('SELECT pg_current_xact_id()')
-        at, lsn = conn.execute('SELECT extract(epoch FROM clock_timestamp())::float8, pg_switch_wal()::text').fetchone()
-        query = ('SELECT r.flush_lsn >= %s::pg_lsn FROM pg_replication_slots s JOIN pg_stat_replication r '
-                 'ON r.pid = s.active_pid WHERE s.slot_name = %s')
-        deadline = time.time() + WAL_CATCH_UP_SECONDS
-        restarted = False
-        while True:
-            row = conn.execute(query, (lsn, slot)).fetchone()
-            if row and row[0]:
-                return at
-            if row is None and not restarted:
-                # The receiver is down: `barman cron` starts it, and the slot kept the WAL for it.
-                Barman(module, layout).run(['cron'], detach=True, check=False)
-                restarted = True
-            if time.time() > deadline:
-                if not required:
-                    return None
-                raise PitrError('the WAL receiver of %s did not get the server\'s WAL up to %s within %d s; see '
-                                '`stackops pitr status` and %s; nothing was changed' % (
-                                    layout.server, lsn, WAL_CATCH_UP_SECONDS, layout.log))
-            time.sleep(0.02)
+        at, segment = conn.execute('SELECT extract(epoch FROM clock_timestamp())::float8, '
+                                   'pg_walfile_name(pg_switch_wal())').fetchone()
+    places = [os.path.join(layout.server_home, 'streaming', segment),
+              os.path.join(layout.server_home, 'wals', segment[:16], segment)]
+    deadline = time.time() + WAL_CATCH_UP_SECONDS
+    restarted = False
+    while not any(os.path.exists(path) for path in places):
+        if not restarted and not lock_held(layout.receiver_lock()):
+            # The receiver is down: `barman cron` starts it, and the slot kept the WAL for it.
+            Barman(module, layout).run(['cron'], detach=True, check=False)
+            restarted = True
+        if time.time() > deadline:
+            if not required:
+                return None
+            raise PitrError('the WAL receiver of %s did not get WAL segment %s within %d s; see `stackops pitr '
+                            'status` and %s; nothing was changed' % (layout.server, segment, WAL_CATCH_UP_SECONDS,
+                                                                     layout.log))
+        time.sleep(0.02)
+    return at
 
 
 # --- catalog ----------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import time
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import run_compose
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    Barman, Layout, PitrError, check_target_value, choose_backup, close_wal_segment, iso, load_marks, parse_ts,
+    Barman, Layout, PitrError, barman_conninfo, check_target_value, choose_backup, close_wal_segment, iso, load_marks, parse_ts,
     record_swap, recovery_window, usable_backups, utc_stamp)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import (
     Docker, Journal, Storage, compose_json, drop_sync_receiver, exchange_dirs, finish_recovered, chown_tree,
@@ -146,7 +146,8 @@ class Recovery(object):
             self.lap('recover')
             scratch = self.docker.scratch_check(self.scratch_name, image, (storage.new, storage.mount_target),
                                                 storage.pgdata, owner, params['check_user'], params['check_db'],
-                                                timeout=params['start_timeout'])
+                                                timeout=params['start_timeout'],
+                                                slot=barman_conninfo(self.layout)[1] if params['swap'] else None)
             finish_recovered(dest)
             self.lap('scratch_check')
         except BaseException:

@@ -70,9 +70,14 @@ class Docker(object):
             raise PitrError('cannot find user %s in image %s: %s' % (user, image, out.strip()))
         return int(match.group(1)), int(match.group(2))
 
-    def scratch_check(self, name, image, mount, pgdata, owner, user, dbname, timeout=300):
+    def scratch_check(self, name, image, mount, pgdata, owner, user, dbname, timeout=300, slot=None):
         """Start PostgreSQL on ``mount`` (volume or host dir) in a throwaway container without network, wait until it
-        accepts queries out of recovery, query it as ``user``, stop it cleanly. Returns what the query saw."""
+        accepts queries out of recovery, query it as ``user``, stop it cleanly. Returns what the query saw.
+
+        With ``slot``, the promoted cluster gets that physical replication slot before it stops, reserving WAL from
+        the start of its new timeline: the receiver that streams from it once the service runs on this data then
+        archives the new timeline from its first segment, which a recovery from an older base backup across this
+        fork needs. (A slot created later, after the service started, reserves only from then on.)"""
         self.run(['rm', '-f', name], check=False)
         source, target = mount
         # Local trust on a socket in /tmp: the check needs no password and the container has no network at all.
@@ -102,6 +107,13 @@ class Docker(object):
                                            '-Atc', query])
             fields = out.strip().split('|')
             checked = dict(databases=int(fields[0]), lsn=fields[1], at=fields[2])
+            if slot:
+                # psql quotes the name (:'slot'): no SQL is built from it here. Without the right to create it (a
+                # check user without REPLICATION), `pitr enable` creates the slot after the swap, as before.
+                self.run(['exec', '-i', name, 'psql', '-X', '-h', '/tmp', '-U', user, '-d', dbname, '-At',
+                          '-v', 'ON_ERROR_STOP=1', '-v', 'slot=%s' % slot],
+                         data="SELECT pg_create_physical_replication_slot(:'slot', true) WHERE NOT EXISTS "
+                              "(SELECT FROM pg_replication_slots WHERE slot_name = :'slot');\n", check=False)
             self.run(['stop', name])
             return checked
         finally:

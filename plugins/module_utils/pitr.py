@@ -284,8 +284,8 @@ def close_wal_segment(module, layout, required):
 
     With the server alive: write a WAL record (an xid's commit, so the segment is never empty), close the segment
     (pg_switch_wal) and wait until the receiver has that segment complete, which it streams, so that is at once
-    (its flush position is only reported every few seconds: the file is what counts). Returns the server's time
-    then. With the server unreachable: None (the receiver's .partial is all there is). When the receiver does not
+    (its flush position is only reported every few seconds: the file is what counts), and has started the next one,
+    so `barman archive-wal` can archive it. Returns the server's time then. With the server unreachable: None (the receiver's .partial is all there is). When the receiver does not
     have it within WAL_CATCH_UP_SECONDS, raises if ``required``, else returns None."""
     dsn, dummy = barman_conninfo(layout)
     try:
@@ -296,11 +296,15 @@ def close_wal_segment(module, layout, required):
         conn.execute('SELECT pg_current_xact_id()')
         at, segment = conn.execute('SELECT extract(epoch FROM clock_timestamp())::float8, '
                                    'pg_walfile_name(pg_switch_wal())').fetchone()
-    places = [os.path.join(layout.server_home, 'streaming', segment),
-              os.path.join(layout.server_home, 'wals', segment[:16], segment)]
+        # A record in the next segment too: the receiver starts that segment's .partial only when WAL arrives for
+        # it, and Barman archives a completed segment only once a later file exists (it always leaves the newest
+        # one for pg_receivewal to resume from). Without it an idle server's segment waits for the next write.
+        conn.execute('SELECT pg_current_xact_id()')
+    streaming = os.path.join(layout.server_home, 'streaming')
+    archived = os.path.join(layout.server_home, 'wals', segment[:16], segment)
     deadline = time.time() + WAL_CATCH_UP_SECONDS
     restarted = False
-    while not any(os.path.exists(path) for path in places):
+    while not (os.path.exists(archived) or segment_followed(streaming, segment)):
         if not restarted and not lock_held(layout.receiver_lock()):
             # The receiver is down: `barman cron` starts it, and the slot kept the WAL for it.
             Barman(module, layout).run(['cron'], detach=True, check=False)
@@ -313,6 +317,15 @@ def close_wal_segment(module, layout, required):
                                                                      layout.log))
         time.sleep(0.02)
     return at
+
+
+def segment_followed(streaming, segment):
+    """The receiver has ``segment`` complete and has started a later one."""
+    try:
+        names = os.listdir(streaming)
+    except OSError:
+        return False
+    return segment in names and any(name > segment for name in names if name.endswith('.partial'))
 
 
 # --- catalog ----------------------------------------------------------------------------------------------------

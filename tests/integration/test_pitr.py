@@ -8,21 +8,19 @@ stack instead (tests/integration/test_pitr_shop.py): each case once, on one of t
 import json
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 
+from support.cli import procedure
+from support.pitr import NO_CRON, assert_no_secret, clean_up, result_of
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
 
 PROJECT = project("h7-pitr")
-STACKOPS = Path(sys.executable).with_name("stackops")
 
 
 @pytest.fixture(scope="module")
@@ -39,32 +37,14 @@ def pitr_stack(docker_engine):
     stack.pitr_dir = pitr_dir
     yield stack
     if os.environ.get("STACKOPS_KEEP_STACK") != "1":
-        barman = [str(Path(sys.executable).with_name("barman")), "-c", str(pitr_dir / "barman.conf")]
-        subprocess.run(barman + ["receive-wal", "--stop", PROJECT], capture_output=True, check=False)
         stack.down()
-        for line in subprocess.run(["docker", "volume", "ls", "-q", "--filter", "label=stackops.pitr.server=%s" % PROJECT],
-                                   capture_output=True, text=True).stdout.split():
-            subprocess.run(["docker", "volume", "rm", "-f", line], capture_output=True)
-        shutil.rmtree(pitr_dir, ignore_errors=True)
+        clean_up(PROJECT, pitr_dir)
 
 
-def stackops(stack, *args, ok=True, timeout=400):
-    if not STACKOPS.exists():
-        pytest.fail("%s missing: install the package (pip install -e .)" % STACKOPS)
-    env = dict(os.environ, STACKOPS_STATE_DIR=str(stack.state), COLUMNS="160", NO_COLOR="1")
-    completed = subprocess.run(
-        [str(STACKOPS)] + list(args) + ["-i", str(stack.inventory), "--json", "-e", "stackops_pitr_cron_file=",
-                         "-e", "stackops_pitr_verify_after_restore=false"],
-        capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
-    try:
-        summary = json.loads(completed.stdout)
-    except ValueError:
-        pytest.fail("stackops %s printed no JSON (rc %s): %s %s" % (" ".join(args), completed.returncode,
-                                                                    completed.stdout[-2000:], completed.stderr[-2000:]))
-    if ok:
-        assert completed.returncode == 0, "stackops %s failed: %s; failed tasks: %s" % (
-            " ".join(args), summary.get("error"), json.dumps(summary.get("failed_tasks"))[:3000])
-    return summary, summary.get("result", {}).get(PROJECT, {})
+def stackops(stack, *args, ok=True):
+    summary = procedure(*args, *NO_CRON, "-e", "stackops_pitr_verify_after_restore=false", inventory=stack.inventory,
+                        state_dir=stack.state, ok=ok)
+    return summary, result_of(summary, PROJECT)
 
 
 def connect(stack):
@@ -82,14 +62,27 @@ def test_enable_twice_changes_nothing_the_second_time(pitr_stack):
     assert any("replication slot" in change for change in planned["changes"])
     with connect(pitr_stack) as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0  # --check changed nothing
-    dummy, first = stackops(pitr_stack, "pitr", "enable", "--yes")
-    assert first["receiver_alive"] is True
-    assert any("replication slot" in change for change in first["changes"])
-    assert oct(os.stat(pitr_stack.pitr_dir / "pgpass").st_mode & 0o777) == "0o600"
-    summary, second = stackops(pitr_stack, "pitr", "enable", "--yes")
-    assert second["changes"] == [] and summary["changed"] == 0
+        # Every DDL statement goes to the server log: the replication role's password must not be in one.
+        conn.execute("ALTER SYSTEM SET log_statement = 'ddl'")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        runs = [stackops(pitr_stack, "pitr", "enable", "--yes")]
+        first = runs[0][1]
+        assert first["receiver_alive"] is True
+        assert any("replication slot" in change for change in first["changes"])
+        assert oct(os.stat(pitr_stack.pitr_dir / "pgpass").st_mode & 0o777) == "0o600"
+        runs.append(stackops(pitr_stack, "pitr", "enable", "--yes"))
+        assert runs[1][1]["changes"] == [] and runs[1][0]["changed"] == 0
+    finally:
+        with connect(pitr_stack) as conn:
+            conn.execute("ALTER SYSTEM RESET log_statement")
+            conn.execute("SELECT pg_reload_conf()")
     password = (pitr_stack.pitr_dir / "pgpass").read_text().split(":")[-1].strip()
-    assert password not in json.dumps(summary)
+    for summary, dummy in runs:
+        assert_no_secret([password, pitr_stack.password], summary["_run"], pitr_stack.state)
+    log = pitr_stack.compose("logs", "--no-color", "postgres").stdout
+    assert 'CREATE ROLE "stackops_pitr" LOGIN REPLICATION PASSWORD \'SCRAM-SHA-256$4096:' in log  # logged, hashed
+    assert password not in log
     with connect(pitr_stack) as conn:
         conn.execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 1000)")

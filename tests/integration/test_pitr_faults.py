@@ -2,9 +2,12 @@
 compose and real Barman (docs/pitr.md, "Failure modes").
 
 One isolated copy of examples/stack (project h-pitr-faults) with its Barman home on a small tmpfs mounted by the
-test: the WAL receiver is killed with SIGKILL while a writer commits, the archive disk is filled while a writer
-commits, and a recovery is killed with SIGKILL twice (mid-copy and with its scratch container running). Each time
-the committed rows must all come back and the live database must stay as it was.
+test: the WAL receiver is killed with SIGKILL while a writer commits (and `pitr status` pages a real HTTP receiver),
+the archive disk is filled while a writer commits, a recovery is killed with SIGKILL three times (mid-copy, with its
+scratch container running, and in its swap), a swap fails after the service was stopped, targets outside the window
+and a scratch cluster that cannot start are refused, a verification is killed, and a swap onto data the service
+cannot start on is undone. Each time the committed rows must all come back, or the live database must stay as it
+was. Synchronous receiving loses no commit when the database and its volume are lost.
 """
 import json
 import os
@@ -12,23 +15,23 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from support.cli import procedure
+from support.pitr import (
+    BARMAN, NO_CRON, Writer, clean_up, dump, killed_run, labelled_volumes, result_of, scratch_containers, wait_for)
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
+from test_notifications_procedures import Server
 
 PROJECT = project("h-pitr-faults")
-STACKOPS = Path(sys.executable).with_name("stackops")
-BARMAN = Path(sys.executable).with_name("barman")
 ARCHIVE_DISK_BYTES = 512 * 1024 * 1024
 SEGMENT = 16 * 1024 * 1024
+RECEIVER = port(56622)  # the HTTP receiver a PITR outage pages
 
 
 def mounted(path):
@@ -44,12 +47,6 @@ def unmount(path):
     assert not mounted(path), "could not unmount %s" % path
 
 
-def labelled_volumes():
-    out = subprocess.run(["docker", "volume", "ls", "-q", "--filter", "label=stackops.pitr.server=%s" % PROJECT],
-                         capture_output=True, text=True, check=True).stdout
-    return set(out.split())
-
-
 @pytest.fixture(scope="module")
 def faults(docker_engine):
     stack = TestStack(project=PROJECT, postgres_port=port(56620), frontend_port=port(56621))
@@ -60,13 +57,9 @@ def faults(docker_engine):
     stack.archive = stack.pitr_dir / "home" / PROJECT
 
     def teardown():
-        stop_receiver(stack)
         stack.down()
-        subprocess.run(["docker", "rm", "-f", "stackops-pitr-check-%s" % PROJECT], capture_output=True, check=False)
-        for name in labelled_volumes():
-            subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True, check=False)
         unmount(stack.archive)
-        shutil.rmtree(stack.pitr_dir, ignore_errors=True)
+        clean_up(PROJECT, stack.pitr_dir)
 
     teardown()
     shutil.rmtree(stack.state, ignore_errors=True)
@@ -90,30 +83,13 @@ def faults(docker_engine):
             unmount(stack.archive)
 
 
-def stop_receiver(stack):
-    if (stack.pitr_dir / "barman.conf").exists():
-        subprocess.run([str(BARMAN), "-c", str(stack.pitr_dir / "barman.conf"), "receive-wal", "--stop", PROJECT],
-                       capture_output=True, check=False)
-
-
-def stackops(stack, *args, ok=True, timeout=400):
-    env = dict(os.environ, STACKOPS_STATE_DIR=str(stack.state), COLUMNS="160", NO_COLOR="1")
-    completed = subprocess.run(
-        [str(STACKOPS)] + list(args) + ["-i", str(stack.inventory), "--json", "-e", "stackops_pitr_cron_file=",
-                                        # One base backup for the whole file: every recovery replays from it.
-                                        "-e", "stackops_pitr_backup_after_restore=false"],
-        capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
-    try:
-        summary = json.loads(completed.stdout)
-    except ValueError:
-        pytest.fail("stackops %s printed no JSON (rc %s): %s %s" % (" ".join(args), completed.returncode,
-                                                                    completed.stdout[-2000:], completed.stderr[-2000:]))
-    if ok:
-        assert completed.returncode == 0, "stackops %s failed: %s; failed tasks: %s" % (
-            " ".join(args), summary.get("error"), json.dumps(summary.get("failed_tasks"))[:3000])
-    else:
-        assert completed.returncode != 0, "stackops %s succeeded, it should have failed" % " ".join(args)
-    return summary, summary.get("result", {}).get(PROJECT, {})
+def stackops(stack, *args, ok=True):
+    # One base backup for the whole file: every recovery replays from it.
+    summary = procedure(*args, *NO_CRON, "-e", "stackops_pitr_backup_after_restore=false", inventory=stack.inventory,
+                        state_dir=stack.state, ok=ok)
+    if not ok:
+        assert summary["_run"].returncode != 0, "stackops %s succeeded, it should have failed" % " ".join(args)
+    return summary, result_of(summary, PROJECT)
 
 
 def connect(stack):
@@ -131,30 +107,8 @@ def scalar(stack, query):
         return conn.execute(query).fetchone()[0]
 
 
-class Writer(threading.Thread):
-    """Commits one row per transaction; remembers every id whose COMMIT returned."""
-
-    def __init__(self, stack):
-        super().__init__(daemon=True)
-        self.stack = stack
-        self.committed = []
-        self.stop = threading.Event()
-        self.error = None
-
-    def run(self):
-        try:
-            with connect(self.stack) as conn:
-                while not self.stop.is_set():
-                    self.committed.append(conn.execute("INSERT INTO writes DEFAULT VALUES RETURNING id").fetchone()[0])
-                    time.sleep(0.002)
-        except psycopg.Error as exc:
-            self.error = exc
-
-    def halt(self, killed=False):
-        self.stop.set()
-        self.join(30)
-        if not killed:
-            assert self.error is None, "the database stopped serving the writer: %s" % self.error
+def writer(stack):
+    return Writer(lambda: connect(stack), "INSERT INTO writes DEFAULT VALUES RETURNING id")
 
 
 def receiver_pids(stack):
@@ -173,14 +127,6 @@ def receiver_pids(stack):
     return pids
 
 
-def wait_for(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(0.1)
-
-
 def slot_active(stack):
     return scalar(stack, "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots "
                          "WHERE slot_name = 'stackops_pitr'")
@@ -191,31 +137,49 @@ def retained(stack):
                          "pg_replication_slots WHERE slot_name = 'stackops_pitr'")
 
 
-def test_killed_receiver_leaves_no_gap(faults):
-    writer = Writer(faults)
-    writer.start()
-    time.sleep(1)
+def timeline(stack):
+    return scalar(stack, "SELECT timeline_id FROM pg_control_checkpoint()")
+
+
+def test_killed_receiver_leaves_no_gap_and_pages(faults):
+    """The receiver killed while a writer commits: `pitr status` pages (a real HTTP receiver gets the failure with the
+    advice), the slot keeps the WAL, and a recovery to latest, onto a new timeline, brings every committed row back."""
+    writes = writer(faults)
+    writes.start()
+    writes.wait_for_commits(50)
     pids = receiver_pids(faults)
     assert len(pids) == 2, pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not receiver_pids(faults) and not slot_active(faults), "the receiver to be gone")
-    during = len(writer.committed)
-    dummy, status = stackops(faults, "pitr", "status")
-    assert status["receiver_alive"] is False and status["status"] == "warning"
-    assert any("not running" in text and "stackops pitr enable" in text for text in status["problems"]), status
-    assert len(writer.committed) > during  # the database keeps committing without its receiver
+    hook = Server(RECEIVER)
+    try:
+        dummy, status = stackops(faults, "pitr", "status", "-e",
+                                 "stackops_notify_webhook_url=http://127.0.0.1:%d/hook" % RECEIVER)
+    finally:
+        hook.stop()
+    assert status["receiver_alive"] is False and status["status"] == "critical", dump(status)
+    advice = [text for text in status["problems"] if "not running" in text and "stackops pitr enable" in text]
+    assert advice, status
+    pages = [json.loads(body) for method, path, body in hook.requests if method == "POST" and path == "/hook"]
+    assert [page["event"] for page in pages] == ["failure"], pages
+    assert pages[0]["procedure"] == "pitr" and advice[0] in pages[0]["stackops_result"]["error"], pages
+    writes.wait_for_commits(50, "the database to keep committing without its receiver")
     assert retained(faults) > 0  # ... and the slot keeps that WAL for it
     dummy, enabled = stackops(faults, "pitr", "enable", "--yes")
     assert enabled["changes"] == ["start the WAL receiver (barman cron, receive-wal %s)" % PROJECT]
     assert enabled["receiver_alive"] is True
-    time.sleep(1)
-    writer.halt()
+    writes.wait_for_commits(50)
+    writes.halt()
     before = ids(faults)
-    assert set(writer.committed) <= set(before)
+    assert set(writes.committed) <= set(before)
     dummy, result = stackops(faults, "restore", "--to-latest", "--yes")
     assert result["swapped"] is True
     assert ids(faults) == before, "rows committed while the receiver was dead did not come back"
+    # Archive recovery ending in promotion: the old server's later WAL cannot collide with the new one's.
+    assert timeline(faults) > faults.base_backup["timeline"]
+    listing = faults.compose("exec", "-T", "postgres", "sh", "-c", 'ls -a "$PGDATA"').stdout.split()
+    assert "PG_VERSION" in listing and "barman_wal" not in listing  # it would ride along in every base backup
 
 
 def segments(stack):
@@ -239,9 +203,17 @@ def segment_name(timeline, lsn):
     return "%08X%08X%08X" % (timeline, high, low // SEGMENT)
 
 
+def fork_point(stack, tli):
+    """Where timeline ``tli`` begins: the switch point in its history file (pg_receivewal fetched it)."""
+    for root, dummy, files in os.walk(stack.archive):
+        if "%08X.history" % tli in files:
+            return (Path(root) / ("%08X.history" % tli)).read_text().split("\n")[-2].split()[1]
+    pytest.fail("timeline %d has no history file in the archive" % tli)
+
+
 def test_full_archive_disk_is_reported_and_caught_up(faults):
-    writer = Writer(faults)
-    writer.start()
+    writes = writer(faults)
+    writes.start()
     filler = faults.archive / "filler"
     try:
         free = os.statvfs(faults.archive).f_bavail * os.statvfs(faults.archive).f_frsize
@@ -250,9 +222,8 @@ def test_full_archive_disk_is_reported_and_caught_up(faults):
         # The next segment does not fit: the receiver stops as soon as the server switches to it.
         scalar(faults, "SELECT pg_switch_wal()::text")
         wait_for(lambda: not receiver_pids(faults), "the receiver to stop on the full disk")
-        during = len(writer.committed)
         dummy, status = stackops(faults, "pitr", "status")
-        assert status["receiver_alive"] is False and status["status"] == "warning"
+        assert status["receiver_alive"] is False and status["status"] == "critical"
         disk = status["archive_disk"]
         assert disk["full"] is True and disk["path"] == str(faults.archive) and disk["free_bytes"] < SEGMENT
         assert "No space left on device" in status["receiver_error"]
@@ -261,83 +232,25 @@ def test_full_archive_disk_is_reported_and_caught_up(faults):
         summary, dummy = stackops(faults, "pitr", "enable", "--yes", ok=False)
         message = json.dumps(summary.get("failed_tasks"))
         assert "is full" in message and str(faults.archive) in message, message
-        assert len(writer.committed) > during  # the database keeps serving
+        writes.wait_for_commits(50, "the database to keep serving with the archive disk full")
         assert retained(faults) > 0  # the slot holds what the receiver could not take
     finally:
         filler.unlink(missing_ok=True)
     dummy, enabled = stackops(faults, "pitr", "enable", "--yes")
     assert enabled["receiver_alive"] is True
-    writer.halt()
+    writes.halt()
     with connect(faults) as conn:
-        timeline = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
-        current = segment_name(timeline, conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
-    first = segment_name(faults.base_backup["timeline"], faults.base_backup["begin_lsn"])
-    assert timeline == faults.base_backup["timeline"]  # recoveries to latest replay, they do not fork
+        tli = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
+        current = segment_name(tli, conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
+    assert tli > faults.base_backup["timeline"]  # the recovery to latest of the first test forked
+    # The archive holds the timeline from its very first segment (the recovered cluster's slot reserved it), so a
+    # recovery from the base backup of the old timeline can cross the fork.
+    first = segment_name(tli, fork_point(faults, tli))
     wait_for(lambda: current in segments(faults), "the receiver to catch up to segment %s" % current)
     wanted = ["%s%08X%08X" % (current[:8], segno // PER_ID, segno % PER_ID)
               for segno in range(segno_of(first), segno_of(current) + 1)]
     assert [name for name in wanted if name not in segments(faults)] == [], "the WAL archive has a gap"
     faults.rows_after_full_disk = ids(faults)
-
-
-def running_module(name, timeout=180):
-    """The pid of the AnsiballZ process of module ``name`` once it has stopped itself at its fault point."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                argv = (entry / "cmdline").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if ("AnsiballZ_%s.py" % name).encode() in argv and state == "T":
-                return int(entry.name)
-        time.sleep(0.05)
-    pytest.fail("module %s never reached its fault point" % name)
-
-
-def descendants(pid):
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def killed_restore(stack, fault):
-    """`stackops restore --to-latest --yes` stopped at fault point ``fault``, then every process it started (the
-    CLI's process group and ansible's own sessions) killed with SIGKILL at once."""
-    env = dict(os.environ, STACKOPS_STATE_DIR=str(stack.state), STACKOPS_FAULT_PAUSE=fault, NO_COLOR="1")
-    cli = subprocess.Popen([str(STACKOPS), "restore", "--to-latest", "--yes", "-i", str(stack.inventory), "--json",
-                            "-e", "stackops_pitr_cron_file="], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    try:
-        module = running_module("pg_pitr_restore")
-        tree = descendants(cli.pid)
-        assert module in tree
-        groups = {os.getpgid(pid) for pid in tree if os.path.exists("/proc/%d" % pid)}
-        for group in groups:
-            os.killpg(group, signal.SIGKILL)
-        for pid in tree:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    finally:
-        cli.kill()
-        cli.wait(30)
-    wait_for(lambda: not os.path.exists("/proc/%d" % module), "the module to die")
 
 
 def live_state(stack):
@@ -349,29 +262,36 @@ def live_state(stack):
                 health=inspect["State"].get("Health", {}).get("Status"), mounts=mounts)
 
 
-def swapped_out(stack):
+def swaps(stack):
     try:
-        return {entry["previous_data"] for entry in json.loads((stack.pitr_dir / "swaps.json").read_text())}
+        return json.loads((stack.pitr_dir / "swaps.json").read_text())
     except FileNotFoundError:
-        return set()
+        return []
+
+
+def swapped_out(stack):
+    return {entry["previous_data"] for entry in swaps(stack)}
+
+
+def restore_args(stack):
+    return ["restore", "--to-latest", "--yes", "-i", stack.inventory, "--json", *NO_CRON]
 
 
 def test_interrupted_recovery_leaves_the_live_database_untouched(faults):
     before_rows = ids(faults)
     before = live_state(faults)
     assert before["running"] and before["health"] == "healthy"
-    kept = labelled_volumes()
+    kept = labelled_volumes(PROJECT)
     assert kept <= swapped_out(faults)  # nothing but data from before earlier swaps
 
-    killed_restore(faults, "pitr-recover-copy")
-    first = labelled_volumes() - kept
+    killed_run(restore_args(faults), "pg_pitr_restore", "pitr-recover-copy", faults.state)
+    first = labelled_volumes(PROJECT) - kept
     assert len(first) == 1, first  # the killed run's half-made recovery
-    killed_restore(faults, "pitr-scratch")  # this run removed the first one, then was killed with a check running
-    second = labelled_volumes() - kept
+    killed_run(restore_args(faults), "pg_pitr_restore", "pitr-scratch", faults.state)
+    # This run removed the first one, then was killed with a check running.
+    second = labelled_volumes(PROJECT) - kept
     assert len(second) == 1 and second != first, (first, second)
-    scratch = subprocess.run(["docker", "ps", "-q", "--filter", "name=stackops-pitr-check-%s" % PROJECT],
-                             capture_output=True, text=True, check=True).stdout.split()
-    assert len(scratch) == 1  # still running on the orphaned volume
+    assert scratch_containers(PROJECT) == ["stackops-pitr-check-%s" % PROJECT]  # still running on the orphan
 
     assert live_state(faults) == before
     assert ids(faults) == before_rows
@@ -382,13 +302,128 @@ def test_interrupted_recovery_leaves_the_live_database_untouched(faults):
     cleaned = "\n".join(result["cleaned_up"])
     assert "remove scratch container stackops-pitr-check-%s" % PROJECT in cleaned, cleaned
     assert "remove volume %s" % next(iter(second)) in cleaned, cleaned
-    assert labelled_volumes() == kept | {result["recovered_volume"]}
-    assert labelled_volumes() <= swapped_out(faults)
+    assert labelled_volumes(PROJECT) == kept | {result["recovered_volume"]}
+    assert labelled_volumes(PROJECT) <= swapped_out(faults)
     assert not [name for name in os.listdir(faults.pitr_dir / "staging") if name.startswith("barman-")]
     assert not (faults.pitr_dir / "recovery.json").exists()
     # Recovered to latest from the WAL archive: every row, including those written while its disk was full.
     assert ids(faults) == before_rows
-    assert before_rows == getattr(faults, "rows_after_full_disk", before_rows)
+    assert before_rows == faults.rows_after_full_disk
+
+
+def test_recovery_killed_in_its_swap_is_recorded_and_loses_nothing(faults):
+    """Killed right after the exchange, with the service stopped: the next recovery records the storage as
+    interrupted (never removes it: it holds one of the two data directories) and loses no committed row."""
+    before_rows = ids(faults)
+    kept = labelled_volumes(PROJECT)
+    killed_run(restore_args(faults), "pg_pitr_restore", "pitr-swap", faults.state)
+    journal = json.loads((faults.pitr_dir / "recovery.json").read_text())
+    assert journal["phase"] == "swap" and journal["storage"] in labelled_volumes(PROJECT) - kept, journal
+    assert live_state(faults)["running"] is False  # killed between the stop and the start
+
+    dummy, result = stackops(faults, "restore", "--to-latest", "--yes")
+    assert result["swapped"] is True
+    assert any(line.startswith("kept %s" % journal["storage"]) for line in result["cleaned_up"]), result["cleaned_up"]
+    interrupted = [entry for entry in swaps(faults) if entry.get("interrupted")]
+    assert [entry["previous_data"] for entry in interrupted] == [journal["storage"]], interrupted
+    assert journal["storage"] in labelled_volumes(PROJECT)  # kept for the operator to check
+    assert ids(faults) == before_rows
+
+
+def test_failure_after_the_stop_puts_the_previous_data_back_and_starts_the_service(faults):
+    """An OSError after the service was stopped and the directories exchanged (here: swaps.json cannot be written)
+    undoes the exchange and starts the service on its previous data; the recovered storage is removed."""
+    before_rows = ids(faults)
+    kept = labelled_volumes(PROJECT)
+    record = faults.pitr_dir / "swaps.json"
+    aside = faults.pitr_dir / "swaps.json.aside"
+    record.rename(aside)
+    record.mkdir()  # a directory where the file goes: the rename into it fails with EISDIR
+    try:
+        summary, dummy = stackops(faults, "restore", "--to-latest", "--yes", ok=False)
+    finally:
+        record.rmdir()
+        aside.rename(record)
+    message = json.dumps(summary.get("failed_tasks")) + str(summary.get("error"))
+    assert "the swap onto the recovered data failed" in message and "runs on its previous data again" in message
+    state = live_state(faults)
+    assert state["running"] and state["health"] == "healthy"
+    assert ids(faults) == before_rows
+    assert labelled_volumes(PROJECT) == kept and not (faults.pitr_dir / "recovery.json").exists()
+
+
+def test_targets_outside_the_window_are_refused_before_anything_is_written(faults):
+    before = live_state(faults)
+    kept = labelled_volumes(PROJECT)
+    early = "2000-01-01 00:00:00+00"
+    summary, dummy = stackops(faults, "restore", "--to-time", early, "--yes", ok=False)
+    assert "no complete base backup" in json.dumps(summary.get("failed_tasks")), dump(summary.get("failed_tasks"))
+    late = "2999-01-01 00:00:00+00"
+    summary, dummy = stackops(faults, "restore", "--to-time", late, "--yes", ok=False)
+    assert "outside the recoverable window" in json.dumps(summary.get("failed_tasks"))
+    assert labelled_volumes(PROJECT) == kept
+    assert not (faults.pitr_dir / "recovery.json").exists() and scratch_containers(PROJECT) == []
+    assert live_state(faults) == before
+
+
+def test_a_scratch_cluster_that_fails_to_start_has_its_storage_removed(faults):
+    """A restore point nobody recorded, and that is not in the WAL: recovery ends before the target and the scratch
+    cluster exits. Its volume, journal and container go; the live database is untouched."""
+    before, before_rows = live_state(faults), ids(faults)
+    kept = labelled_volumes(PROJECT)
+    summary, dummy = stackops(faults, "restore", "--to-restore-point", "no-such-point", "--yes", ok=False)
+    message = json.dumps(summary.get("failed_tasks"))
+    assert "did not come up in scratch container" in message and "recovery target" in message, message
+    assert labelled_volumes(PROJECT) == kept
+    assert not (faults.pitr_dir / "recovery.json").exists() and scratch_containers(PROJECT) == []
+    assert live_state(faults) == before and ids(faults) == before_rows
+
+
+def test_killed_verification_leaves_nothing_behind(faults):
+    """A base backup's verification killed with its scratch container running: the next backup removes the
+    container and the scratch copy of the cluster, which the journal named before they existed."""
+    killed_run(["backup", "--physical", "-i", faults.inventory, "--json", *NO_CRON], "pg_pitr_backup",
+               "pitr-scratch", faults.state)
+    journal = json.loads((faults.pitr_dir / "verification.json").read_text())
+    assert Path(journal["scratch"]).is_dir() and scratch_containers(PROJECT) == [journal["container"]], journal
+    dummy, result = stackops(faults, "backup", "--physical")
+    assert result["backup"]["verified"] is True, dump(result)
+    cleaned = "\n".join(result["cleaned_up"])
+    assert "remove scratch container %s" % journal["container"] in cleaned, cleaned
+    assert "remove scratch copy %s" % journal["scratch"] in cleaned, cleaned
+    assert not Path(journal["scratch"]).exists() and scratch_containers(PROJECT) == []
+    assert not (faults.pitr_dir / "verification.json").exists()
+
+
+def test_swap_undone_when_the_service_is_unhealthy_on_the_recovered_data(faults):
+    """A base backup the service cannot start on (its listen_addresses names an address the container does not
+    have; the scratch check overrides it, so it verifies): the swap is undone and the service runs on its previous
+    data, every row of it."""
+    with connect(faults) as conn:
+        conn.execute("ALTER SYSTEM SET listen_addresses = '192.0.2.1'")  # no reload: the live server keeps '*'
+    try:
+        dummy, poisoned = stackops(faults, "backup", "--physical")
+    finally:
+        with connect(faults) as conn:
+            conn.execute("ALTER SYSTEM RESET listen_addresses")
+    assert poisoned["backup"]["verified"] is True
+    with connect(faults) as conn:
+        conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 10)")
+    before_rows = ids(faults)
+    kept = labelled_volumes(PROJECT)
+    try:
+        summary, dummy = stackops(faults, "restore", "--to-latest", "--yes", ok=False)
+        message = json.dumps(summary.get("failed_tasks"))
+        assert "did not become healthy on the recovered data" in message and "swap was undone" in message, message
+        state = live_state(faults)
+        assert state["running"] and state["health"] == "healthy"
+        assert ids(faults) == before_rows
+        undone = [entry for entry in swaps(faults) if entry.get("undone")]
+        assert len(undone) == 1 and undone[0]["previous_data"] in labelled_volumes(PROJECT) - kept, undone
+    finally:
+        # Later recoveries must not start from it.
+        subprocess.run([str(BARMAN), "-c", str(faults.pitr_dir / "barman.conf"), "delete", PROJECT,
+                        poisoned["backup_id"]], capture_output=True, check=False)
 
 
 def test_synchronous_receiving_loses_no_commit(faults):
@@ -404,24 +439,23 @@ def test_synchronous_receiving_loses_no_commit(faults):
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not receiver_pids(faults) and not slot_active(faults), "the receiver to be gone")
     dummy, status = stackops(faults, "pitr", "status")
-    assert status["synchronous"] is True
+    assert status["synchronous"] is True and status["status"] == "critical"
     assert any(text.startswith("commits are waiting") for text in status["problems"]), status["problems"]
     dummy, enabled = stackops(faults, "pitr", "enable", "--yes", *sync)
     # Restarted the way cron would: Barman itself starts pg_receivewal --synchronous again.
     assert enabled["changes"] == ["start the WAL receiver (barman cron, receive-wal %s)" % PROJECT]
-    writer = Writer(faults)
-    writer.start()
-    time.sleep(2)
+    writes = writer(faults)
+    writes.start()
+    writes.wait_for_commits(200)
     faults.compose("kill", "postgres")
-    writer.halt(killed=True)
+    writes.halt(killed=True)
     faults.compose("rm", "-f", "postgres")
     subprocess.run(["docker", "volume", "rm", "%s_pgdata" % PROJECT], check=True, capture_output=True)
-    assert len(writer.committed) > 0
     dummy, result = stackops(faults, "restore", "--to-latest", "--yes", *sync)
     assert result["swapped"] is True
     recovered = set(ids(faults))
-    lost = [row for row in writer.committed if row not in recovered]
-    assert lost == [], "synchronous receiving lost %d of %d committed rows" % (len(lost), len(writer.committed))
+    lost = [row for row in writes.committed if row not in recovered]
+    assert lost == [], "synchronous receiving lost %d of %d committed rows" % (len(lost), len(writes.committed))
     assert scalar(faults, "SHOW synchronous_standby_names") == '"barman_receive_wal"'  # on again after the swap
     dummy, disabled = stackops(faults, "pitr", "disable")
     assert any("reset synchronous_standby_names" in change for change in disabled["changes"]), disabled["changes"]

@@ -7,28 +7,23 @@ h-pitr-shop, ports 56630/56631) goes through enable, a verified physical base ba
 ones, undoing a DELETE without WHERE, losing the data volume while a writer runs (recover to latest, report the
 rows lost), and disable. tests/integration/test_pitr.py covers the demo stack's other cases.
 """
-import json
 import os
 import shutil
 import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
 import psycopg
 import pytest
+from support.cli import procedure, stackops as run_stackops
+from support.pitr import NO_CRON, Writer, assert_no_secret, clean_up, result_of
 from support.ports import port, project
+from support.runner import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
-STACKOPS = Path(sys.executable).with_name("stackops")
-BARMAN = Path(sys.executable).with_name("barman")
 PROJECT = project("h-pitr-shop")
 DB_PORT, BACKEND_PORT = port(56630), port(56631)
 FILES = [SHOP / "docker-compose.prod.yml", SHOP / "docker-compose.local.yml"]
 # No cron entry on the test machine; the recovered cluster's fresh base backup is taken but not trial-started.
-EXTRA = ["-e", "stackops_pitr_cron_file=", "-e", "stackops_pitr_verify_after_restore=false"]
+EXTRA = [*NO_CRON, "-e", "stackops_pitr_verify_after_restore=false"]
 RUN = {}
 
 
@@ -38,12 +33,6 @@ def _base_image():
         if line.startswith("STACKOPS_BASE_IMAGE="):
             return line.split("=", 1)[1]
     return "debian:bookworm-slim"
-
-
-def _drop_leftovers():
-    for name in subprocess.run(["docker", "volume", "ls", "-q", "--filter", "label=stackops.pitr.server=%s" % PROJECT],
-                               capture_output=True, text=True).stdout.split():
-        subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +57,7 @@ def shop(docker_engine, tmp_path_factory):
 
     ctx["compose"] = compose
     compose("down", "-v", "--remove-orphans", check=False)
-    _drop_leftovers()
+    clean_up(PROJECT, ctx["pitr_dir"])
     # Only the database: PITR touches nothing else, and the writers' own traffic is not what is measured here.
     started = compose("up", "-d", "--wait", "db", check=False)
     if started.returncode != 0:
@@ -83,33 +72,18 @@ def shop(docker_engine, tmp_path_factory):
         pytest.fail("stackops init failed: %s %s" % (written.stdout, written.stderr))
     yield ctx
     if os.environ.get("STACKOPS_KEEP_STACK") != "1":
-        if (ctx["pitr_dir"] / "barman.conf").exists():
-            subprocess.run([str(BARMAN), "-c", str(ctx["pitr_dir"] / "barman.conf"), "receive-wal", "--stop", PROJECT],
-                           capture_output=True, check=False)
         compose("down", "-v", "--remove-orphans", check=False)
-        _drop_leftovers()
+        clean_up(PROJECT, ctx["pitr_dir"])
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(ctx, *args, timeout=400):
-    if not STACKOPS.exists():
-        pytest.fail("%s missing: install the package (pip install -e .)" % STACKOPS)
-    env = dict(os.environ, STACKOPS_STATE_DIR=str(ctx["state"]), COLUMNS="160", NO_COLOR="1")
-    env.pop("STACKOPS_COLLECTION_DIR", None)
-    return subprocess.run([str(STACKOPS)] + [str(arg) for arg in args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=str(ctx["work"]), stdin=subprocess.DEVNULL)
+def run(ctx, *args):
+    return run_stackops(*args, state_dir=ctx["state"], cwd=ctx["work"])
 
 
 def stackops(ctx, *args):
-    completed = run(ctx, *args, "-i", ctx["inventory"], "--json", *EXTRA)
-    try:
-        summary = json.loads(completed.stdout)
-    except ValueError:
-        pytest.fail("stackops %s printed no JSON (rc %s): %s %s" % (" ".join(args), completed.returncode,
-                                                                    completed.stdout[-2000:], completed.stderr[-2000:]))
-    assert completed.returncode == 0, "stackops %s failed: %s; failed tasks: %s" % (
-        " ".join(args), summary.get("error"), json.dumps(summary.get("failed_tasks"))[:3000])
-    return summary, summary.get("result", {}).get(PROJECT, {})
+    summary = procedure(*args, *EXTRA, inventory=ctx["inventory"], state_dir=ctx["state"], cwd=ctx["work"])
+    return summary, result_of(summary, PROJECT)
 
 
 def connect(ctx, dbname="shop"):
@@ -127,30 +101,8 @@ def slots(ctx):
         return conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0]
 
 
-class Writer(threading.Thread):
-    """Commits one row per transaction; remembers every id whose COMMIT returned."""
-
-    def __init__(self, ctx):
-        super().__init__(daemon=True)
-        self.ctx = ctx
-        self.committed = []
-        self.gate = threading.Lock()
-        self.stop = threading.Event()
-        self.error = None
-
-    def run(self):
-        try:
-            with connect(self.ctx) as conn:
-                while not self.stop.is_set():
-                    with self.gate:
-                        self.committed.append(conn.execute("INSERT INTO writes DEFAULT VALUES RETURNING id").fetchone()[0])
-                    time.sleep(0.002)
-        except psycopg.Error as exc:
-            self.error = exc  # expected when the database is killed under the writer
-
-    def halt(self):
-        self.stop.set()
-        self.join(30)
+def writer_of(ctx):
+    return Writer(lambda: connect(ctx), "INSERT INTO writes DEFAULT VALUES RETURNING id")
 
 
 def test_enable_on_the_stock_image_stack(shop):
@@ -159,7 +111,7 @@ def test_enable_on_the_stock_image_stack(shop):
     assert any("replication slot" in change for change in result["changes"]), result
     assert oct(os.stat(shop["pitr_dir"] / "pgpass").st_mode & 0o777) == "0o600"
     password = (shop["pitr_dir"] / "pgpass").read_text().split(":")[-1].strip()
-    assert password not in json.dumps(summary) and shop["password"] not in json.dumps(summary)
+    assert_no_secret([password, shop["password"]], summary["_run"], shop["state"])
     with connect(shop) as conn:
         conn.execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 500)")
@@ -182,17 +134,16 @@ def test_physical_backup_listed_beside_the_logical_ones(shop):
 
 
 def test_undo_a_delete_without_where(shop):
-    writer = Writer(shop)
+    writer = writer_of(shop)
     writer.start()
-    time.sleep(1.5)
+    writer.wait_for_commits(100)
     with writer.gate:  # no commit is in flight at T: every row is clearly before or after it
         before = list(writer.committed)
         with connect(shop) as conn:
             target = conn.execute("SELECT clock_timestamp()::text").fetchone()[0]
-    time.sleep(0.2)
+    writer.wait_for_commits(50)  # rows committed after T, which must not come back
     with connect(shop) as conn:
         conn.execute("DELETE FROM writes")
-    time.sleep(1)
     writer.halt()
     assert writer.error is None and len(writer.committed) > len(before)
     dummy, result = stackops(shop, "restore", "--to-time", target, "--yes")
@@ -203,11 +154,11 @@ def test_undo_a_delete_without_where(shop):
 
 
 def test_rpo_lose_the_volume_while_writing(shop):
-    writer = Writer(shop)
+    writer = writer_of(shop)
     writer.start()
-    time.sleep(2)
+    writer.wait_for_commits(200)
     shop["compose"]("kill", "db")
-    writer.halt()
+    writer.halt(killed=True)
     shop["compose"]("rm", "-f", "db")
     subprocess.run(["docker", "volume", "rm", "%s_dbdata" % PROJECT], check=True, capture_output=True)
     committed = writer.committed

@@ -406,6 +406,7 @@ def physical_catalog(layout):
             id=backup_id, kind='physical', status=info.get('status'),
             begin_time=iso(parse_ts(info.get('begin_time'))), end_time=iso(parse_ts(info.get('end_time'))),
             begin_lsn=info.get('begin_xlog'), end_lsn=info.get('end_xlog'), timeline=int(info.get('timeline') or 1),
+            begin_wal=info.get('begin_wal'),
             size_bytes=int(info.get('size') or 0), compression=info.get('compression'),
             pgdata=info.get('pgdata'), version=info.get('version'), systemid=info.get('systemid'),
             path=os.path.join(layout.server_home, 'base', backup_id),

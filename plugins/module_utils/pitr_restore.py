@@ -138,6 +138,7 @@ class Recovery(object):
             dest = storage.create(name, {'stackops.pitr.server': self.layout.server, 'stackops.pitr.created': stamp})
             Barman(self.module, self.layout).run(recover_args(the_plan) + [self.layout.server, backup['id'], dest])
             fault_point('pitr-recover-copy')
+            add_timeline_wal(self.layout, dest, backup)
             add_streamed_wal(self.layout, dest)
             relocate_recovery_conf(dest, dest, storage.pgdata)
             drop_sync_receiver(dest)
@@ -308,6 +309,43 @@ def recover_args(the_plan):
     target, value = the_plan['target'], the_plan['target_value']
     option = dict(time='--target-time', lsn='--target-lsn', name='--target-name', latest='--target-tli')[target]
     return ['recover', '--target-action', 'promote', option, value if target != 'latest' else 'latest']
+
+
+def timelines_to_follow(wals):
+    """The newest timeline the archive knows and its ancestors (from its history file)."""
+    histories = [name for name in os.listdir(wals) if re.match(r'^[0-9A-F]{8}\.history$', name)]
+    if not histories:
+        return set([1])
+    newest = max(histories)
+    with open(os.path.join(wals, newest)) as handle:
+        lines = [line.split() for line in handle if line.strip() and not line.startswith('#')]
+    return set([int(newest[:8], 16)] + [int(fields[0]) for fields in lines])
+
+
+def add_timeline_wal(layout, dest, backup):
+    """Every archived segment of the newest timeline and its ancestors from the base backup's first one on.
+
+    Barman copies the segments it computes the recovery needs. A timeline that forked from its parent before the
+    parent's own start (a recovery to a point before an earlier recovery's fork: PostgreSQL then names the newer
+    timeline as the parent) defeats that computation and segments go missing. PostgreSQL picks the right file of
+    each segment from the history, so giving it all of them costs only the copies."""
+    wals = os.path.join(layout.server_home, 'wals')
+    wal_dir = os.path.join(dest, 'barman_wal')
+    if not os.path.isdir(wals) or not os.path.isdir(wal_dir) or not backup.get('begin_wal'):
+        return
+    follow = timelines_to_follow(wals)
+    first = backup['begin_wal'][8:]
+    for sub in sorted(os.listdir(wals)):
+        if not re.match(r'^[0-9A-F]{16}$', sub):
+            continue
+        for name in sorted(os.listdir(os.path.join(wals, sub))):
+            if (re.match(r'^[0-9A-F]{24}$', name) and int(name[:8], 16) in follow and name[8:] >= first
+                    and not os.path.exists(os.path.join(wal_dir, name))):
+                shutil.copyfile(os.path.join(wals, sub, name), os.path.join(wal_dir, name))
+    for tli in follow:
+        name = '%08X.history' % tli
+        if os.path.exists(os.path.join(wals, name)) and not os.path.exists(os.path.join(wal_dir, name)):
+            shutil.copyfile(os.path.join(wals, name), os.path.join(wal_dir, name))
 
 
 def add_streamed_wal(layout, dest):

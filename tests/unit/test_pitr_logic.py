@@ -109,3 +109,26 @@ def test_recovery_settings_are_relocated_then_dropped(tmp_path):
     pitr_storage.finish_recovered(str(tmp_path))
     assert conf.read_text() == "work_mem = '8MB'\n"
     assert not (tmp_path / "barman_wal").exists()  # it would ride along in every later base backup
+
+
+def test_a_recovery_gets_every_segment_of_the_newest_timeline_and_its_ancestors(tmp_path):
+    """Timeline 3 forked from 2 at a point before 2's own start (a recovery to a point before an earlier recovery's
+    fork): Barman's own choice of segments leaves some of 3's out; the recovery gets all of 1's and 3's from the base
+    backup's first segment on, none of 2's before it, and the history files."""
+    wals = tmp_path / "home" / "s" / "wals"
+    names = ["000000010000000000000003", "000000010000000000000004", "000000010000000000000006",
+             "000000020000000000000005", "000000030000000000000004", "000000030000000000000006",
+             "000000010000000000000002"]
+    for name in names:
+        (wals / name[:16]).mkdir(parents=True, exist_ok=True)
+        (wals / name[:16] / name).write_text(name)
+    (wals / "00000002.history").write_text("1\t0/50005D0\tafter LSN 0/50005A0\n")
+    (wals / "00000003.history").write_text("1\t0/50005D0\tafter LSN 0/50005A0\n\n2\t0/40068E8\tat restore point\n")
+    dest = tmp_path / "dest"
+    (dest / "barman_wal").mkdir(parents=True)
+    layout = pitr.Layout(str(tmp_path), "s")
+    pitr_restore.add_timeline_wal(layout, str(dest), {"begin_wal": "000000010000000000000003"})
+    assert set(os.listdir(dest / "barman_wal")) == {
+        "00000002.history", "00000003.history", "000000010000000000000003", "000000010000000000000004",
+        "000000010000000000000006", "000000020000000000000005", "000000030000000000000004",
+        "000000030000000000000006"}

@@ -26,7 +26,7 @@ from support.pitr import (
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
-from test_notifications_procedures import Server
+from support.receiver import Receiver
 
 PROJECT = project("h-pitr-faults")
 ARCHIVE_DISK_BYTES = 512 * 1024 * 1024
@@ -152,12 +152,9 @@ def test_killed_receiver_leaves_no_gap_and_pages(faults):
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not receiver_pids(faults) and not slot_active(faults), "the receiver to be gone")
-    hook = Server(RECEIVER)
-    try:
+    with Receiver(RECEIVER) as hook:
         dummy, status = stackops(faults, "pitr", "status", "-e",
                                  "stackops_notify_webhook_url=http://127.0.0.1:%d/hook" % RECEIVER)
-    finally:
-        hook.stop()
     assert status["receiver_alive"] is False and status["status"] == "critical", dump(status)
     advice = [text for text in status["problems"] if "not running" in text and "stackops pitr enable" in text]
     assert advice, status

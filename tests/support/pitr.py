@@ -2,9 +2,7 @@
 Barman's receiver and what recoveries leave (labelled volumes, scratch containers), and a secret scan of everything a
 run leaves (stdout, stderr, the state directory)."""
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from . import processes
 from .cli import STACKOPS, cli_env
 
 BARMAN = Path(sys.executable).with_name("barman")
@@ -99,62 +98,10 @@ def clean_up(server, pitr_dir, bind_siblings=None):
     shutil.rmtree(pitr_dir, ignore_errors=True)
 
 
-def running_module(name, timeout=180):
-    """The pid of the AnsiballZ process of module ``name`` once it has stopped itself at its fault point."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                argv = (entry / "cmdline").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if ("AnsiballZ_%s.py" % name).encode() in argv and state == "T":
-                return int(entry.name)
-        time.sleep(0.05)
-    pytest.fail("module %s never reached its fault point" % name)
-
-
-def descendants(pid):
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
 def killed_run(args, module, fault, state_dir):
-    """`stackops ARGS` stopped at fault point ``fault`` of ``module``, then every process it started (the CLI's
-    process group and ansible's own sessions) killed with SIGKILL at once."""
-    env = cli_env(state_dir, STACKOPS_FAULT_PAUSE=fault)
-    cli = subprocess.Popen([str(STACKOPS)] + [str(arg) for arg in args], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    try:
-        stopped = running_module(module)
-        tree = descendants(cli.pid)
-        assert stopped in tree
-        for group in {os.getpgid(pid) for pid in tree if os.path.exists("/proc/%d" % pid)}:
-            os.killpg(group, signal.SIGKILL)
-        for pid in tree:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    finally:
-        cli.kill()
-        cli.wait(30)
-    wait_for(lambda: not os.path.exists("/proc/%d" % stopped), "the module to die")
+    """`stackops ARGS` (with its run history in ``state_dir``) stopped at fault point ``fault`` of ``module``, then
+    every process it started killed with SIGKILL at once (support/processes.py)."""
+    processes.killed_run([STACKOPS] + list(args), fault, module, env=cli_env(state_dir))
 
 
 def assert_no_secret(secrets, completed, state_dir):

@@ -134,15 +134,15 @@ class Pitr(object):
                                 self.hba_file, self.params['compose_service'], err.strip() or out.strip()))
 
     def reload_hba(self, previous):
-        self.conn.execute('SELECT pg_reload_conf()')
-        time.sleep(0.3)
+        # pg_hba_file_rules parses the file on disk, not what the server loaded: a file PostgreSQL would reject is
+        # put back before any reload, and nothing needs to wait for the reload to land.
         errors = self.conn.execute(
             'SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL').fetchall()
         if errors:
             self.write_hba(previous)
-            self.conn.execute('SELECT pg_reload_conf()')
             raise PitrError('PostgreSQL rejected %s after the edit (%s); the previous file was put back' % (
                 self.hba_file, '; '.join('line %s: %s' % row for row in errors)))
+        self.conn.execute('SELECT pg_reload_conf()')
 
     def hba_lines(self):
         address = self.params['hba_address']
@@ -301,7 +301,7 @@ class Pitr(object):
                 raise PitrError('the WAL receiver did not start streaming from slot %s: %s; run `%s` for '
                                 'details' % (self.slot, '; '.join(problems),
                                              ' '.join(barman.argv(['check', self.layout.server]))))
-            time.sleep(0.3)
+            time.sleep(0.05)
 
     # -- synchronous receiving
     def sync_is_ours(self):

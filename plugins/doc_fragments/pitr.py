@@ -5,11 +5,15 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.stackops.runbooks.plugins.doc_fragments.compose import ModuleDocFragment as _Compose
 
-# The options of pitr_argument_spec() in module_utils/pitr.py: every PITR module takes them, so the same
-# module_defaults fit all of them.
-_CATALOG = r'''
+class ModuleDocFragment(object):
+    """Options that locate a Barman catalog; they mirror ``pitr_argument_spec()`` in module_utils/pitr.py.
+
+    Every PITR module takes them, so the same module_defaults fit all of them.
+    """
+
+    DOCUMENTATION = r'''
+options:
   pitr_dir:
     description: Directory of Barman's configuration and catalog, as set up by M(stackops.runbooks.pg_pitr).
     type: path
@@ -29,7 +33,10 @@ _CATALOG = r'''
     default: /usr/lib/postgresql/15/bin
 '''
 
-_SCRATCH = r'''
+    # Options of the modules that start a recovered cluster in a scratch container and query it;
+    # they mirror scratch_check_argument_spec() in module_utils/pitr.py.
+    SCRATCH_CHECK = r'''
+options:
   compose_service:
     description: Compose service that runs PostgreSQL. The image of its container (for a service built by compose,
       the image compose built) starts the scratch check; its data mount is where a recovery goes.
@@ -45,14 +52,3 @@ _SCRATCH = r'''
     type: str
     required: true
 '''
-
-
-class ModuleDocFragment(object):
-    """Options that locate a Barman catalog (``pitr_argument_spec()`` in module_utils/pitr.py)."""
-
-    DOCUMENTATION = 'options:' + _CATALOG
-
-    # The whole option set of the modules that start a recovered cluster in a scratch container and query it
-    # (pg_pitr_backup, pg_pitr_restore): the catalog's, the scratch check's and the compose project's. It mirrors
-    # scratch_check_argument_spec() in module_utils/pitr.py, which is built from the same three parts.
-    SCRATCH_CHECK = 'options:' + _CATALOG + _SCRATCH + _Compose.DOCUMENTATION.split('options:', 1)[1].lstrip('\n')

@@ -285,8 +285,9 @@ def close_wal_segment(module, layout, required):
     With the server alive: write a WAL record (an xid's commit, so the segment is never empty), close the segment
     (pg_switch_wal) and wait until the receiver has that segment complete, which it streams, so that is at once
     (its flush position is only reported every few seconds: the file is what counts), and has started the next one,
-    so `barman archive-wal` can archive it. Returns the server's time then. With the server unreachable: None (the receiver's .partial is all there is). When the receiver does not
-    have it within WAL_CATCH_UP_SECONDS, raises if ``required``, else returns None."""
+    so `barman archive-wal` can archive it. Returns the server's time then. With the server unreachable: None (the
+    receiver's .partial is all there is). When the receiver does not have it within WAL_CATCH_UP_SECONDS, raises if
+    ``required``, else returns None."""
     dsn, dummy = barman_conninfo(layout)
     try:
         conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True, application_name='stackops-pitr')

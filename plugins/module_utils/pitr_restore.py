@@ -227,8 +227,8 @@ class Recovery(object):
     def compose(self, args, check=True):
         rc, out, err = run_compose(self.module, self.params, args, check_rc=False)
         if check and rc != 0:
-            raise PitrError('docker compose %s failed (rc=%s): %s' % (' '.join(args[:2]), rc,
-                                                                     (err.strip() or out.strip())[-800:]))
+            raise PitrError('docker compose %s failed (rc=%s): %s' % (
+                ' '.join(args[:2]), rc, (err.strip() or out.strip())[-800:]))
         return rc, out, err
 
     def recreate_live(self, storage):
@@ -281,8 +281,8 @@ class Recovery(object):
 
     def remove_storage(self, entry, check):
         name = entry['storage']
-        what = 'left by the recovery killed before its swap (pid %s, started %s)' % (entry.get('pid'),
-                                                                                    entry.get('started'))
+        what = 'left by the recovery killed before its swap (pid %s, started %s)' % (
+            entry.get('pid'), entry.get('started'))
         if entry.get('kind') == 'volume':
             rc, out, dummy = self.docker.run(['volume', 'inspect', '--format',
                                               '{{index .Labels "stackops.pitr.server"}}', name], check=False)

@@ -189,8 +189,8 @@ class Pitr(object):
                 password = secrets.token_urlsafe(32)
                 self.module.no_log_values.add(password)
                 self.act('set a new password for role %s (the passfile had none that works)' % self.role,
-                         sql.SQL('ALTER ROLE {} PASSWORD {}').format(sql.Identifier(self.role),
-                                                                      sql.Literal(self.verifier(password))))
+                         sql.SQL('ALTER ROLE {} PASSWORD {}').format(
+                             sql.Identifier(self.role), sql.Literal(self.verifier(password))))
                 self.write_passfile(password)
             elif (os.stat(self.layout.passfile).st_mode & 0o777) != 0o600:
                 self.write_passfile(password)

@@ -46,8 +46,8 @@ def status(module):
     window = recovery_window(layout)
     held = lock_held(layout.receiver_lock())
     found = dict(enabled=os.path.exists(layout.server_conf), receiver_lock_held=held, receiver_alive=None,
-                  receiver_lag_bytes=None, slot_retained_bytes=None, synchronous=None,
-                  archive_size_bytes=dir_size(os.path.join(layout.server_home, 'base')) + window['wal']['size_bytes'])
+                 receiver_lag_bytes=None, slot_retained_bytes=None, synchronous=None,
+                 archive_size_bytes=dir_size(os.path.join(layout.server_home, 'base')) + window['wal']['size_bytes'])
     segment_bytes = WAL_SEGMENT_BYTES
     try:
         conn = connect(module.params)
@@ -74,8 +74,8 @@ def status(module):
     down = found['enabled'] and (found['receiver_alive'] is False or (found['receiver_alive'] is None and not held))
     found['receiver_error'] = receiver_error(layout) if down else None
     found['problems'] = receiver_problems(layout, False if down else found['receiver_alive'], found['archive_disk'],
-                                           found['receiver_error'], found['slot_retained_bytes'],
-                                           bool(found['synchronous']))
+                                          found['receiver_error'], found['slot_retained_bytes'],
+                                          bool(found['synchronous']))
     found['metrics'] = metrics_text(layout.server, found, window)
     # An outage of the WAL stream pages like a failed procedure (roles/result notifies on critical): every commit
     # from now on would not be recoverable, or, with synchronous receiving, commits wait.

@@ -46,7 +46,9 @@ options:
     type: int
     default: 1
 extends_documentation_fragment:
+  - stackops.runbooks.pitr
   - stackops.runbooks.pitr.scratch_check
+  - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
 seealso:

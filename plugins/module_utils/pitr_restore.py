@@ -87,7 +87,7 @@ class Recovery(object):
     # --- 1. plan -----------------------------------------------------------------------------------------------
     def plan(self, caught_up=None):
         """The base backup and WAL range for the target; ``caught_up`` is the instant up to which a live server's WAL
-        is known to be in the archive (see catch_up_wal)."""
+        is known to be in the archive (see pitr.close_wal_segment)."""
         kind, value = self.params['target'], self.params.get('target_value')
         check_target_value(kind, value)
         window = recovery_window(self.layout)

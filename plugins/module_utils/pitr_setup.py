@@ -289,18 +289,19 @@ class Pitr(object):
             return
         barman = Barman(self.module, self.layout)
         barman.run(['cron'], detach=True)
-        started = time.time()
-        deadline = started + 20
-        while not self.receiver_alive():
+        deadline = time.time() + 20
+        while True:
             disk = archive_disk(self.layout)
-            # A full disk: the receiver exits as soon as it needs a new segment; no point waiting the full 20 s.
-            if time.time() > deadline or (disk['full'] and time.time() > started + 3
-                                          and not lock_held(self.layout.receiver_lock())):
+            # A full disk (less than one segment free): a receiver that starts stops again at its next segment, so
+            # this fails at once, whether it streams for the moment or not; it may still fill its current segment.
+            if disk['full'] or time.time() > deadline:
                 problems = receiver_problems(self.layout, False, disk, receiver_error(self.layout),
                                              synchronous=self.sync_is_ours()[1])
                 raise PitrError('the WAL receiver did not start streaming from slot %s: %s; run `%s` for '
                                 'details' % (self.slot, '; '.join(problems),
                                              ' '.join(barman.argv(['check', self.layout.server]))))
+            if self.receiver_alive():
+                return
             time.sleep(0.05)
 
     # -- synchronous receiving

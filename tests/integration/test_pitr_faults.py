@@ -107,8 +107,20 @@ def scalar(stack, query):
         return conn.execute(query).fetchone()[0]
 
 
+WRITERS = []
+
+
 def writer(stack):
-    return Writer(lambda: connect(stack), "INSERT INTO writes DEFAULT VALUES RETURNING id")
+    WRITERS.append(Writer(lambda: connect(stack), "INSERT INTO writes DEFAULT VALUES RETURNING id"))
+    return WRITERS[-1]
+
+
+@pytest.fixture(autouse=True)
+def no_writer_outlives_its_test():
+    """A test that fails half-way must not leave its writer committing: the next tests compare rows."""
+    yield
+    while WRITERS:
+        WRITERS.pop().halt(killed=True)
 
 
 def receiver_pids(stack):

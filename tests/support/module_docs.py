@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from support.runner import REPO
+from .runner import REPO
 
 FRAGMENTS = "ansible_collections.stackops.runbooks.plugins.doc_fragments."
 

@@ -38,17 +38,19 @@ options:
     SCRATCH_CHECK = r'''
 options:
   compose_service:
-    description: Compose service that runs PostgreSQL. The image of its container (for a service built by compose,
-      the image compose built) starts the scratch check; its data mount is where a recovery goes.
+    description:
+      - Compose service that runs PostgreSQL. The image of its container (for a service built by compose, the image
+        compose built) starts the scratch check; its data mount is where a recovery goes.
+      - The inventory variable C(stackops_db_service) (docs/inventory.md).
     type: str
     required: true
   check_user:
     description: Role the scratch check connects as (local trust inside the scratch container); the inventory's
       database user, which need not be C(postgres).
     type: str
-    required: true
+    default: postgres
   check_db:
     description: Database the scratch check queries.
     type: str
-    required: true
+    default: postgres
 '''

@@ -65,9 +65,11 @@ def scratch_check_argument_spec(**options):
     from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec
     spec = dict(options)
     spec.update(
+        # No default service: the name is the stack's (stackops_db_service). The role and database default like
+        # login_user and login_db, to the official image's postgres (docs/inventory.md).
         compose_service=dict(type='str', required=True),
-        check_user=dict(type='str', required=True),
-        check_db=dict(type='str', required=True),
+        check_user=dict(type='str', default='postgres'),
+        check_db=dict(type='str', default='postgres'),
     )
     spec.update(compose_argument_spec())
     spec.update(pitr_argument_spec())

@@ -67,7 +67,7 @@ options:
     default: true
   compose_service:
     description:
-      - Compose service that runs PostgreSQL; the C(pg_hba) file is edited inside it.
+      - Compose service that runs PostgreSQL (C(stackops_db_service)); the C(pg_hba) file is edited inside it.
       - With O(state=enabled) its port must be published on the host (the WAL receiver runs there and needs a fixed
         address of the server); an unpublished port is refused before anything changes, with the fix.
     type: str
@@ -93,6 +93,7 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose_db_service_pitr_postgresql
 notes:
   - O(login_user) must be a superuser (it creates the role, edits C(pg_hba) through C(pg_read_file) and the container,
     and changes settings).

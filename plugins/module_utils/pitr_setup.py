@@ -177,32 +177,29 @@ class Pitr(object):
         exists = self.scalar('SELECT rolreplication AND rolcanlogin FROM pg_roles WHERE rolname = %s', (self.role,))
         password = read_passfile_password(self.layout.passfile, self.role)
         if exists is None:
-            password = secrets.token_urlsafe(32)
-            self.module.no_log_values.add(password)
-            self.act('create replication role %s' % self.role,
-                     sql.SQL('CREATE ROLE {} LOGIN REPLICATION PASSWORD {}').format(
-                         sql.Identifier(self.role), sql.Literal(self.verifier(password))))
-            self.write_passfile(password)
+            self.set_new_password('create replication role %s' % self.role,
+                                  'CREATE ROLE {} LOGIN REPLICATION PASSWORD {}')
         else:
             if not exists:
                 self.act('give role %s LOGIN REPLICATION' % self.role,
                          sql.SQL('ALTER ROLE {} LOGIN REPLICATION').format(sql.Identifier(self.role)))
             if password is None or not self.password_works(password):
-                password = secrets.token_urlsafe(32)
-                self.module.no_log_values.add(password)
-                self.act('set a new password for role %s (the passfile had none that works)' % self.role,
-                         sql.SQL('ALTER ROLE {} PASSWORD {}').format(
-                             sql.Identifier(self.role), sql.Literal(self.verifier(password))))
-                self.write_passfile(password)
+                self.set_new_password('set a new password for role %s (the passfile had none that works)' % self.role,
+                                      'ALTER ROLE {} PASSWORD {}')
             elif (os.stat(self.layout.passfile).st_mode & 0o777) != 0o600:
                 self.write_passfile(password)
         self.ensure_grants()
 
-    def verifier(self, password):
-        """The SCRAM-SHA-256 verifier of ``password``, computed by libpq on this side: the statement that sets it
-        carries no plaintext, so none lands in the server log (log_statement = ddl) or pg_stat_statements."""
-        return self.conn.pgconn.encrypt_password(password.encode('utf-8'), self.role.encode('utf-8'),
-                                                 b'scram-sha-256').decode('ascii')
+    def set_new_password(self, text, statement):
+        """A generated password: its SCRAM-SHA-256 verifier goes to the server (computed by libpq on this side, so the
+        statement carries no plaintext and none lands in the server log with log_statement = ddl, or in
+        pg_stat_statements), the password itself only to the passfile."""
+        password = secrets.token_urlsafe(32)
+        self.module.no_log_values.add(password)
+        verifier = self.conn.pgconn.encrypt_password(password.encode('utf-8'), self.role.encode('utf-8'),
+                                                     b'scram-sha-256').decode('ascii')
+        self.act(text, sql.SQL(statement).format(sql.Identifier(self.role), sql.Literal(verifier)))
+        self.write_passfile(password)
 
     def write_passfile(self, password):
         self.module.no_log_values.add(password)

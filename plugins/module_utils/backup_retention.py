@@ -10,6 +10,7 @@ import os
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import parse_time, remove_tree
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 
 
 def retention_plan(sets, keep_last, keep_daily, keep_weekly, keep_monthly):
@@ -90,6 +91,7 @@ def apply_retention(backup_dir, database, policy, result, delete):
             # Renamed out of the catalog first, so a crash mid-delete never leaves a half set that looks complete.
             doomed_path = os.path.join(backup_dir, '.deleting-' + name)
             os.rename(os.path.join(backup_dir, name), doomed_path)
+            fault_point('retention-delete')
             remove_tree(doomed_path)
         result['deleted'].append(backup_id)
         result['freed_bytes'] += by_id[backup_id]['size_bytes']

@@ -250,6 +250,7 @@ def swap(module, conn, target, temp, keep_old, journal):
         journal.done(ALLOW_CONNECTIONS, target)
         journal.done(DROP_DATABASE, old)
         raise
+    fault_point('swapped')
     journal.done(ALLOW_CONNECTIONS, target)
     journal.done(DROP_DATABASE, temp)
     if keep_old:

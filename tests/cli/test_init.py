@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from .conftest import run_cli
+from support.cli import stackops
 from support.ports import port, project
 
 PROJECT = project("h2-init-envpw")
@@ -65,7 +65,7 @@ def test_init_keeps_an_environment_password_in_a_private_file(project, state_dir
     inventory = project["dir"] / "inventory"
     args = ["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env", "--profile", "ops",
             "-o", inventory]
-    written = run_cli(args + ["--json"], state_dir)
+    written = stackops(*args, "--json", state_dir=state_dir)
     assert written.returncode == 0, written.stdout + written.stderr
     document = json.loads(written.stdout)
     password_file = inventory / "db_password"
@@ -87,29 +87,29 @@ def test_init_keeps_an_environment_password_in_a_private_file(project, state_dir
         if path.is_file():
             assert project["password"] not in path.read_text(errors="replace"), path
 
-    health = run_cli(["health", "-i", inventory, "--json"], state_dir)
+    health = stackops("health", "-i", inventory, "--json", state_dir=state_dir)
     assert health.returncode == 0, health.stdout[-3000:] + health.stderr[-2000:]
     assert json.loads(health.stdout)["result"][PROJECT]["counts"]["critical"] == 0
 
-    refused = run_cli(args, state_dir)
+    refused = stackops(*args, state_dir=state_dir)
     assert refused.returncode == 2 and "pass --force" in refused.stderr
     assert password_file.read_text().strip() == project["password"]
     (inventory / "hosts.yml").write_text("# edited by hand\n")
-    forced = run_cli(args + ["--force"], state_dir)
+    forced = stackops(*args, "--force", state_dir=state_dir)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "edited by hand" not in (inventory / "hosts.yml").read_text()
 
 
 def test_init_check_writes_nothing_and_reports_problems(project, state_dir, tmp_path):
-    checked = run_cli(["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
-                       "-o", tmp_path / "inv", "--check"], state_dir)
+    checked = stackops("init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
+                       "-o", tmp_path / "inv", "--check", state_dir=state_dir)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "password: POSTGRES_PASSWORD in the compose environment" in checked.stdout
     assert "databases: app (UTF8" in checked.stdout
     assert not (tmp_path / "inv").exists()
 
-    wrong = run_cli(["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
-                     "--db-service", "toolbox", "-o", tmp_path / "inv2"], state_dir)
+    wrong = stackops("init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
+                     "--db-service", "toolbox", "-o", tmp_path / "inv2", state_dir=state_dir)
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     assert "PROBLEM" in wrong.stdout and "nothing written" in wrong.stderr
     assert not (tmp_path / "inv2" / "hosts.yml").exists() and not (tmp_path / "inv2" / "db_password").exists()

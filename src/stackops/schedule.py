@@ -57,7 +57,7 @@ def on_calendar(when):
     if CRON_EXPRESSION.match(text) and not any(ch in text for ch in ":-"):
         raise ScheduleError("--when %r looks like a cron expression; use e.g. 'Sun 03:00' or an OnCalendar "
                             "expression for systemd" % when)
-    return text  # a raw OnCalendar expression; verified with systemd-analyze when available
+    return text  # a raw OnCalendar expression, for verify_calendar
 
 
 def _cron_days(days):
@@ -89,11 +89,24 @@ def cron_expression(when):
                         "'Sun 03:00', 'Mon..Fri 02:00' or five cron fields" % when)
 
 
+# What on_calendar writes itself, already range-checked there: needs no outside verifier.
+OWN_CALENDAR = re.compile(r"^(?:(?:hourly|daily|weekly|monthly)|(?:%s(?:(?:\.\.|,)%s)* )?\*-\*-\* "
+                          r"(?:[01]\d|2[0-3]):[0-5]\d:00)$" % (DAY_SPEC, DAY_SPEC))
+
+
 def verify_calendar(expression):
-    """Ask systemd-analyze whether an OnCalendar expression is valid (skipped when it is not installed)."""
+    """Refuse an OnCalendar expression systemd would not accept.
+
+    The forms on_calendar writes itself are checked there. Anything else is a raw systemd expression, which only
+    systemd can judge: systemd-analyze checks it, and without systemd-analyze it is refused, never written unchecked.
+    """
+    if OWN_CALENDAR.match(expression):
+        return
     tool = shutil.which("systemd-analyze")
     if not tool:
-        return
+        raise ScheduleError("--when %r is a raw systemd calendar expression and systemd-analyze is not installed to "
+                            "check it: use hourly/daily/weekly/monthly, 'HH:MM', 'Sun 03:00' or 'Mon..Fri 02:00', or "
+                            "install systemd" % expression)
     checked = subprocess.run([tool, "calendar", expression], capture_output=True, text=True)
     if checked.returncode != 0:
         raise ScheduleError("--when %r is not a valid systemd calendar expression: %s" % (

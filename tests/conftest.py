@@ -13,6 +13,9 @@ from support.pgcluster import PgCluster
 from support.ports import port, project
 from support.stack import TestStack
 
+# Fails a run that ran no test, or skipped or xfailed one not listed in tests/allowed-skips.txt.
+pytest_plugins = ["support.outcomes"]
+
 # Under pytest-xdist every worker is its own session with its own copy of the demo stack, so each
 # gets its own compose project name and host ports (set before any fixture reads them).
 # A second checkout on the same machine moves all of it again with STACKOPS_TEST_SLOT (support/ports.py).

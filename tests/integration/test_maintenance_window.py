@@ -16,12 +16,14 @@ import pytest
 
 from support import stack as stack_support
 from support.digest import content_fingerprint
+from support.ports import project
 from support.wait import until
 from support.runner import run_playbook
 
 pytestmark = pytest.mark.stack
 
-API_TAG = "e-test"  # a tag of our own, so re-pointing it never touches images other stacks run
+# A tag of our own (per test slot), so re-pointing it never touches images other stacks or checkouts run.
+API_TAG = project("e-test")
 
 
 def use_own_api_tag(test_stack):
@@ -44,7 +46,7 @@ def stack(docker_engine):
         test_stack.down()
         subprocess.run(["docker", "rmi", "stackops-demo/api:%s" % API_TAG], check=False, capture_output=True)
         # images the rollback test built (only ours: they carry its label)
-        leftovers = subprocess.run(["docker", "images", "-q", "--filter", "label=stackops.test.rollback"],
+        leftovers = subprocess.run(["docker", "images", "-q", "--filter", "label=stackops.test.rollback=%s" % API_TAG],
                                    capture_output=True, text=True).stdout.split()
         if leftovers:
             subprocess.run(["docker", "rmi"] + leftovers, check=False, capture_output=True)
@@ -228,8 +230,9 @@ def test_failing_step_rolls_back_images_and_data(stack, tmp_path):
     # A new image for our own tag whose start migrates data: the rolling update really switches the api to it.
     (tmp_path / "migrate.py").write_text(MIGRATION.replace("LABEL", label))
     (tmp_path / "Dockerfile").write_text(
-        "FROM stackops-demo/api:1\nLABEL stackops.test.rollback=%s\nCOPY migrate.py /opt/api/migrate.py\n"
-        'CMD ["sh", "-c", "python3 /opt/api/migrate.py && exec python3 -u /opt/api/app.py"]\n' % label)
+        "FROM stackops-demo/api:1\nLABEL stackops.test.rollback=%s stackops.test.build=%s\n"
+        "COPY migrate.py /opt/api/migrate.py\n"
+        'CMD ["sh", "-c", "python3 /opt/api/migrate.py && exec python3 -u /opt/api/app.py"]\n' % (API_TAG, label))
     subprocess.run(["docker", "build", "-q", "-t", "stackops-demo/api:%s" % API_TAG, str(tmp_path)], check=True,
                    capture_output=True)
     new_image = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", "stackops-demo/api:%s" % API_TAG],

@@ -329,27 +329,35 @@ def database_content(conn):
     comment beyond initdb's, and no other client session. Anything the check cannot read counts as content, so a
     database is only called empty when that is certain.
     """
-    reasons = []
-    name = conn.execute('SELECT current_database()').fetchone()[0]
     try:
-        objects = [row[0] for row in conn.execute(CONTENT_QUERY).fetchall()]
-        if objects:
-            reasons.append('objects %s%s' % (', '.join(objects[:5]), ', ...' if len(objects) > 5 else ''))
-        for extension, table, kind, condition in conn.execute(EXTENSION_CONFIG_QUERY).fetchall():
-            if kind == 'S':
-                query = sql.SQL('SELECT is_called FROM {}').format(sql.SQL(table))
-            else:
-                query = sql.SQL('SELECT EXISTS (SELECT 1 FROM {} {})').format(sql.SQL(table), sql.SQL(condition))
-            if conn.execute(query).fetchone()[0]:
-                reasons.append('rows in %s (configuration of extension %s)' % (table, extension))
-        row = conn.execute(
-            "SELECT d.datacl IS NOT NULL, shobj_description(d.oid, 'pg_database'), "
-            "(SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid), "
-            "(SELECT count(*) FROM pg_stat_activity a WHERE a.datid = d.oid AND a.pid <> pg_backend_pid() "
-            " AND a.backend_type = 'client backend') FROM pg_database d WHERE d.oid = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
+        with conn.transaction():
+            # Names qualified whatever the database's search_path, and one snapshot for every question.
+            conn.execute("SET LOCAL search_path = pg_catalog")
+            return content_reasons(conn)
     except Exception as exc:  # pylint: disable=broad-except
         return ['cannot tell whether it is empty (%s)' % str(exc).strip()]
+
+
+def content_reasons(conn):
+    """database_content() in a transaction that reads names qualified."""
+    reasons = []
+    name = conn.execute('SELECT current_database()').fetchone()[0]
+    objects = [row[0] for row in conn.execute(CONTENT_QUERY).fetchall()]
+    if objects:
+        reasons.append('objects %s%s' % (', '.join(objects[:5]), ', ...' if len(objects) > 5 else ''))
+    for extension, table, kind, condition in conn.execute(EXTENSION_CONFIG_QUERY).fetchall():
+        if kind == 'S':
+            query = sql.SQL('SELECT is_called FROM {}').format(sql.SQL(table))
+        else:
+            query = sql.SQL('SELECT EXISTS (SELECT 1 FROM {} {})').format(sql.SQL(table), sql.SQL(condition))
+        if conn.execute(query).fetchone()[0]:
+            reasons.append('rows in %s (configuration of extension %s)' % (table, extension))
+    row = conn.execute(
+        "SELECT d.datacl IS NOT NULL, shobj_description(d.oid, 'pg_database'), "
+        "(SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid), "
+        "(SELECT count(*) FROM pg_stat_activity a WHERE a.datid = d.oid AND a.pid <> pg_backend_pid() "
+        " AND a.backend_type = 'client backend') FROM pg_database d WHERE d.oid = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
     acl, comment, settings, sessions = row
     if acl:
         reasons.append('privileges granted on the database')

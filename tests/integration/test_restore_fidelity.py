@@ -128,7 +128,7 @@ def test_a_database_with_content_is_refused_in_the_callers_words_and_replaced_wi
         pg_cluster, fidelity):
     refused = fidelity["results"]["refused_full"]
     assert refused["failed"] and refused["action"] == "replace"
-    assert "objects table kept" in refused["msg"] and "1 database or role setting rows" in refused["msg"], refused["msg"]
+    assert "objects table public.kept" in refused["msg"] and "1 database or role setting rows" in refused["msg"], refused["msg"]
     assert "set stackops_restore_replace=true and stackops_restore_confirm=true" in refused["msg"], refused["msg"]
     assert "stackops_restore_target_database=NAME" in refused["msg"] and " replace=" not in refused["msg"]
     done = fidelity["results"]["dr_full"]
@@ -147,11 +147,11 @@ def test_what_counts_as_content(pg_cluster):
         conn.execute("CREATE EXTENSION citext; CREATE TEMP TABLE scratch (x int)")
         assert database_content(conn) == [], "an extension's own objects and a temporary table are not content"
         for statement, reason in (
-                ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "function f()"),
-                ("CREATE TYPE mood AS ENUM ('ok')", "type mood"),
+                ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "function public.f()"),
+                ("CREATE TYPE mood AS ENUM ('ok')", "type public.mood"),
                 ("CREATE SCHEMA s", "schema s"),
                 ("SELECT lo_create(4242)", "large object 4242"),
-                ("CREATE TABLE t (id serial PRIMARY KEY)", "table t")):
+                ("CREATE TABLE t (id serial PRIMARY KEY)", "table public.t")):
             conn.execute(statement)
             assert reason in database_content(conn)[0], (statement, database_content(conn))
     pg_cluster.sql("DROP DATABASE fid_probe WITH (FORCE)")

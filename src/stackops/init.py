@@ -102,10 +102,14 @@ def render_inventory(found, output, options):
         "stackops_compose_profiles: %s" % _yaml(project.get("profiles") or []),
         "",
         "# The PostgreSQL service (%s), after the official image's contract:" % "; ".join(db["reasons"]),
-        "# POSTGRES_USER (default postgres), POSTGRES_DB (default: the user), the published port.",
+        "# POSTGRES_USER (default postgres), POSTGRES_DB (default: the user), the published port if any.",
         "stackops_db_service: %s" % _yaml(db["service"]),
     ] + ["# Also PostgreSQL, not operated by this inventory: %s (another inventory: stackops init --db-service %s)." % (
         item["service"], item["service"]) for item in found.get("db_candidates") or [] if item["service"] != db["service"]] + [
+    ] + ([] if db.get("published", True) else [
+        "# No published port: every connection goes to the container of %s on its compose network, its address" % db["service"],
+        "# looked up each time (it changes when the container is recreated), on the port inside the container.",
+    ]) + [
         "stackops_db_host: %s" % _yaml(db["host"]),
         "stackops_db_port: %s" % _yaml(db["port"]),
         "stackops_db_name: %s" % _yaml(db["database"]),

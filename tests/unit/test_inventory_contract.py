@@ -181,3 +181,15 @@ def test_one_private_prefix_named_after_its_role_or_playbook():
             elif not any(rest == owner or rest.startswith(owner + "_") for owner in owners):
                 problems.append("%s: %s names no role (__stackops_<role>_...)" % (relative, name))
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+def test_the_unpublished_database_host_is_the_one_the_modules_resolve():
+    """The contract names the form of stackops_db_host for a database without a published port; compose.py parses
+    exactly that form (and nothing else) as a compose service to look up at connect time."""
+    from ansible_collections.stackops.runbooks.plugins.module_utils.compose import parse_service_host, service_host
+    meaning = contract()["stackops_db_host"]["meaning"]
+    documented = re.search(r"`(compose:<project>/<service>)`", meaning)
+    assert documented, meaning
+    assert service_host("<project>", "<service>") == documented.group(1)
+    assert parse_service_host("compose:shop/db") == ("shop", "db")
+    assert parse_service_host("127.0.0.1") is None and parse_service_host("db.internal") is None

@@ -205,16 +205,17 @@ def scale_plan(current, target, step):
     return counts
 
 
-def check_scale_request(service, replicas, step, allow_zero):
-    """Reasons a scale request is refused before anything is looked at (empty when it is acceptable)."""
+def check_scale_request(service, replicas, step, allow_zero, allow_zero_setting='allow_zero=true'):
+    """Reasons a scale request is refused before anything is looked at (empty when it is acceptable);
+    ``allow_zero_setting`` is how the caller allows scaling to zero (caller_words.setting())."""
     problems = []
     if not service:
         problems.append('no service given: set stackops_scaling_service (the compose service or Kubernetes workload)')
     if replicas is None or int(replicas) < 0 or step is None or int(step) < 1:
         problems.append('replicas must be >= 0 and step >= 1 (got replicas=%s, step=%s)' % (replicas, step))
     elif int(replicas) == 0 and not allow_zero:
-        problems.append('refusing to scale %s to 0: that takes it down entirely; set allow_zero=true '
-                        '(stackops_scaling_allow_zero) if that is what you want' % service)
+        problems.append('refusing to scale %s to 0: that takes it down entirely; set %s if that is what you want' % (
+            service, allow_zero_setting))
     return problems
 
 

@@ -9,6 +9,7 @@ import os
 import secrets
 import stat
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -141,7 +142,7 @@ def test_init_writes_hostile_database_names_literally(project, state_dir, tmp_pa
         written = run_cli(["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
                            "-o", inventory], state_dir)
         assert written.returncode == 0, written.stdout + written.stderr
-        bin_dir = os.path.dirname(os.path.realpath(os.sys.executable))
+        bin_dir = os.path.dirname(sys.executable)
         listed = subprocess.run([os.path.join(bin_dir, "ansible-inventory"), "-i", str(inventory), "--host", PROJECT],
                                 capture_output=True, text=True, timeout=120)
         assert listed.returncode == 0, listed.stderr

@@ -90,3 +90,24 @@ def disaster_recovery(stack, state_dir):
     assert stack.state() == before, name
     return dict(backup=backup, replaced=replaced, recovered=recovered, started=started, health=health,
                 refused=refused)
+
+
+def pair_tests(pair, first_port):
+    """The module fixture and the test of a test_dr_shapes*.py file for the shapes ``pair`` (one file per pair, so
+    the pairs run on separate workers): ``shapes, test_disaster_recovery_from_nothing = pair_tests(...)``."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def shapes(docker_engine, tmp_path_factory):
+        stacks = start_shapes(pair, tmp_path_factory.mktemp("dr-shapes"), first_port)
+        yield stacks
+        for stack in stacks.values():
+            stack.down()
+
+    @pytest.mark.parametrize("name", pair)
+    def test_disaster_recovery_from_nothing(shapes, name, tmp_path):
+        state_dir = tmp_path / "state"
+        state_dir.mkdir()
+        disaster_recovery(shapes[name], state_dir)
+
+    return shapes, test_disaster_recovery_from_nothing

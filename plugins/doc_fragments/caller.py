@@ -14,9 +14,9 @@ options:
   option_variables:
     description:
       - For messages only. Maps an option of this module to the variable the caller sets it with, for example
-        C({confirm: stackops_restore_confirm}). A refusal then names that variable (C(set stackops_restore_confirm=true))
-        instead of the option; options not in the map are named as themselves. The roles of this collection pass
-        their inventory variables.
+        V(confirm) to V(stackops_restore_confirm). A refusal then names that variable
+        (C(set stackops_restore_confirm=true)) instead of the option; options not in the map are named as themselves.
+        The roles of this collection pass their inventory variables.
     type: dict
     default: {}
 '''

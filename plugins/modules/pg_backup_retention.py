@@ -20,8 +20,6 @@ description:
     one database at a time, so a complete verified group always remains. The same policy counts groups (a group is
     verified when it is complete and all its sets are), and the newest verified group is always kept. A group is
     deleted under the locks of all its databases.
-  - The connection and compose options are accepted so that C(module_defaults) for the
-    C(group/stackops.runbooks.postgresql) action group apply; they are not used.
 author:
   - stackops maintainers (@stackops)
 options:
@@ -54,12 +52,10 @@ options:
     type: int
     default: 3
 extends_documentation_fragment:
-  - stackops.runbooks.postgres
-  - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - With O(lock_timeout) the module waits that long for a busy database; a database still busy then is skipped
     (reported in RV(busy)), not failed, because the next run will catch up.
@@ -110,7 +106,7 @@ freed_bytes:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, common_module_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, backup_dir_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock, LockTimeout
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
     apply_group_retention, apply_retention, retention_policy_problem, retention_policy_spec)
@@ -118,7 +114,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set impor
 
 
 def main():
-    spec = common_module_spec()
+    spec = backup_dir_spec()
     spec.update(
         database=dict(type='str'),
         scope=dict(type='str', choices=['all', 'sets', 'groups'], default='all'),

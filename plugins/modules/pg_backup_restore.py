@@ -502,7 +502,7 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas, 
     expected = expected_tables(manifest, tables, schemas)
     msg = '%s database %s from backup %s%s' % (
         'replaced empty' if empty else 'replaced' if exists else 'created', target, manifest['id'],
-                                               ' (old copy kept as %s)' % old if old else '')
+        ' (old copy kept as %s)' % old if old else '')
     return dict(old_database=old, tables=len(expected), rows=sum(t['rows'] for t in expected), content_compared=content,
                 restore_method=session.method, phase_seconds=session.timings, skipped_roles=skipped_roles,
                 msg=msg)

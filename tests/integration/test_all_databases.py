@@ -79,8 +79,9 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
         # a run whose backup of one database failed: its group is incomplete and refused
         step("partial", "pg_backup", database="h3_all_app", group_id="h3-partial",
              group_databases=["h3_all_app", "h3_all_lost"], **source),
-        step("partial_group", "pg_backup_group_info", group_id="h3-partial", require_verified=False, **source),
-        step("newest_group", "pg_backup_group_info", **source),
+        step("partial_group", "pg_backup_group_info", group_id="h3-partial", require_verified=False,
+             backup_dir=backup_dir),
+        step("newest_group", "pg_backup_group_info", backup_dir=backup_dir),
     ], label="h3-all-checks")
     assert "postgres" not in checks["listed"]["names"]
     assert {"name": "template0", "reason": "template"} in checks["listed"]["left_out"]

@@ -18,13 +18,13 @@ description:
     runs, resets C(ports), C(container_name) and host networking, makes every volume and network that names itself
     the drill's own and turns other bind mounts read-only. Nothing is published on a host port and nothing of the
     live project is touched (docs/drill.md).
-  - V(start=database) with O(state=present) first removes whatever an earlier drill left (a killed one too: by the
+  - V(start=database) with O(state=present) first removes whatever an earlier drill left (a killed one too, found by the
     project's labels), writes a journal, then prepares the database - for a logical drill it links the chosen set
     into the drill's own backup directory (restore it with M(stackops.runbooks.pg_backup_restore) at RV(db_host));
     for O(physical=true) Barman recovers a base backup into the drill's volume - and starts the database service,
     waiting for its healthcheck and, for a physical drill, for the end of recovery.
   - V(start=application) starts the application services and waits for their own healthchecks, then returns the
-    inventory's health URLs and the HTTP drill checks pointed at the drill's containers (RV(http_checks)): a URL's
+    inventory's health URLs and the HTTP drill checks pointed at the drill's containers (RV(http_checks)) - a URL's
     port picks the service publishing it, the drill reaches that service's container port on the drill network.
   - O(state=absent) removes the drill project's containers, volumes and networks, its override and its journal.
 author:
@@ -139,7 +139,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_compose_postgresql
+  - stackops.runbooks.attributes.actiongroup_compose
 notes:
   - Needs compose v2.24 or newer (the override's C(!reset) tags).
   - O(login_host) and O(login_port) are not used - the drill's database is reached at its container address

@@ -39,7 +39,6 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
-  - stackops.runbooks.attributes.actiongroup_postgresql
 seealso:
   - module: stackops.runbooks.compose_drill
 '''

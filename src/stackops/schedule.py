@@ -371,6 +371,8 @@ def _schedule_target(command):
         words = shlex.split(command)
     except ValueError:
         return None, None
+    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        words = words[1:]  # a cron entry's environment prefix
     procedure = words[1] if len(words) > 1 else None
     inventory = words[words.index("-i") + 1] if "-i" in words[:-1] else None
     return procedure, inventory

@@ -142,8 +142,9 @@ extends_documentation_fragment:
   - stackops.runbooks.attributes.actiongroup_compose
 notes:
   - Needs compose v2.24 or newer (the override's C(!reset) tags).
-  - O(login_host) and O(login_port) are not used - the drill's database is reached at its container address
-    (RV(db_host), RV(db_port)); the login role, password and database are the stack's.
+  - The connection options name the live server - a logical drill copies its roles (attributes and memberships, no
+    passwords) onto the drill's fresh server before the restore, since the set's ownership and grants name them. The
+    drill's own database is reached at its container address (RV(db_host), RV(db_port)) with the same login.
   - The compose project options name the live project; the drill project is C(<project name>-drill).
 seealso:
   - module: stackops.runbooks.pg_backup_restore
@@ -248,6 +249,11 @@ unmapped:
   returned: when state=present and start=application
   type: list
   elements: str
+roles_created:
+  description: Roles of the live server created on the drill's fresh server (logical drills).
+  returned: when state=present and start=database and physical=false, not in check mode
+  type: list
+  elements: str
 cleaned_up:
   description: What an earlier drill (a killed one, or one kept with C(--keep)) had left and this run removed.
   returned: when state=present and start=database
@@ -278,11 +284,11 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set impor
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
     compose_argument_spec, compose_config, labelled_containers, run_compose)
 from ansible_collections.stackops.runbooks.plugins.module_utils.drill import (
-    DrillError, Paths, closure, container_addresses, create_data_volume, default_services, drill_project,
+    DrillError, Paths, closure, container_addresses, copy_roles, create_data_volume, default_services, drill_project,
     drop_journal, http_check, live_compose_files, override_model, physical_plan, published_ports, read_journal,
     recover_into_volume, remove_run_dir, render_override, teardown, write_journal)
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, pg_connection_spec, prepare
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, pg_connection_spec, prepare
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Layout, PitrError, remove_dead_staging
 
 
@@ -444,6 +450,8 @@ class Drill(object):
         if not address:
             raise DrillError('the drill\'s database service %s has no address on the drill network' % params['db_service'])
         self.wait_database(address, result['db_port'], params['physical'])
+        if not params['physical']:
+            result['roles_created'] = self.copy_live_roles(address, result['db_port'])
         result.update(db_host=address, override=self.paths.override, data_volume=volume)
         return self.done(**result)
 
@@ -476,6 +484,19 @@ class Drill(object):
                     address, port, 'finish recovery' if physical else 'accept connections', self.params['wait_timeout'],
                     last))
             time.sleep(0.5)
+
+    def copy_live_roles(self, address, port):
+        """The live server's roles, which the set's ownership and grants name, onto the drill's fresh server: a
+        restore finds them on the live server too. Without the live server the drill goes on without them."""
+        try:
+            with connect(self.params, application_name='stackops-drill') as live, \
+                    connect(dict(self.params, login_host=address, login_port=port),
+                            application_name='stackops-drill') as drill:
+                return copy_roles(live, drill)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.module.warn('the drill could not copy the roles of the live server %s (%s); a set whose grants name '
+                             'roles the image does not create will not restore' % (describe_target(self.params), exc))
+            return []
 
     # ------------------------------------------------------------ start=application
 

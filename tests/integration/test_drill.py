@@ -11,18 +11,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from support.cli import procedure, stackops
+from support.drill import LiveProbe, drill_resources, live_fingerprint
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
 from test_backup_crash_safety import stopped_module
+from test_pitr_faults import descendants
 
 PROJECT = project("h-drill")
 DRILL = PROJECT + "-drill"
@@ -59,78 +59,6 @@ def drop_drill_project():
     subprocess.run(["docker", "compose", "-p", DRILL, "down", "--volumes", "--remove-orphans"], capture_output=True)
 
 
-def drill_resources():
-    """Every container, volume and network of the drill project (by compose's label)."""
-    label = "label=com.docker.compose.project=%s" % DRILL
-    found = []
-    for args in (["ps", "-a", "--format", "{{.Names}}"], ["volume", "ls", "--format", "{{.Name}}"],
-                 ["network", "ls", "--format", "{{.Name}}"]):
-        found += subprocess.run(["docker"] + args + ["--filter", label], capture_output=True, text=True).stdout.split()
-    return found
-
-
-def live_fingerprint(stack):
-    """The live project's containers (id, start time), volumes and networks: a drill must change none of them."""
-    label = "label=com.docker.compose.project=%s" % stack.project
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True).stdout.split()
-    started = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.State.StartedAt}} {{.State.Status}}"] + ids,
-                             capture_output=True, text=True).stdout.split("\n")
-    volumes = subprocess.run(["docker", "volume", "ls", "-q", "--filter", label], capture_output=True, text=True).stdout
-    networks = subprocess.run(["docker", "network", "ls", "-q", "--filter", label], capture_output=True, text=True).stdout
-    return sorted(ids), sorted(started), sorted(volumes.split()), sorted(networks.split())
-
-
-class LiveProbe:
-    """Hits the live stack's health URL (through its frontend, down to the database) until stopped."""
-
-    def __init__(self, stack):
-        self.url = stack.frontend_url + "/api/v1/db/health"
-        self.results = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as response:
-                    self.results.append(response.status)
-            except Exception as exc:  # pylint: disable=broad-except
-                self.results.append(repr(exc))
-            self.stop.wait(0.25)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-
-    def assert_served(self):
-        assert self.results, "the probe never ran"
-        failures = [item for item in self.results if item != 200]
-        assert not failures, "the live stack failed %d of %d probes during the drill: %s" % (
-            len(failures), len(self.results), failures[:5])
-
-
-def process_tree(root):
-    """``root`` and its descendants, parents before children."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    order, todo = [], [root]
-    while todo:
-        pid = todo.pop(0)
-        order.append(pid)
-        todo.extend(sorted(children.get(pid, [])))
-    return order
-
-
 def run(stack, *args, ok=True, timeout=900):
     return procedure(*args, inventory=stack.inventory, state_dir=stack.state, ok=ok, timeout=timeout)
 
@@ -150,8 +78,8 @@ def assert_no_repr(text):
 
 def test_logical_drill_brings_the_app_up_while_the_live_stack_serves(live):
     run(live, "backup")
-    before = live_fingerprint(live)
-    with LiveProbe(live) as probe:
+    before = live_fingerprint(live.project)
+    with LiveProbe(live.frontend_url + "/api/v1/db/health") as probe:
         human = stackops("drill", "-i", live.inventory, "-e", live.checks, state_dir=live.state, timeout=900)
     probe.assert_served()
     assert human.returncode == 0, human.stdout[-3000:] + human.stderr[-2000:]
@@ -168,8 +96,8 @@ def test_logical_drill_brings_the_app_up_while_the_live_stack_serves(live):
     assert all(item["ok"] for item in checks.values()), checks
     assert drill["rto_seconds"] > 0 and set(drill["phase_seconds"]) == {"fetch", "restore", "start", "checks"}
     assert abs(sum(drill["phase_seconds"].values()) - drill["rto_seconds"]) < 0.05, drill
-    assert drill_resources() == [], "the drill left %s" % drill_resources()
-    assert live_fingerprint(live) == before
+    assert drill_resources(DRILL) == [], "the drill left %s" % drill_resources(DRILL)
+    assert live_fingerprint(live.project) == before
     records = list((live.backup_dir / ".drills" / "records").glob("drill-*.json"))
     assert len(records) == 1 and json.loads(records[0].read_text())["status"] == "passed"
 
@@ -192,32 +120,32 @@ def test_status_of_the_healthy_stack_exits_0(live):
 
 
 def test_a_drill_killed_with_sigkill_is_cleaned_up_by_the_next(live):
-    before = live_fingerprint(live)
+    before = live_fingerprint(live.project)
     env = dict(os.environ, STACKOPS_STATE_DIR=str(live.state), STACKOPS_FAULT_PAUSE="drill-application", NO_COLOR="1")
     cli = subprocess.Popen([str(Path(sys.executable).with_name("stackops")), "drill", "-i", str(live.inventory),
                             "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            start_new_session=True)
     try:
         module = stopped_module("compose_drill", timeout=600)
-        assert any(name.startswith(DRILL) for name in drill_resources())  # the drill is up when it is killed
+        assert any(name.startswith(DRILL) for name in drill_resources(DRILL))  # the drill is up when it is killed
         # kill -9 of everything the drill runs as: the CLI, ansible-playbook (its own session, under a pty) and its
-        # workers, parents first, so no task after the stopped module (the teardown) can start; then the module.
-        for pid in process_tree(cli.pid) + [module]:
+        # workers, so no task after the stopped module (the teardown) can start; the module stays stopped till then.
+        for pid in descendants(cli.pid) + [module]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
     finally:
         cli.wait(60)
-    left = drill_resources()
+    left = drill_resources(DRILL)
     assert left, "the killed drill left nothing to clean up, so this test proves nothing"
     summary = run(live, "drill")
     drill = result_of(summary, live)
     assert drill["drill"] == "passed", drill
     assert any("had not finished" in item for item in drill["cleaned_up"]), drill["cleaned_up"]
     assert all(any(name in item for item in drill["cleaned_up"]) for name in left), (left, drill["cleaned_up"])
-    assert drill_resources() == []
-    assert live_fingerprint(live) == before
+    assert drill_resources(DRILL) == []
+    assert live_fingerprint(live.project) == before
 
 
 def test_physical_drill_to_a_time(live):
@@ -234,14 +162,14 @@ def test_physical_drill_to_a_time(live):
         conn.execute("SELECT pg_switch_wal()")
     checks = json.dumps({"stackops_drill_checks": [
         {"name": "marks at the target", "sql": "select count(*) from drill_marks", "expect": 150}]})
-    before = live_fingerprint(live)
-    with LiveProbe(live) as probe:
+    before = live_fingerprint(live.project)
+    with LiveProbe(live.frontend_url + "/api/v1/db/health") as probe:
         summary = run(live, "drill", "--physical", "--to-time", target, "-e", checks, *NO_CRON)
     probe.assert_served()
     drill = result_of(summary, live)
     assert drill["drill"] == "passed" and drill["backup"]["kind"] == "physical", drill
     assert {item["name"]: item["ok"] for item in drill["checks"]}["marks at the target"] is True
-    assert drill_resources() == [] and live_fingerprint(live) == before
+    assert drill_resources(DRILL) == [] and live_fingerprint(live.project) == before
     with connect(live) as conn:
         assert conn.execute("SELECT count(*) FROM drill_marks").fetchone()[0] == 200  # live untouched
 
@@ -252,15 +180,15 @@ def test_drill_of_a_backup_that_breaks_the_app_fails_and_names_the_check(live):
     broken = result_of(run(live, "backup"), live)["backup_id"]
     with connect(live) as conn:
         conn.execute("ALTER TABLE records ADD COLUMN payload jsonb NOT NULL DEFAULT '{}'")
-    before = live_fingerprint(live)
+    before = live_fingerprint(live.project)
     summary = run(live, "drill", "--backup-id", broken, "-e", live.checks, "-e", "stackops_drill_http_timeout=5", ok=False)
     drill = result_of(summary, live)
     assert summary["exit_code"] == 1 and drill["drill"] == "failed", drill
     assert drill["failed_checks"] == ["records-write"], drill["checks"]
     assert "records-write" in drill["error"] and "HTTP 503" in drill["error"], drill["error"]
     assert drill["backup"]["id"] == broken
-    assert drill_resources() == [], "the failed drill left %s" % drill_resources()
-    assert live_fingerprint(live) == before
+    assert drill_resources(DRILL) == [], "the failed drill left %s" % drill_resources(DRILL)
+    assert live_fingerprint(live.project) == before
 
 
 def test_status_names_a_stale_backup_a_dead_receiver_and_the_failed_drill(live):

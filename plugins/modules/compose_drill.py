@@ -456,9 +456,8 @@ class Drill(object):
         return self.done(**result)
 
     def up(self, drill, services, what):
-        rc, out, err = run_compose(self.module, drill, ['up', '--detach', '--no-build', '--wait', '--wait-timeout',
-                                                         str(self.params['wait_timeout'])] + list(services),
-                                   check_rc=False)
+        args = ['up', '--detach', '--no-build', '--wait', '--wait-timeout', str(self.params['wait_timeout'])]
+        rc, out, err = run_compose(self.module, drill, args + list(services), check_rc=False)
         if rc != 0:
             dummy, logs, dummy2 = run_compose(self.module, drill, ['logs', '--no-color', '--tail', '20'] + list(services),
                                               check_rc=False)

@@ -1,5 +1,7 @@
 """The pure logic of restore drills and the recoverability status: the override, URL mapping, answers, objectives,
 the drill catalog's summary and the status judgement (module_utils/drill.py and recoverability.py)."""
+import json
+
 import pytest
 import yaml
 
@@ -188,3 +190,16 @@ def test_judge_names_each_objective_not_met_and_nothing_on_a_healthy_stack():
 
 def test_human_age():
     assert [human_age(v) for v in (None, 5, 65, 7260, 90000)] == ["never", "5s", "1m05s", "2h01m", "1d01h"]
+
+
+def test_a_copy_run_records_the_targets_newest_copy_for_status(tmp_path):
+    from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import record_copy_state
+    from ansible_collections.stackops.runbooks.plugins.module_utils.recoverability import offsite_copies
+    result = {"target": "s3://bucket/prod/", "target_name": "eu", "latest_verified": {"id": "shop-1", "age_seconds": 100}}
+    record_copy_state(str(tmp_path), result, "shop")
+    record_copy_state(str(tmp_path), dict(result, target_name="us", latest_verified=None), "shop")
+    record_copy_state(str(tmp_path), dict(result, latest_verified={"id": "shop-2", "age_seconds": 5}), "shop")
+    recorded = json.loads((tmp_path / ".offsite" / "eu-shop.json").read_text())["recorded_epoch"]
+    copies = offsite_copies(str(tmp_path), recorded + 50)
+    assert [(c["target"], c["newest_verified"]) for c in copies] == [("eu", "shop-2"), ("us", None)]
+    assert copies[0]["age_seconds"] == 55 and copies[1]["age_seconds"] is None

@@ -466,7 +466,8 @@ class Drill(object):
 
     def wait_database(self, address, port, physical):
         """Until the restored server accepts the stack's login, and a recovered one has left recovery (promoted)."""
-        params = dict(self.params, login_host=address, login_port=port)
+        # The maintenance database: the stack's own may exist only once the set is restored.
+        params = dict(self.params, login_host=address, login_port=port, login_db='postgres')
         deadline = time.monotonic() + self.params['wait_timeout']
         last = None
         while True:
@@ -489,7 +490,7 @@ class Drill(object):
         restore finds them on the live server too. Without the live server the drill goes on without them."""
         try:
             with connect(self.params, application_name='stackops-drill') as live, \
-                    connect(dict(self.params, login_host=address, login_port=port),
+                    connect(dict(self.params, login_host=address, login_port=port, login_db='postgres'),
                             application_name='stackops-drill') as drill:
                 return copy_roles(live, drill)
         except Exception as exc:  # pylint: disable=broad-except

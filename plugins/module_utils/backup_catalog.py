@@ -6,20 +6,43 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import re
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, VERIFICATION, BackupError, parse_time, read_json, relative_files,
     sha256_file, slug, utcnow, valid_backup_id, write_json)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import pg_connection_spec, pg_tools_spec
+
+
+METRICS = (
+    ('stackops_backup_last_success_timestamp_seconds', 'End of the last successful backup.'),
+    ('stackops_backup_last_size_bytes', 'Size of the last backup set.'),
+    ('stackops_backup_last_duration_seconds', 'Duration of the last backup.'),
+    ('stackops_backup_last_verified', 'Whether the last backup verified (1) or not (0).'),
+)
+
+
+def backup_metrics(manifest, verified):
+    """The Prometheus textfile (node_exporter's textfile collector) of a database's newest set."""
+    # JSON string escaping is what the exposition format wants for label values (backslash, quote, newline).
+    label = '{database=%s}' % json.dumps(manifest['database'], ensure_ascii=False)
+    values = (int(parse_time(manifest['finished_at']).timestamp()), manifest.get('size_bytes') or 0,
+              manifest.get('duration_seconds') or 0, 1 if verified else 0)
+    return ''.join('# HELP %s %s\n# TYPE %s gauge\n%s%s %s\n' % (name, text, name, name, label, value)
+                   for (name, text), value in zip(METRICS, values))
+
+
+def catalog_spec():
+    """backup_dir: the option of the catalog action group (meta/runtime.yml), the one every backup module takes."""
+    return dict(backup_dir=dict(type='path', required=True))
 
 
 def backup_dir_spec():
-    return dict(
-        backup_dir=dict(type='path', required=True),
-        lock_timeout=dict(type='int', default=300),
-    )
+    """The catalog, and lock_timeout for the modules that take a database's lock."""
+    spec = catalog_spec()
+    spec.update(lock_timeout=dict(type='int', default=300))
+    return spec
 
 
 def load_manifest(set_dir):
@@ -249,7 +272,10 @@ def find_set(backup_dir, backup_id=None, database=None, verified_only=False):
 
 
 def common_module_spec():
-    """Options every backup module takes, so module_defaults on the postgresql group apply to all five."""
+    """Options of the backup modules that connect and run the client tools: pg_backup, pg_backup_verify,
+    pg_backup_restore and pg_globals_restore."""
+    # Imported here: the modules that only read the catalog (pg_backup_info, `stackops backups`) never load psycopg.
+    from ansible_collections.stackops.runbooks.plugins.module_utils.pg import pg_connection_spec, pg_tools_spec
     spec = pg_connection_spec()
     spec.update(pg_tools_spec())
     spec.update(backup_dir_spec())

@@ -30,6 +30,31 @@ def compose_argument_spec():
     )
 
 
+def docker_engine(module):
+    """(server version, None) when the docker engine answers, else (None, why not and what to do)."""
+    docker = module.get_bin_path('docker')
+    if not docker:
+        return None, 'docker CLI not installed; install docker and start it'
+    rc, out, err = module.run_command([docker, 'version', '--format', '{{.Server.Version}}'])
+    if rc != 0 or not out.strip():
+        return None, 'not answering (%s); start dockerd and retry' % (' '.join((err or out).split()) or 'rc=%d' % rc)
+    return out.strip(), None
+
+
+def compose_v2(module):
+    """(version, None) when ``docker compose`` is v2 or later, else (version or None, why not and what to do)."""
+    docker = module.get_bin_path('docker')
+    rc, out, err = module.run_command([docker, 'compose', 'version', '--short']) if docker else (1, '', 'not found')
+    version = out.strip().lstrip('v')
+    if rc != 0 or not version:
+        return None, '%s; install the docker compose v2 plugin (docker-compose-plugin)' % (
+            ' '.join((err or out).split()) or 'not found')
+    if not re.match(r'^[2-9]\d*\.|^\d{2,}\.', version):
+        return version, ('version %s; install the docker compose v2 plugin (docker-compose-plugin), the old '
+                         'docker-compose 1.x is not enough' % version)
+    return version, None
+
+
 def compose_command(module, params, args):
     """argv for ``docker compose <project options> <args>``: the one place a compose command line is built."""
     docker = module.get_bin_path('docker', required=True)

@@ -166,7 +166,8 @@ def pg_tools_spec():
     spec = dict(
         tools_location=dict(type='str', choices=['host', 'compose'], default='host'),
         tools_bindir=dict(type='path'),
-        compose_service=dict(type='str', default='postgres'),
+        # No default: a service name is the stack's, never ours (docs/inventory.md, stackops_db_service).
+        compose_service=dict(type='str'),
     )
     spec.update(compose_argument_spec())
     return spec
@@ -242,6 +243,10 @@ class PgTools(object):
         self.params = params or module.params
         # More environment for the tools (e.g. PGOPTIONS), passed like PGPASSWORD: by name into a container.
         self.extra_env = {}
+        if self.in_container and not self.params.get('compose_service'):
+            module.fail_json(msg='tools_location=compose runs the PostgreSQL client tools inside the database service, '
+                                 'but no service is named: set compose_service (the inventory variable '
+                                 'stackops_db_service), or tools_location=host. Nothing was done')
 
     @property
     def in_container(self):

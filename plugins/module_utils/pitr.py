@@ -61,9 +61,11 @@ def pitr_argument_spec():
 def scratch_check_argument_spec():
     """Options of the modules that start a recovered cluster in a scratch container and query it."""
     return dict(
-        compose_service=dict(type='str', default='postgres'),
-        check_user=dict(type='str', required=True),
-        check_db=dict(type='str', required=True),
+        # No default service: the name is the stack's (stackops_db_service). The role and database default like
+        # login_user and login_db, to the official image's postgres (docs/inventory.md).
+        compose_service=dict(type='str', required=True),
+        check_user=dict(type='str', default='postgres'),
+        check_db=dict(type='str', default='postgres'),
     )
 
 

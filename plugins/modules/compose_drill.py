@@ -139,7 +139,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_compose
+  - stackops.runbooks.attributes.actiongroup_catalog_compose_pitr_postgresql
 notes:
   - Needs compose v2.24 or newer (the override's C(!reset) tags).
   - The connection options name the live server - a logical drill copies its roles (attributes and memberships, no

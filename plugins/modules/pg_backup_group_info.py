@@ -15,8 +15,7 @@ description:
   - C(stackops backup --all-databases) backs up every database of a server, each into its own set, and records one
     run id in every manifest (M(stackops.runbooks.pg_backup) O(stackops.runbooks.pg_backup#module:group_id)). This
     module lists those groups in O(backup_dir) and picks one for a disaster-recovery restore.
-  - Reads files only. The connection and compose options are accepted so that C(module_defaults) for the
-    C(group/stackops.runbooks.postgresql) action group apply; they are not used.
+  - Reads files only.
 author:
   - stackops maintainers (@stackops)
 options:
@@ -34,12 +33,10 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
-  - stackops.runbooks.postgres
-  - stackops.runbooks.postgres.tools
-  - stackops.runbooks.postgres.backup_catalog
+  - stackops.runbooks.postgres.catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog
 seealso:
   - module: stackops.runbooks.pg_backup
   - module: stackops.runbooks.pg_globals_restore
@@ -77,7 +74,7 @@ group:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, common_module_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, catalog_spec
 
 
 def groups_of(sets):
@@ -107,7 +104,7 @@ def groups_of(sets):
 
 
 def main():
-    spec = common_module_spec()
+    spec = catalog_spec()
     spec.update(group_id=dict(type='str'), require_verified=dict(type='bool', default=True),
                 allow_incomplete=dict(type='bool', default=False))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

@@ -93,7 +93,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.restore_session
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog_compose_db_service_postgresql
 notes:
   - Check mode verifies the checksums and reports exactly which database would be created, replaced or dropped,
     with its size and open sessions; it changes nothing.

@@ -16,8 +16,6 @@ description:
     O(keep_weekly) ISO weeks and O(keep_monthly) months that have sets, and deletes the rest.
   - Never deletes the newest verified set of a database, a set still being written (C(.partial)), or any set of a
     database whose lock is held (a backup, verify or restore is running); it takes that lock while deleting.
-  - The connection and compose options are accepted so that C(module_defaults) for the
-    C(group/stackops.runbooks.postgresql) action group apply; they are not used.
 author:
   - stackops maintainers (@stackops)
 options:
@@ -41,12 +39,10 @@ options:
     type: int
     default: 3
 extends_documentation_fragment:
-  - stackops.runbooks.postgres
-  - stackops.runbooks.postgres.tools
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - With O(lock_timeout) the module waits that long for a busy database; a database still busy then is skipped
     (reported in RV(busy)), not failed, because the next run will catch up.
@@ -88,7 +84,7 @@ freed_bytes:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, common_module_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, backup_dir_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock, LockTimeout
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
     apply_retention, retention_policy_problem, retention_policy_spec)
@@ -96,7 +92,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set impor
 
 
 def main():
-    spec = common_module_spec()
+    spec = backup_dir_spec()
     spec.update(
         database=dict(type='str'),
     )

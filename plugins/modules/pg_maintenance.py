@@ -187,6 +187,13 @@ server_version:
   returned: always
   type: int
   sample: 150010
+summary:
+  description:
+    - The run as one entry of a maintenance window's report (C(stackops_result.done)) - C(name) (the operation),
+      C(changed), C(tables) (every table worked on, in order), C(tables_skipped) (how many), C(reclaimed_bytes),
+      C(reclaimed), C(duration_seconds), C(deadline_reached) and C(actions).
+  returned: always
+  type: dict
 '''
 
 import time
@@ -197,7 +204,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
     pg_connection_spec, prepare, connect, describe_target, psycopg, sql)
 from ansible_collections.stackops.runbooks.plugins.module_utils.maintenance import (
     OPERATIONS, needs_exclusive_lock, parse_deadline, seconds_left, bloat_percent_from_stats,
-    select_bloated, human_bytes, REINDEX_CONCURRENTLY_MIN_VERSION)
+    select_bloated, human_bytes, task_summary, REINDEX_CONCURRENTLY_MIN_VERSION)
 
 TABLES_QUERY = """
 SELECT c.oid, n.nspname, c.relname,
@@ -397,6 +404,7 @@ class Maintenance(object):
             actions=self.actions, skipped_tables=self.skipped, reclaimed_bytes=reclaimed, reclaimed=human_bytes(reclaimed),
             duration_seconds=round(time.monotonic() - started, 3), deadline_reached=self.deadline_reached,
             server_version=self.server_version)
+        result['summary'] = task_summary(self.params['operation'], result)
         if error:
             self.module.fail_json(msg=error, **result)
         self.module.exit_json(**result)

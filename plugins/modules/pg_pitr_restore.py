@@ -55,6 +55,7 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose_db_service_pitr_scratch_check
 seealso:
   - module: stackops.runbooks.pg_pitr_backup
   - module: stackops.runbooks.pg_restore_point

@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
+  - stackops.runbooks.attributes.actiongroup_postgresql
 seealso:
   - module: stackops.runbooks.compose_drill
 '''

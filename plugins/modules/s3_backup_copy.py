@@ -71,6 +71,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - Check mode lists what would be copied and deleted, after reading the target; it uploads and deletes nothing.
   - A copy due for deletion whose objects are still under S3 Object Lock retention (or a legal hold) is kept whole

@@ -41,6 +41,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - Check mode lists what would be copied and deleted, after reading the target; it sends and deletes nothing.
   - Copies of C(--all-databases) groups are not pruned here (they belong to S3 targets, see docs/offsite.md).

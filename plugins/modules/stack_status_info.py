@@ -59,7 +59,7 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
-  - stackops.runbooks.attributes.actiongroup_compose
+  - stackops.runbooks.attributes.actiongroup_catalog_compose
 seealso:
   - module: stackops.runbooks.pg_backup_info
   - module: stackops.runbooks.pg_pitr_info

@@ -1,15 +1,16 @@
 """All databases in one run: every database of a server plus its globals backed up as one group, then restored onto
 a fresh, empty server (real PostgreSQL 15 clusters, real modules)."""
-import sys
-
 import pytest
-import yaml
 
-from backup_helpers import batch, manifest, stackops_result, step
-from support.pgcluster import PgCluster
+from support.backup import batch, manifest, stackops_result, step
+from support.groups import cluster_on, create_group, group_digests, roles
+from support.inventory import host_inventory
 from support.runner import run_playbook
 
 pytestmark = pytest.mark.pg
+
+# test_offsite_groups.py imports it from here; drop once it imports support.groups itself.
+table_digests = group_digests
 
 SOURCE_SQL = {
     "h3_all_app": """
@@ -27,66 +28,21 @@ SOURCE_SQL = {
 }
 
 
-def table_digests(cluster, dbname):
-    with cluster.connect(dbname) as conn:
-        tables = conn.execute(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_userbyid(c.relowner) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1").fetchall()
-        out = {}
-        for table, owner in tables:
-            out[table] = (owner,) + conn.execute(
-                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM %s t" % table
-            ).fetchone()
-        out["acl"] = conn.execute("SELECT relname, relacl::text FROM pg_class WHERE relacl IS NOT NULL "
-                                  "AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema') "
-                                  "ORDER BY 1").fetchall()
-    return out
-
-
-def roles(cluster):
-    return cluster.sql(
-        "SELECT r.rolname, r.rolcanlogin, r.rolcreatedb, coalesce(array_agg(g.rolname ORDER BY g.rolname) "
-        "FILTER (WHERE g.rolname IS NOT NULL), '{}') FROM pg_roles r LEFT JOIN pg_auth_members m ON m.member = r.oid "
-        "LEFT JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname LIKE 'h3\\_%' GROUP BY 1, 2, 3 ORDER BY 1")
-
-
 @pytest.fixture(scope="module")
 def empty_server():
-    cluster = PgCluster().start()
+    cluster = cluster_on()
     yield cluster
     cluster.stop()
 
 
 def inventory(tmp_path, cluster, name, backup_dir):
-    project = tmp_path / ("project-" + name)
-    project.mkdir(exist_ok=True)
-    host = dict(
-        ansible_connection="local", ansible_python_interpreter=sys.executable,
-        stackops_db_host=cluster.host, stackops_db_port=cluster.port, stackops_db_user=cluster.user,
-        stackops_db_password=cluster.password, stackops_db_name="h3_all_app", stackops_db_service="db",
-        stackops_compose_project_dir=str(project), stackops_backup_dir=backup_dir,
-        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
-        stackops_restore_stop_services=[], stackops_health_urls=[])
-    path = tmp_path / ("inventory-%s.yml" % name)
-    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node-" + name: host}}}))
-    return path
+    return host_inventory(tmp_path, cluster, name, backup_dir, "h3_all_app")
 
 
 def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cluster, empty_server, tmp_path):
-    for name in SOURCE_SQL:
-        pg_cluster.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-    for role in ("h3_reader", "h3_owner"):
-        pg_cluster.sql("DROP ROLE IF EXISTS %s" % role)
-    pg_cluster.sql("CREATE ROLE h3_owner LOGIN CREATEDB")
-    pg_cluster.sql("CREATE ROLE h3_reader NOLOGIN")
-    pg_cluster.sql("GRANT h3_reader TO h3_owner")
-    for name, schema in SOURCE_SQL.items():
-        pg_cluster.sql('CREATE DATABASE "%s" OWNER h3_owner' % name)
-        with pg_cluster.connect(name) as conn:
-            conn.execute(schema)
-    before = dict((name, table_digests(pg_cluster, name)) for name in SOURCE_SQL)
-    before_roles = roles(pg_cluster)
+    create_group(pg_cluster, "h3_", SOURCE_SQL)
+    before = dict((name, group_digests(pg_cluster, name)) for name in SOURCE_SQL)
+    before_roles = roles(pg_cluster, "h3_")
     backup_dir = str(tmp_path / "backups")
     connection = dict((k, v) for k, v in pg_cluster.params().items() if k != "tools_bindir")
 
@@ -128,7 +84,7 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
                            extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": False})
     assert refused.status == "failed"
     assert "replaces the existing databases postgres" in refused.stdout, refused.stdout
-    assert roles(empty_server) == []
+    assert roles(empty_server, "h3_") == []
     restore = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-restore",
                            extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": True})
     assert restore.status == "successful", restore.stdout
@@ -136,13 +92,13 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
     assert restored["group_id"] == group_id and sorted(restored["restored"]) == sorted(names)
     assert {"h3_owner", "h3_reader"} <= set(restored["created_roles"])
 
-    assert roles(empty_server) == before_roles
-    assert [tuple(row) for row in roles(empty_server)] == [("h3_owner", True, True, ["h3_reader"]),
-                                                           ("h3_reader", False, False, [])]
+    assert roles(empty_server, "h3_") == before_roles
+    assert [tuple(row) for row in roles(empty_server, "h3_")] == [("h3_owner", True, True, ["h3_reader"]),
+                                                                  ("h3_reader", False, False, [])]
     for name in SOURCE_SQL:
         assert empty_server.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
                                 params=(name,)) == [("h3_owner",)]
-        assert table_digests(empty_server, name) == before[name], name
+        assert group_digests(empty_server, name) == before[name], name
 
     # replaying the globals again changes nothing; check mode says what exists
     target = dict(empty_server.params(), backup_dir=backup_dir)

@@ -5,7 +5,7 @@ real module run, only the ansible-playbook start-up is shared.
 """
 import pytest
 
-from backup_helpers import (backup_sets, cluster_batch, create_db, db_exists, fingerprint, manifest, scratch_databases,
+from support.backup import (backup_sets, cluster_batch, create_db, db_exists, fingerprint, manifest, scratch_databases,
                             step)
 
 pytestmark = pytest.mark.pg

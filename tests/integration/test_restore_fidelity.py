@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from backup_helpers import cluster_batch, create_db, fingerprint, step
+from support.backup import cluster_batch, create_db, fingerprint, step
 from support.pgcluster import BINDIR
 
 pytestmark = pytest.mark.pg

@@ -8,7 +8,6 @@ and the status of the stack with that failed drill, a stale backup and a dead WA
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from support.cli import procedure, stackops
+from support.cli import STACKOPS, procedure, stackops
 from support.drill import LiveProbe, drill_resources, live_fingerprint
 from support.ports import port, project
+from support.processes import killed_run
 from support.runner import OUTPUT
 from support.stack import TestStack
-from test_backup_crash_safety import stopped_module
-from test_pitr_faults import descendants
 
 PROJECT = project("h-drill")
 DRILL = PROJECT + "-drill"
@@ -121,22 +119,9 @@ def test_status_of_the_healthy_stack_exits_0(live):
 
 def test_a_drill_killed_with_sigkill_is_cleaned_up_by_the_next(live):
     before = live_fingerprint(live.project)
-    env = dict(os.environ, STACKOPS_STATE_DIR=str(live.state), STACKOPS_FAULT_PAUSE="drill-application", NO_COLOR="1")
-    cli = subprocess.Popen([str(Path(sys.executable).with_name("stackops")), "drill", "-i", str(live.inventory),
-                            "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           start_new_session=True)
-    try:
-        module = stopped_module("compose_drill", timeout=600)
-        assert any(name.startswith(DRILL) for name in drill_resources(DRILL))  # the drill is up when it is killed
-        # kill -9 of everything the drill runs as: the CLI, ansible-playbook (its own session, under a pty) and its
-        # workers, so no task after the stopped module (the teardown) can start; the module stays stopped till then.
-        for pid in descendants(cli.pid) + [module]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    finally:
-        cli.wait(60)
+    # kill -9 of the whole run (the CLI, ansible-playbook, its workers, the module) while the drill's app is up.
+    killed_run([STACKOPS, "drill", "-i", live.inventory, "--json"], "drill-application", "compose_drill",
+               env={"STACKOPS_STATE_DIR": str(live.state), "NO_COLOR": "1"})
     left = drill_resources(DRILL)
     assert left, "the killed drill left nothing to clean up, so this test proves nothing"
     summary = run(live, "drill")

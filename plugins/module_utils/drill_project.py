@@ -146,6 +146,8 @@ class Drill(object):
             backup = dict(id=chosen['id'], kind='physical', started_at=chosen['begin_time'], ended_at=chosen['end_time'],
                           age_seconds=chosen['age_seconds'], verified=chosen['verified'], target=params['target'],
                           target_value=params.get('target_value'))
+            # The whole cluster comes back: the checks ask the stack's own database.
+            result['database'] = params.get('database')
         else:
             set_dir, manifest = self.choose_set()
             verification = load_verification(set_dir) or {}

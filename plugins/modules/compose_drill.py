@@ -226,8 +226,8 @@ backup_dir:
   returned: when state=present and start=database and physical=false
   type: str
 database:
-  description: Database the logical set holds (the restore target).
-  returned: when state=present and start=database and physical=false
+  description: Database the logical set holds (the restore target); with O(physical=true), O(database).
+  returned: when state=present and start=database
   type: str
 services:
   description: Services started by V(start=application) (with those they depend on).

@@ -34,7 +34,6 @@ import time
 
 from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import read_json, write_json
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Docker as PitrDocker
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, barman_recover, check_target_value, choose_backup, chown_tree, iso, parse_ts, recovery_window)
@@ -322,41 +321,6 @@ def sql_expectation_met(got, expected):
         return float(have) == float(want)
     except ValueError:
         return have == want
-
-
-# ---------------------------------------------------------------- roles
-
-
-ROLE_FLAGS = (('rolsuper', 'SUPERUSER'), ('rolinherit', 'INHERIT'), ('rolcreaterole', 'CREATEROLE'),
-              ('rolcreatedb', 'CREATEDB'), ('rolcanlogin', 'LOGIN'), ('rolreplication', 'REPLICATION'),
-              ('rolbypassrls', 'BYPASSRLS'))
-
-
-def copy_roles(source, target):
-    """Create on ``target`` the roles of ``source`` it lacks (attributes and memberships, never passwords), so a
-    set restores onto the drill's fresh server as it would onto the live one (ownership and grants name them).
-    ``source`` and ``target`` are open autocommit connections; returns the roles created."""
-    columns = ', '.join(name for name, dummy in ROLE_FLAGS)
-    query = "SELECT rolname, %s, rolconnlimit FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%%' ORDER BY 1" % columns
-    wanted = source.execute(query).fetchall()
-    present = set(row[0] for row in target.execute('SELECT rolname FROM pg_roles').fetchall())
-    created = []
-    for row in wanted:
-        name = row[0]
-        if name in present:
-            continue
-        flags = [keyword if value else 'NO' + keyword for (dummy, keyword), value in zip(ROLE_FLAGS, row[1:-1])]
-        target.execute(sql.SQL('CREATE ROLE {} WITH {} CONNECTION LIMIT {}').format(
-            sql.Identifier(name), sql.SQL(' '.join(flags)), sql.Literal(int(row[-1]))))
-        created.append(name)
-    memberships = source.execute(
-        'SELECT r.rolname, m.rolname, a.admin_option FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid '
-        'JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2').fetchall()
-    for role, member, admin in memberships:
-        if member in created:
-            target.execute(sql.SQL('GRANT {} TO {}{}').format(sql.Identifier(role), sql.Identifier(member),
-                                                              sql.SQL(' WITH ADMIN OPTION' if admin else '')))
-    return created
 
 
 # ---------------------------------------------------------------- docker: the drill project's resources

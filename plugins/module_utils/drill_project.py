@@ -17,12 +17,44 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import valid_backup_id
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_config, labelled_containers, run_compose
 from ansible_collections.stackops.runbooks.plugins.module_utils.drill import (
-    DrillError, Paths, closure, container_addresses, copy_roles, create_data_volume, default_services, drill_project,
+    DrillError, Paths, closure, container_addresses, create_data_volume, default_services, drill_project,
     drop_journal, http_check, live_compose_files, override_model, physical_plan, published_ports, read_journal,
     recover_into_volume, remove_run_dir, render_override, teardown, write_journal)
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Layout, remove_dead_staging
+
+
+ROLE_FLAGS = (('rolsuper', 'SUPERUSER'), ('rolinherit', 'INHERIT'), ('rolcreaterole', 'CREATEROLE'),
+              ('rolcreatedb', 'CREATEDB'), ('rolcanlogin', 'LOGIN'), ('rolreplication', 'REPLICATION'),
+              ('rolbypassrls', 'BYPASSRLS'))
+
+
+def copy_roles(source, target):
+    """Create on ``target`` the roles of ``source`` it lacks (attributes and memberships, never passwords), so a
+    set restores onto the drill's fresh server as it would onto the live one (ownership and grants name them).
+    ``source`` and ``target`` are open autocommit connections; returns the roles created."""
+    columns = ', '.join(name for name, dummy in ROLE_FLAGS)
+    query = "SELECT rolname, %s, rolconnlimit FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%%' ORDER BY 1" % columns
+    wanted = source.execute(query).fetchall()
+    present = set(row[0] for row in target.execute('SELECT rolname FROM pg_roles').fetchall())
+    created = []
+    for row in wanted:
+        name = row[0]
+        if name in present:
+            continue
+        flags = [keyword if value else 'NO' + keyword for (dummy, keyword), value in zip(ROLE_FLAGS, row[1:-1])]
+        target.execute(sql.SQL('CREATE ROLE {} WITH {} CONNECTION LIMIT {}').format(
+            sql.Identifier(name), sql.SQL(' '.join(flags)), sql.Literal(int(row[-1]))))
+        created.append(name)
+    memberships = source.execute(
+        'SELECT r.rolname, m.rolname, a.admin_option FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid '
+        'JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2').fetchall()
+    for role, member, admin in memberships:
+        if member in created:
+            target.execute(sql.SQL('GRANT {} TO {}{}').format(sql.Identifier(role), sql.Identifier(member),
+                                                              sql.SQL(' WITH ADMIN OPTION' if admin else '')))
+    return created
 
 
 class Drill(object):

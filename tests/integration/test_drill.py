@@ -77,6 +77,9 @@ def assert_no_repr(text):
 def test_logical_drill_brings_the_app_up_while_the_live_stack_serves(live):
     run(live, "backup")
     before = live_fingerprint(live.project)
+    planned = result_of(run(live, "drill", "--check"), live)  # says what it would drill, creates nothing
+    assert planned["status"] == "planned" and planned["backup"]["kind"] == "logical", planned
+    assert drill_resources(DRILL) == [] and not (live.backup_dir / ".drills" / "records").exists()
     with LiveProbe(live.frontend_url + "/api/v1/db/health") as probe:
         human = stackops("drill", "-i", live.inventory, "-e", live.checks, state_dir=live.state, timeout=900)
     probe.assert_served()

@@ -144,7 +144,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog_compose_db_service_postgresql
 notes:
   - Check mode connects to the database and reports the backup that would be written; it writes nothing. The free
     space pre-check (O(free_space_factor)) runs for real in check mode too.
@@ -212,6 +212,12 @@ duration_seconds:
   description: Wall-clock time of the backup.
   returned: success
   type: float
+metrics:
+  description:
+    - The new set's Prometheus textfile (node_exporter textfile collector), not yet verified
+      (M(stackops.runbooks.pg_backup_verify) returns it with the verification's outcome).
+  returned: when a backup was taken
+  type: str
 throughput_mib_per_second:
   description: Database size divided by duration.
   returned: success
@@ -267,7 +273,8 @@ import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, common_module_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
+    backup_metrics, catalog, common_module_spec)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
     apply_retention, retention_policy_problem, retention_policy_spec)
@@ -636,6 +643,7 @@ def main():
     result.update(
         changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, checksum=manifest['checksum'],
         throughput_mib_per_second=round(info['size_bytes'] / 1048576.0 / max(duration, 0.001), 2), manifest=manifest,
+        metrics=backup_metrics(manifest, verified=False),
         msg='backup %s of %s written to %s' % (backup_id, describe_target(params, dbname), final))
     module.exit_json(**result)
 

@@ -8,6 +8,7 @@ import ansible_runner
 import yaml
 
 from .digest import content_fingerprint
+from .module_docs import module_options
 from .runner import REPO, RunResult, _private_dir, run_module, runner_env
 
 RICH_SCHEMA = r"""
@@ -101,7 +102,10 @@ def batch(steps, common=None, label="backup-batch", timeout=900):
     private = _private_dir(label)
     tasks = []
     for item in steps:
-        args = dict(common or {})
+        # ``common`` goes where it applies, as the play header's module_defaults do: each module gets the common
+        # options it takes (pg_backup_info, which only reads the catalog, takes backup_dir and no connection).
+        options = module_options(item["module"])
+        args = {key: value for key, value in (common or {}).items() if key in options}
         args.update(item["args"])
         task = {"name": item["name"], "stackops.runbooks.%s" % item["module"]: args, "register": item["name"],
                 "ignore_errors": True}

@@ -34,6 +34,11 @@ def existing_tests():
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 found.add("%s::%s" % (relative, node.name))
+            elif isinstance(node, ast.Assign):  # a test made by a factory: `shapes, test_x = pair_tests(...)`
+                for target in node.targets:
+                    for name in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                        if isinstance(name, ast.Name) and name.id.startswith("test_"):
+                            found.add("%s::%s" % (relative, name.id))
             elif isinstance(node, ast.ClassDef):
                 for item in node.body:
                     if isinstance(item, ast.FunctionDef) and item.name.startswith("test_"):

@@ -6,7 +6,7 @@ import re
 
 from rich.console import Console
 
-from cli.conftest import STACKOPS, run_cli
+from support.cli import STACKOPS, stackops
 from stackops import history
 from stackops.recovery_view import print_drill, print_status
 from stackops.schedule import schedule_runs
@@ -18,14 +18,15 @@ def _targets(tmp_path):
 
 def test_a_weekly_drill_schedule(state_dir, tmp_path):
     targets = _targets(tmp_path)
-    done = run_cli(["schedule", "install", "drill", "--when", "weekly", "--backend", "systemd"], state_dir, **targets)
+    done = stackops("schedule", "install", "drill", "--when", "weekly", "--backend", "systemd", state_dir=state_dir,
+                    env=targets)
     assert done.returncode == 0, done.stderr
     service = (targets["STACKOPS_SYSTEMD_UNIT_DIR"] / "stackops-drill.service").read_text()
     timer = (targets["STACKOPS_SYSTEMD_UNIT_DIR"] / "stackops-drill.timer").read_text()
     assert re.search(r"^ExecStart=%s drill$" % re.escape(str(STACKOPS)), service, re.M)
     assert re.search(r"^OnCalendar=weekly$", timer, re.M)
-    done = run_cli(["schedule", "install", "drill", "--when", "weekly", "--backend", "cron", "--name", "drill-pitr",
-                    "--", "--physical"], state_dir, **targets)
+    done = stackops("schedule", "install", "drill", "--when", "weekly", "--backend", "cron", "--name", "drill-pitr",
+                    "--", "--physical", state_dir=state_dir, env=targets)
     assert done.returncode == 0, done.stderr
     assert "drill --physical" in targets["STACKOPS_CRONTAB"].read_text()
 
@@ -47,8 +48,8 @@ def test_the_schedules_of_this_inventory_with_their_last_runs(state_dir, tmp_pat
         (path / "hosts.yml").write_text("all: {}\n")
     for name, path in (("backup", inventory), ("drill", inventory), ("backup-staging", other)):
         procedure = name.split("-")[0]
-        done = run_cli(["schedule", "install", procedure, "--name", name, "--when", "daily", "--backend", "cron",
-                        "-i", path], state_dir, **targets)
+        done = stackops("schedule", "install", procedure, "--name", name, "--when", "daily", "--backend", "cron",
+                        "-i", path, state_dir=state_dir, env=targets)
         assert done.returncode == 0, done.stderr
     _record_run(state_dir, "backup", inventory, "successful", "20261201T020000")
     failed = _record_run(state_dir, "backup", inventory, "failed", "20261202T020000", error="disk full")

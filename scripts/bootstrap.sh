@@ -11,7 +11,7 @@ TESTBED="${STACKOPS_TESTBED_DIR:-/var/lib/stackops-testbed}"
 STACK_DIR="$ROOT/examples/stack"
 BASE_PULL_IMAGE="debian:bookworm-slim"
 BASE_LOCAL_IMAGE="stackops/base:bookworm"
-DEBIAN_PACKAGES=(docker.io debootstrap postgresql-15 postgresql-client-15 pigz zstd pgbackrest chromium shellcheck age openssh-server rsync libpq-dev gcc python3-dev)
+DEBIAN_PACKAGES=(docker.io debootstrap postgresql-15 postgresql-client-15 pigz zstd pgbackrest chromium shellcheck age openssh-server rsync libpq-dev gcc python3-dev systemd)
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[bootstrap %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }

@@ -13,6 +13,9 @@ from support.pgcluster import PgCluster
 from support.ports import port, project
 from support.stack import TestStack
 
+# Fails a run that ran no test, or skipped or xfailed one not listed in tests/allowed-skips.txt.
+pytest_plugins = ["support.outcomes"]
+
 # Under pytest-xdist every worker is its own session with its own copy of the demo stack, so each
 # gets its own compose project name and host ports (set before any fixture reads them).
 # A second checkout on the same machine moves all of it again with STACKOPS_TEST_SLOT (support/ports.py).
@@ -59,7 +62,8 @@ def stack(docker_engine):
 LONG_FILES = (
     "test_all_databases.py", "test_pitr_faults.py", "test_offsite_pitr.py", "test_offsite_ssh.py",
     "test_pitr.py", "test_ssh.py", "test_offsite_groups.py", "test_pitr_shop.py", "test_offsite.py",
-    "test_backup_encrypt_local.py", "test_second_stack.py", "test_pitr_shapes.py",
+    "test_backup_encrypt_local.py", "test_second_stack.py", "test_dr_shapes.py", "test_dr_shapes_pair2.py",
+    "test_pitr_shapes.py",
 )
 
 

@@ -70,7 +70,9 @@ attributes:
 '''
 
     ACTIONGROUP_CATALOG = action_groups('catalog')
+    ACTIONGROUP_CATALOG_COMPOSE = action_groups('catalog', 'compose')
     ACTIONGROUP_CATALOG_COMPOSE_DB_SERVICE_POSTGRESQL = action_groups('catalog', 'compose', 'db_service', 'postgresql')
+    ACTIONGROUP_CATALOG_COMPOSE_PITR_POSTGRESQL = action_groups('catalog', 'compose', 'pitr', 'postgresql')
     ACTIONGROUP_COMPOSE = action_groups('compose')
     ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_POSTGRESQL = action_groups('compose', 'db_service', 'pitr', 'postgresql')
     ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_SCRATCH_CHECK = action_groups('compose', 'db_service', 'pitr', 'scratch_check')

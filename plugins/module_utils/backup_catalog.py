@@ -271,6 +271,35 @@ def find_set(backup_dir, backup_id=None, database=None, verified_only=False):
     return candidates[0]['path'], load_manifest(candidates[0]['path'])
 
 
+def groups_of(sets):
+    """All-databases groups over catalog() sets (newest first), newest first: {id, started_at (its first set's start),
+    sets (id, database, verified, has_globals, size_bytes; in database order), databases, complete (a set for every
+    database the run meant to back up), missing, verified (every set), globals_backup_id}. The newest set of a
+    database within a group counts."""
+    groups = {}
+    for entry in sets:  # newest first
+        if not entry.get('group'):
+            continue
+        group = groups.setdefault(entry['group'], dict(id=entry['group'], sets={}, started_at=entry['started_at'],
+                                                       planned=set()))
+        group['started_at'] = min(group['started_at'], entry['started_at'])
+        group['planned'].update(entry.get('group_databases') or [])
+        group['sets'].setdefault(entry['database'], dict(
+            id=entry['id'], database=entry['database'], verified=bool(entry['verified']),
+            has_globals=bool(entry.get('has_globals')), size_bytes=entry['size_bytes']))
+    out = []
+    for group in groups.values():
+        members = [group['sets'][name] for name in sorted(group['sets'])]
+        with_globals = [member['id'] for member in members if member['has_globals']]
+        missing = sorted(group['planned'] - set(group['sets']))
+        out.append(dict(id=group['id'], started_at=group['started_at'], sets=members,
+                        databases=[member['database'] for member in members], complete=not missing, missing=missing,
+                        verified=all(member['verified'] for member in members),
+                        globals_backup_id=with_globals[0] if with_globals else None))
+    out.sort(key=lambda group: group['started_at'], reverse=True)
+    return out
+
+
 def common_module_spec():
     """Options of the backup modules that connect and run the client tools: pg_backup, pg_backup_verify,
     pg_backup_restore and pg_globals_restore."""

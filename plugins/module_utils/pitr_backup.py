@@ -139,4 +139,4 @@ class BaseBackup(object):
                     shutil.rmtree(scratch)
             if not check:
                 self.journal.drop()
-        return done + remove_dead_staging(self.layout.staging, check)
+        return done + remove_dead_staging(self.layout, check)

@@ -29,8 +29,8 @@ import time
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import run_compose
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    Barman, Layout, PitrError, barman_conninfo, check_target_value, choose_backup, close_wal_segment, iso, load_marks, parse_ts,
-    record_swap, recovery_window, usable_backups, utc_stamp)
+    Barman, Layout, PitrError, barman_conninfo, check_target_value, choose_backup, close_wal_segment, iso, load_marks,
+    parse_ts, physical_catalog, record_swap, recovery_window, usable_backups, utc_stamp)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import (
     Docker, Journal, Storage, compose_json, drop_sync_receiver, exchange_dirs, finish_recovered, chown_tree,
     relocate_recovery_conf, remove_dead_staging, remove_scratch_container, service_image)
@@ -136,12 +136,9 @@ class Recovery(object):
                            service=params['compose_service'])
         try:
             dest = storage.create(name, {'stackops.pitr.server': self.layout.server, 'stackops.pitr.created': stamp})
-            Barman(self.module, self.layout).run(recover_args(the_plan) + [self.layout.server, backup['id'], dest])
-            fault_point('pitr-recover-copy')
-            add_timeline_wal(self.layout, dest, backup)
-            add_streamed_wal(self.layout, dest)
-            relocate_recovery_conf(dest, dest, storage.pgdata)
-            drop_sync_receiver(dest)
+            # The WAL was caught up in run(), before the window check.
+            barman_recover(Barman(self.module, self.layout), self.layout, the_plan['target'], the_plan['target_value'],
+                           backup['id'], dest, storage.pgdata, catch_up=False)
             chown_tree(storage.new_root, *owner)
             os.chmod(dest, 0o700)
             self.lap('recover')
@@ -274,7 +271,7 @@ class Recovery(object):
                 record_swap(self.layout, dict(at=iso(time.time()), service=entry.get('service'),
                                               live=entry.get('live'), previous_data=entry['storage'],
                                               kind=entry.get('kind'), interrupted=True))
-        done += remove_dead_staging(self.layout.staging, check)
+        done += remove_dead_staging(self.layout, check)
         if entry and not check:
             self.journal.drop()
         return done
@@ -300,6 +297,22 @@ class Recovery(object):
                 shutil.rmtree(name)
             return ['remove directory %s %s' % (name, what)]
         return []
+
+
+def barman_recover(barman, layout, target, target_value, backup_id, dest, pgdata, catch_up=True):
+    """Recover base backup ``backup_id`` into the host directory ``dest`` so that PostgreSQL, started on it at
+    ``pgdata`` inside a container, replays to the target (time, lsn, name or latest) and promotes onto a new
+    timeline. With ``catch_up``, a live server's newest WAL reaches the archive first (pitr.close_wal_segment, best
+    effort). Used by a recovery (Recovery.recover) and by a physical drill (module_utils/drill.py)."""
+    if catch_up:
+        close_wal_segment(barman.module, layout, required=False)
+    backup = [entry for entry in physical_catalog(layout) if entry['id'] == backup_id]
+    barman.run(recover_args(dict(target=target, target_value=target_value)) + [layout.server, backup_id, dest])
+    fault_point('pitr-recover-copy')
+    add_timeline_wal(layout, dest, backup[0] if backup else {})
+    add_streamed_wal(layout, dest)
+    relocate_recovery_conf(dest, dest, pgdata)
+    drop_sync_receiver(dest)
 
 
 def recover_args(the_plan):

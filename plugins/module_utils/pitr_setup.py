@@ -19,10 +19,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.compose import c
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose_detect import db_facts
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, psycopg, sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    HBA_MARKER, SYNC_NAME, Barman, Layout, PitrError, barman_global_conf, barman_server_conf, lock_held,
-    passfile_line, read_passfile_password, server_name_ok, write_if_changed)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_status import (
-    archive_disk, receiver_error, receiver_problems)
+    HBA_MARKER, SYNC_NAME, Barman, Layout, PitrError, archive_disk, barman_global_conf, barman_server_conf, lock_held,
+    passfile_line, read_passfile_password, receiver_error, receiver_problems, server_name_ok, write_if_changed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import compose_json, service_config
 
 

@@ -8,76 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, psycopg
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    SYNC_NAME, Layout, dir_size, iso, lock_held, recovery_window)
-
-
-WAL_SEGMENT_BYTES = 16 * 1024 * 1024
-
-
-def archive_disk(layout, segment_bytes=WAL_SEGMENT_BYTES):
-    """Free space where the receiver writes. pg_receivewal preallocates each segment in full before it writes a
-    byte of it, so less than one segment free stops the receiver at the next segment boundary."""
-    path = layout.server_home
-    while not os.path.isdir(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    stat = os.statvfs(path)
-    free = stat.f_bavail * stat.f_frsize
-    return dict(path=path, free_bytes=free, total_bytes=stat.f_blocks * stat.f_frsize,
-                segment_bytes=segment_bytes, full=free < segment_bytes)
-
-
-def receiver_error(layout, tail_bytes=262144):
-    """The error the last receive-wal of this server logged (pg_receivewal's own words first), or None."""
-    try:
-        with open(layout.log, 'rb') as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - tail_bytes))
-            lines = handle.read().decode('utf-8', 'replace').splitlines()
-    except (IOError, OSError):
-        return None
-    started = 'Starting receive-wal for server %s' % layout.server
-    last_start = max((i for i, line in enumerate(lines) if started in line), default=None)
-    if last_start is None:
-        return None
-    pid = re.search(r'\[(\d+)\]', lines[last_start])
-    own = [line for line in lines[last_start:] if pid is None or '[%s]' % pid.group(1) in line]
-    errors = [line for line in own if 'pg_receivewal: error:' in line and 'disconnected' not in line]
-    errors = errors or [line for line in own if ' ERROR: ' in line]
-    if not errors:
-        return None
-    text = re.sub(r'^\S+ \S+ \[\d+\] \S+ (INFO|ERROR): ', '', errors[0]).strip()
-    return text[len(layout.server) + 2:] if text.startswith(layout.server + ': ') else text
-
-
-def receiver_problems(layout, alive, disk, error=None, retained_bytes=None, synchronous=False):
-    """What is wrong with the WAL stream, each with what to do next (for `pitr status` and `pitr enable`)."""
-    problems = []
-    if synchronous and alive is False:
-        problems.append(
-            'commits are waiting: synchronous receiving is on (synchronous_standby_names = %s) and the WAL receiver '
-            'is down; restart it now with `stackops pitr enable`, or stop waiting with `stackops pitr enable -e '
-            'stackops_pitr_synchronous=false`' % SYNC_NAME)
-    kept = ('the slot keeps the WAL on the server meanwhile (%s bytes so far, in the database\'s pg_wal: watch '
-            'that disk)' % retained_bytes) if retained_bytes is not None else 'the slot keeps the WAL on the server'
-    if disk['full']:
-        problems.append(
-            'the WAL archive disk at %s is full: %d bytes free, less than one %d-byte WAL segment, so the receiver '
-            'cannot start its next segment; free space there (or move stackops_pitr_dir to a bigger disk), then run '
-            '`stackops pitr enable` to restart the receiver; %s and the receiver catches up from it'
-            % (disk['path'], disk['free_bytes'], disk['segment_bytes'], kept))
-    if alive is False and not disk['full']:
-        problems.append(
-            'the WAL receiver of %s is not running%s; restart it with `stackops pitr enable` (or wait for the '
-            'stackops_pitr_cron_file entry, which runs `barman cron` every minute); %s, so no WAL is lost; if it does '
-            'not stay up see %s' % (layout.server, ' (last error: %s)' % error if error else '', kept, layout.log))
-    elif alive is False and error:
-        problems.append('the WAL receiver of %s stopped: %s' % (layout.server, error))
-    return problems
+    SYNC_NAME, WAL_SEGMENT_BYTES, Layout, archive_disk, dir_size, iso, lock_held, receiver_error, receiver_problems,
+    recovery_window)
 
 
 def metrics_text(server, status, window):

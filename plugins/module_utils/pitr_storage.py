@@ -353,8 +353,10 @@ def remove_scratch_container(docker, name, check, why):
     return ['remove scratch container %s %s' % (name, why)]
 
 
-def remove_dead_staging(staging, check):
-    """Barman names its staging copies after its pid (barman-decompress<pid>): a dead pid's copy is garbage."""
+def remove_dead_staging(layout, check=False):
+    """Barman names its staging copies after its pid (barman-decompress<pid>): a dead pid's copy is what a killed
+    run left. Removes them (in check mode: says so); returns what was done, as text."""
+    staging = layout.staging
     done = []
     for name in sorted(os.listdir(staging)) if os.path.isdir(staging) else []:
         match = re.match(r'^barman-[a-z-]+?(\d+)$', name)

@@ -99,6 +99,7 @@ options:
     type: str
 extends_documentation_fragment:
   - stackops.runbooks.postgres
+  - stackops.runbooks.caller
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
   - stackops.runbooks.attributes.actiongroup_postgresql
@@ -200,6 +201,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.caller_words import option_variables_spec, setting
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
     pg_connection_spec, prepare, connect, describe_target, psycopg, sql)
 from ansible_collections.stackops.runbooks.plugins.module_utils.maintenance import (
@@ -366,8 +368,9 @@ class Maintenance(object):
             if self.exclusive and not self.params['allow_exclusive_locks']:
                 raise MaintenanceError(
                     'operation %s takes an ACCESS EXCLUSIVE lock that blocks the application on %s (server %s); '
-                    'set allow_exclusive_locks=true inside a maintenance window%s' % (
+                    'set %s inside a maintenance window%s' % (
                         self.params['operation'], describe_target(self.params, dbname), self.server_version,
+                        setting(self.params, 'allow_exclusive_locks', True),
                         ', or use concurrently=true' if self.params['operation'] == 'reindex' else ''))
             # Sizing a table waits for its lock like any statement: without the timeouts a session holding an
             # exclusive lock would hang even a check-mode run.
@@ -412,6 +415,7 @@ class Maintenance(object):
 
 def argument_spec():
     spec = pg_connection_spec()
+    spec.update(option_variables_spec())
     spec.update(
         operation=dict(type='str', required=True, choices=list(OPERATIONS)),
         databases=dict(type='list', elements='str', default=[]),

@@ -338,7 +338,8 @@ def main():
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
         what = ('backup group %s' % params['group_id']) if params['group_id'] else params['database']
         module.fail_json(msg='off-site copy of %s failed: %s' % (what, exc), **result)
-    module.exit_json(**finish_copy_result(result, time.monotonic() - clock))
+    module.exit_json(**finish_copy_result(result, time.monotonic() - clock, backup_dir=params['backup_dir'],
+                                          database=params['database'], check=module.check_mode))
 
 
 if __name__ == '__main__':

@@ -202,7 +202,8 @@ def main():
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
         module.fail_json(msg='off-site copy of %s over ssh failed: %s' % (params['database'], exc), **result)
-    module.exit_json(**finish_copy_result(result, time.monotonic() - clock))
+    module.exit_json(**finish_copy_result(result, time.monotonic() - clock, backup_dir=params['backup_dir'],
+                                          database=params['database'], check=module.check_mode))
 
 
 if __name__ == '__main__':

@@ -57,7 +57,7 @@ def on_calendar(when):
     if CRON_EXPRESSION.match(text) and not any(ch in text for ch in ":-"):
         raise ScheduleError("--when %r looks like a cron expression; use e.g. 'Sun 03:00' or an OnCalendar "
                             "expression for systemd" % when)
-    return text  # a raw OnCalendar expression; verified with systemd-analyze when available
+    return text  # a raw OnCalendar expression, for verify_calendar
 
 
 def _cron_days(days):
@@ -89,11 +89,24 @@ def cron_expression(when):
                         "'Sun 03:00', 'Mon..Fri 02:00' or five cron fields" % when)
 
 
+# What on_calendar writes itself, already range-checked there: needs no outside verifier.
+OWN_CALENDAR = re.compile(r"^(?:(?:hourly|daily|weekly|monthly)|(?:%s(?:(?:\.\.|,)%s)* )?\*-\*-\* "
+                          r"(?:[01]\d|2[0-3]):[0-5]\d:00)$" % (DAY_SPEC, DAY_SPEC))
+
+
 def verify_calendar(expression):
-    """Ask systemd-analyze whether an OnCalendar expression is valid (skipped when it is not installed)."""
+    """Refuse an OnCalendar expression systemd would not accept.
+
+    The forms on_calendar writes itself are checked there. Anything else is a raw systemd expression, which only
+    systemd can judge: systemd-analyze checks it, and without systemd-analyze it is refused, never written unchecked.
+    """
+    if OWN_CALENDAR.match(expression):
+        return
     tool = shutil.which("systemd-analyze")
     if not tool:
-        return
+        raise ScheduleError("--when %r is a raw systemd calendar expression and systemd-analyze is not installed to "
+                            "check it: use hourly/daily/weekly/monthly, 'HH:MM', 'Sun 03:00' or 'Mon..Fri 02:00', or "
+                            "install systemd" % expression)
     checked = subprocess.run([tool, "calendar", expression], capture_output=True, text=True)
     if checked.returncode != 0:
         raise ScheduleError("--when %r is not a valid systemd calendar expression: %s" % (
@@ -361,3 +374,45 @@ def cmd_schedule(args):
         return {"install": cmd_install, "list": cmd_list, "remove": cmd_remove}[args.schedule_action](args)
     except ScheduleError as exc:
         raise UsageError(str(exc)) from exc
+
+
+# ---------------------------------------------------------------- the schedules' last runs, for `stackops status`
+
+def _schedule_target(command):
+    """(procedure, inventory or None) of a scheduled stackops command line."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None, None
+    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        words = words[1:]  # a cron entry's environment prefix
+    procedure = words[1] if len(words) > 1 else None
+    inventory = words[words.index("-i") + 1] if "-i" in words[:-1] else None
+    return procedure, inventory
+
+
+def schedule_runs(state_dir, inventory, default_inventory):
+    """Each schedule of ``inventory`` with its last recorded run: what the status role judges (a last run that
+    failed, was refused or found the stack locked is a schedule that did not do its job)."""
+    from .history import History
+    records = History(state_dir).records()
+    found = []
+    for item in list_schedules(argparse_namespace()):
+        procedure, target = _schedule_target(item.get("command") or "")
+        target = str(Path(target).resolve()) if target else str(default_inventory)
+        if target != str(inventory):
+            continue
+        runs = [record for record in records if record.get("procedure") == procedure
+                and record.get("inventory") == target and not record.get("check")]
+        last = runs[-1] if runs else None
+        found.append({"name": item["name"], "procedure": procedure, "when": item["when"], "backend": item["backend"],
+                      "last_run": None if last is None else {
+                          "run_id": last.get("run_id"), "started": last.get("started"), "status": last.get("status"),
+                          "error": (last.get("error") or "")[:300] or None}})
+    return found
+
+
+def argparse_namespace():
+    """Where list_schedules looks by default ($STACKOPS_SYSTEMD_UNIT_DIR, $STACKOPS_CRONTAB, or the system's)."""
+    import argparse
+    return argparse.Namespace(unit_dir=None, crontab=None)

@@ -1,32 +1,8 @@
-"""Fixtures for the CLI tests: the real `stackops` executable against the real test stack."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+"""Fixtures for the CLI tests: the real `stackops` executable (support/cli.py) against the real test stack (the
+session's `stack` fixture, tests/conftest.py)."""
 import pytest
 
-from support.ports import project
-from support.runner import OUTPUT, REPO
-from support.stack import TestStack
-
-STACKOPS = Path(sys.executable).parent / "stackops"
-
-
-@pytest.fixture(scope="session")
-def stack(docker_engine):
-    # The project is passed explicitly so env file and inventory are named after it
-    # (several sessions may each run their own isolated stack).
-    test_stack = TestStack(project=os.environ.get("STACKOPS_TEST_PROJECT", project("stackops-test")))
-    test_stack.write_config()
-    if os.environ.get("STACKOPS_KEEP_STACK") != "1":
-        # Start from a fresh stack: under xdist an earlier test file on this worker may have left the
-        # same project behind in any state (an API it broke on purpose, a scaled service).
-        test_stack.down()
-    test_stack.up()
-    yield test_stack
-    if os.environ.get("STACKOPS_KEEP_STACK") != "1":
-        test_stack.down()
+from support.cli import stackops
 
 
 @pytest.fixture
@@ -35,23 +11,6 @@ def state_dir(tmp_path):
     path = tmp_path / "state"
     path.mkdir()
     return path
-
-
-def cli_env(state_dir, **extra):
-    env = dict(os.environ)
-    env.update({"STACKOPS_STATE_DIR": str(state_dir), "COLUMNS": "160", "NO_COLOR": "1"})
-    env.pop("STACKOPS_COLLECTION_DIR", None)
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-def run_cli(args, state_dir, timeout=600, input_text=None, **env):
-    """Run the installed stackops executable as a subprocess (stdin not a terminal)."""
-    if not STACKOPS.exists():
-        pytest.fail("%s missing: install the package (pip install -e .)" % STACKOPS)
-    return subprocess.run([str(STACKOPS)] + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, env=cli_env(state_dir, **env), input=input_text if input_text else "",
-                          cwd=str(REPO))
 
 
 # Host load/disk belong to the shared test machine, not to the stack under test: leave them out.
@@ -69,5 +28,5 @@ def health_json_run(stack, tmp_path_factory):
     """
     state = tmp_path_factory.mktemp("health-json") / "state"
     state.mkdir()
-    completed = run_cli(["health", *STACK_CHECKS, "-i", stack.inventory, "--json"], state)
+    completed = stackops("health", *STACK_CHECKS, "-i", stack.inventory, "--json", state_dir=state)
     return completed, state

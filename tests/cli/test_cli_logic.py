@@ -4,6 +4,8 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -290,11 +292,42 @@ def test_when_to_calendar_and_cron(when, calendar, cron):
     schedule.verify_calendar(calendar)
 
 
-@pytest.mark.parametrize("when", ["25:00", "Sun 03:61", "every tuesday"])
+def systemd_analyze():
+    tool = shutil.which("systemd-analyze")
+    if not tool:
+        pytest.fail("systemd-analyze is missing: run scripts/bootstrap.sh (Debian package systemd)")
+    return tool
+
+
+@pytest.mark.parametrize("when", ["25:00", "Sun 03:61", "every tuesday", "Mon..Fri 24:00"])
 def test_bad_when_is_refused(when):
+    """Refused for cron and, separately, for systemd (each call in its own raises: the second must run too)."""
+    systemd_analyze()
     with pytest.raises(schedule.ScheduleError):
         schedule.cron_expression(when)
+    with pytest.raises(schedule.ScheduleError):
         schedule.verify_calendar(schedule.on_calendar(when))
+
+
+@pytest.mark.parametrize("when", ["daily", "hourly", "weekly", "monthly", "00:00", "23:59", "Sun 03:00",
+                                  "Mon..Fri 01:15", "Mon,Thu 04:05", "Sat..Sun 12:30"])
+def test_own_calendar_forms_are_what_systemd_accepts(when):
+    """verify_calendar lets on_calendar's own forms through without asking systemd: systemd must agree."""
+    calendar = schedule.on_calendar(when)
+    assert schedule.OWN_CALENDAR.match(calendar), calendar
+    checked = subprocess.run([systemd_analyze(), "calendar", calendar], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_raw_calendar_without_systemd_analyze_is_refused(tmp_path, monkeypatch):
+    """Without systemd-analyze a raw expression is refused, never written unchecked; own forms still pass."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no systemd-analyze on PATH
+    assert shutil.which("systemd-analyze") is None
+    with pytest.raises(schedule.ScheduleError, match="systemd-analyze is not installed"):
+        schedule.verify_calendar(schedule.on_calendar("Mon *-*-* 00:00:00 UTC"))
+    with pytest.raises(schedule.ScheduleError, match="systemd-analyze is not installed"):
+        schedule.verify_calendar(schedule.on_calendar("every tuesday"))
+    schedule.verify_calendar(schedule.on_calendar("Sun 03:00"))
 
 
 def test_cron_line_escapes_percent():

@@ -1,18 +1,18 @@
 """The real `stackops` executable against the real test stack: progress, JSON, exit codes, lock, history."""
-import contextlib
-import http.server
 import json
-import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pexpect
 import pytest
 
-from cli.conftest import FAST_CHECKS, STACKOPS, cli_env, run_cli
+from cli.conftest import FAST_CHECKS
+from stackops import runmodel
+from support import processes
+from support.cli import STACKOPS, cli_env, stackops
+from support.receiver import Receiver
 from support.runner import REPO
 
 pytestmark = pytest.mark.stack
@@ -29,7 +29,7 @@ def _json(completed):
 
 
 def _history(state_dir):
-    listing = run_cli(["history", "--json"], state_dir)
+    listing = stackops("history", "--json", state_dir=state_dir)
     assert listing.returncode == 0, listing.stderr
     return json.loads(listing.stdout)
 
@@ -47,29 +47,6 @@ def _waiting_for(port):
                               "stackops_health_urls": [{"name": "gate", "url": "http://127.0.0.1:%d/" % port}]})]
 
 
-@contextlib.contextmanager
-def _answering(port):
-    """A real HTTP server on ``port`` answering 200 while the block runs."""
-    class Ok(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _wait_for_lock_holder(state_dir, pid, deadline=60):
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -84,12 +61,20 @@ def _wait_for_lock_holder(state_dir, pid, deadline=60):
     pytest.fail("process %d never took the stack lock" % pid)
 
 
+def _playbook_event(state_dir, summary, kind):
+    """When ansible-runner recorded the ``kind`` event of a run (ISO text with microseconds, sortable)."""
+    events = runmodel.load_events(state_dir / "runs" / summary["run_id"] / "artifacts" / summary["run_id"])
+    found = [event["created"] for event in events if event.get("event") == kind]
+    assert found, "run %s recorded no %s event" % (summary["run_id"], kind)
+    return found[0]
+
+
 def test_health_json_document(stack, health_json_run):
     completed, state_dir = health_json_run
     summary = _json(completed)
     assert completed.returncode == 0, summary
     assert summary["procedure"] == "health" and summary["status"] == "successful" and summary["rc"] == 0
-    assert summary["exit_code"] == 0 and summary["duration"] > 0
+    assert summary["exit_code"] == 0 and isinstance(summary["duration"], float)
     assert summary["hosts"][stack.project]["failed"] == 0 and summary["hosts"][stack.project]["ok"] > 0
     assert summary["failed_tasks"] == [] and summary["check"] is False
     assert summary["tasks"]["done"] > 0
@@ -116,7 +101,7 @@ def test_progress_on_a_terminal(stack, state_dir):
 
 
 def test_plain_progress_when_not_a_terminal(stack, state_dir):
-    completed = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory], state_dir)
+    completed = stackops("health", *FAST_CHECKS, "-i", stack.inventory, state_dir=state_dir)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "\x1b[" not in completed.stdout
     task_lines = [line for line in completed.stdout.splitlines() if line.startswith("[")]
@@ -133,7 +118,7 @@ def test_plain_progress_when_not_a_terminal(stack, state_dir):
     (["history", "show", "no-such-run"], "no run matches"),
 ])
 def test_bad_usage_exits_2(state_dir, argv, message):
-    completed = run_cli(argv, state_dir)
+    completed = stackops(*argv, state_dir=state_dir)
     assert completed.returncode == 2, completed.stderr
     assert message in completed.stderr and completed.stdout == ""
 
@@ -141,7 +126,7 @@ def test_bad_usage_exits_2(state_dir, argv, message):
 def test_procedure_failure_exits_1_with_the_failed_task(stack, state_dir):
     stack.compose("stop", "api")
     try:
-        completed = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json"], state_dir)
+        completed = stackops("health", *FAST_CHECKS, "-i", stack.inventory, "--json", state_dir=state_dir)
     finally:
         stack.up()
     summary = _json(completed)
@@ -151,7 +136,7 @@ def test_procedure_failure_exits_1_with_the_failed_task(stack, state_dir):
     assert len(failed) == 1 and failed[0]["host"] == stack.project
     assert "api" in failed[0]["message"]
 
-    shown = run_cli(["history", "show", summary["run_id"]], state_dir)
+    shown = stackops("history", "show", summary["run_id"], state_dir=state_dir)
     assert shown.returncode == 0 and "FAILED" in shown.stdout and failed[0]["task"] in shown.stdout
 
 
@@ -161,7 +146,7 @@ def test_unreachable_host_exits_3(tmp_path, state_dir):
         "all:\n  children:\n    stacks:\n      hosts:\n        ghost:\n"
         "          ansible_connection: ssh\n          ansible_host: 127.0.0.1\n          ansible_port: 1\n"
         "          ansible_ssh_common_args: -o ConnectTimeout=5\n")
-    completed = run_cli(["health", "-i", inventory, "--json"], state_dir)
+    completed = stackops("health", "-i", inventory, "--json", state_dir=state_dir)
     summary = _json(completed)
     assert completed.returncode == 3 and summary["status"] == "unreachable"
     assert summary["unreachable_hosts"][0]["host"] == "ghost"
@@ -177,25 +162,32 @@ def test_lock_between_parallel_runs_and_history(stack, state_dir):
     holder = _wait_for_lock_holder(state_dir, first.pid)
     assert holder["procedure"] == "health"
 
-    refused = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json"], state_dir)
+    refused = stackops("health", *FAST_CHECKS, "-i", stack.inventory, "--json", state_dir=state_dir)
     refused_summary = _json(refused)
     assert refused.returncode == 4 and refused_summary["status"] == "locked"
     assert refused_summary["lock_holder"]["pid"] == first.pid
 
-    refused_human = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory], state_dir)
+    refused_human = stackops("health", *FAST_CHECKS, "-i", stack.inventory, state_dir=state_dir)
     assert refused_human.returncode == 4
     assert "pid %d" % first.pid in refused_human.stderr and "health" in refused_human.stderr
 
-    with _answering(port):
-        waited = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--json", "--wait"], state_dir)
+    # A third run with --wait, started while the holder is still blocked on its URL: it must say it waits, and only
+    # then does the URL start answering, so the holder can finish.
+    waiting = subprocess.Popen([str(STACKOPS), "health", *FAST_CHECKS, "-i", str(stack.inventory), "--json", "--wait"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir))
+    announced = waiting.stderr.readline()
+    assert "waiting for health" in announced, announced
+    with Receiver(port):
         first_out, first_err = first.communicate(timeout=300)
+        waited_out, waited_err = waiting.communicate(timeout=300)
     assert first.returncode == 0, first_err
-    assert waited.returncode == 0, waited.stderr
-    assert "waiting for health" in waited.stderr
+    assert waiting.returncode == 0, waited_err
     first_summary = json.loads(first_out)
-    waited_summary = _json(waited)
-    # The waiting run started its playbook only after the first one finished.
-    assert waited_summary["started"] >= first_summary["started"]
+    waited_summary = json.loads(waited_out)
+    # The waiting run's playbook started only after the holder's playbook had ended (ansible-runner's own event
+    # times, microseconds): the order the lock promises.
+    assert _playbook_event(state_dir, waited_summary, "playbook_on_start") > _playbook_event(
+        state_dir, first_summary, "playbook_on_stats")
 
     runs = {row["run_id"]: row for row in _history(state_dir)}
     assert runs[first_summary["run_id"]]["status"] == "successful"
@@ -203,18 +195,21 @@ def test_lock_between_parallel_runs_and_history(stack, state_dir):
     assert runs[waited_summary["run_id"]]["status"] == "successful"
     assert len(runs) == 4
 
-    table = run_cli(["history"], state_dir)
+    table = stackops("history", state_dir=state_dir)
     assert table.returncode == 0
     for run_id in runs:
         assert run_id in table.stdout
 
 
 def test_check_mode_changes_nothing(stack, state_dir):
-    before = {(c["Service"], c["State"]) for c in stack.ps()}
-    completed = run_cli(["health", *FAST_CHECKS, "-i", stack.inventory, "--check", "--json"], state_dir)
+    """`scale api --replicas 2 --check` would change the stack (it reports the change), and changes nothing."""
+    before = sorted((c["Name"], c["ID"], c["State"]) for c in stack.ps())
+    completed = stackops("scale", "api", "--replicas", "2", "-i", stack.inventory, "--check", "--json",
+                         state_dir=state_dir)
     summary = _json(completed)
-    assert completed.returncode == 0 and summary["check"] is True and summary["changed"] == 0
-    assert {(c["Service"], c["State"]) for c in stack.ps()} == before
+    assert completed.returncode == 0 and summary["check"] is True, completed.stdout + completed.stderr
+    assert summary["changed"] > 0, summary  # the procedure would have changed something
+    assert sorted((c["Name"], c["ID"], c["State"]) for c in stack.ps()) == before
 
 
 def test_interrupt_exits_130(stack, state_dir):
@@ -223,7 +218,7 @@ def test_interrupt_exits_130(stack, state_dir):
     child = subprocess.Popen([str(STACKOPS), "health", *_waiting_for(_free_port()), "-i", str(stack.inventory), "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(state_dir))
     _wait_for_lock_holder(state_dir, child.pid)
-    time.sleep(1.5)  # let ansible-playbook start
+    processes.wait_for_descendant(child.pid, "ansible-playbook")
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 130, (out, err)
@@ -237,8 +232,8 @@ def test_no_secret_in_the_state_dir(stack, state_dir):
     env = {"PGPASSWORD": password, "STACKOPS_DEMO_SECRET": password}  # even an inherited secret env var
     # The postgres group is the one that reads the password file and logs in.
     pg_only = ["-e", '{"stackops_health_checks": ["postgres"]}']
-    assert run_cli(["health", *pg_only, "-i", stack.inventory, "--json"], state_dir, **env).returncode == 0
-    assert run_cli(["health", *pg_only, "-i", stack.inventory, "-v"], state_dir, **env).returncode == 0
+    assert stackops("health", *pg_only, "-i", stack.inventory, "--json", state_dir=state_dir, env=env).returncode == 0
+    assert stackops("health", *pg_only, "-i", stack.inventory, "-v", state_dir=state_dir, env=env).returncode == 0
     leaks = subprocess.run(["grep", "-rlF", password, str(state_dir)], capture_output=True, text=True)
     assert leaks.stdout == "", "the DB password leaked into: %s" % leaks.stdout
     assert leaks.returncode == 1
@@ -248,11 +243,11 @@ def test_no_secret_in_the_state_dir(stack, state_dir):
 
 def test_destructive_without_consent_is_refused(stack, state_dir):
     """No terminal and no --yes: refused before anything runs, and recorded in the history."""
-    completed = run_cli(["maintenance", "-i", stack.inventory, "--level", "monthly"], state_dir)
+    completed = stackops("maintenance", "-i", stack.inventory, "--level", "monthly", state_dir=state_dir)
     assert completed.returncode == 5, completed.stdout + completed.stderr
     assert "--yes" in completed.stderr and "VACUUM FULL" in completed.stderr
     assert not list(state_dir.glob("runs/*/artifacts"))  # no playbook ran
-    as_json = run_cli(["maintenance", "-i", stack.inventory, "--tasks", "vacuum_full", "--json"], state_dir)
+    as_json = stackops("maintenance", "-i", stack.inventory, "--tasks", "vacuum_full", "--json", state_dir=state_dir)
     assert as_json.returncode == 5 and _json(as_json)["status"] == "refused"
     assert [row["status"] for row in _history(state_dir)] == ["refused", "refused"]
 
@@ -271,7 +266,7 @@ def test_destructive_prompt_on_a_terminal_answered_no(stack, state_dir):
 def test_check_mode_of_a_changing_procedure_changes_nothing(stack, state_dir):
     """`service stop --check` plans the stop; the api keeps running and serving."""
     before = {(c["Name"], c["State"]) for c in stack.ps()}
-    completed = run_cli(["service", "stop", "api", "-i", stack.inventory, "--check", "--json"], state_dir)
+    completed = stackops("service", "stop", "api", "-i", stack.inventory, "--check", "--json", state_dir=state_dir)
     summary = _json(completed)
     assert completed.returncode == 0 and summary["check"] is True, completed.stdout + completed.stderr
     assert {(c["Name"], c["State"]) for c in stack.ps()} == before

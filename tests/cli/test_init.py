@@ -9,11 +9,12 @@ import os
 import secrets
 import stat
 import subprocess
+import sys
 
 import pytest
 import yaml
 
-from .conftest import run_cli
+from support.cli import stackops
 from support.ports import port, project
 
 PROJECT = project("h2-init-envpw")
@@ -65,7 +66,7 @@ def test_init_keeps_an_environment_password_in_a_private_file(project, state_dir
     inventory = project["dir"] / "inventory"
     args = ["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env", "--profile", "ops",
             "-o", inventory]
-    written = run_cli(args + ["--json"], state_dir)
+    written = stackops(*args, "--json", state_dir=state_dir)
     assert written.returncode == 0, written.stdout + written.stderr
     document = json.loads(written.stdout)
     password_file = inventory / "db_password"
@@ -87,29 +88,76 @@ def test_init_keeps_an_environment_password_in_a_private_file(project, state_dir
         if path.is_file():
             assert project["password"] not in path.read_text(errors="replace"), path
 
-    health = run_cli(["health", "-i", inventory, "--json"], state_dir)
+    health = stackops("health", "-i", inventory, "--json", state_dir=state_dir)
     assert health.returncode == 0, health.stdout[-3000:] + health.stderr[-2000:]
     assert json.loads(health.stdout)["result"][PROJECT]["counts"]["critical"] == 0
 
-    refused = run_cli(args, state_dir)
+    refused = stackops(*args, state_dir=state_dir)
     assert refused.returncode == 2 and "pass --force" in refused.stderr
     assert password_file.read_text().strip() == project["password"]
     (inventory / "hosts.yml").write_text("# edited by hand\n")
-    forced = run_cli(args + ["--force"], state_dir)
+    forced = stackops(*args, "--force", state_dir=state_dir)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "edited by hand" not in (inventory / "hosts.yml").read_text()
 
 
 def test_init_check_writes_nothing_and_reports_problems(project, state_dir, tmp_path):
-    checked = run_cli(["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
-                       "-o", tmp_path / "inv", "--check"], state_dir)
+    checked = stackops("init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
+                       "-o", tmp_path / "inv", "--check", state_dir=state_dir)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "password: POSTGRES_PASSWORD in the compose environment" in checked.stdout
     assert "databases: app (UTF8" in checked.stdout
     assert not (tmp_path / "inv").exists()
 
-    wrong = run_cli(["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
-                     "--db-service", "toolbox", "-o", tmp_path / "inv2"], state_dir)
+    wrong = stackops("init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
+                     "--db-service", "toolbox", "-o", tmp_path / "inv2", state_dir=state_dir)
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     assert "PROBLEM" in wrong.stdout and "nothing written" in wrong.stderr
     assert not (tmp_path / "inv2" / "hosts.yml").exists() and not (tmp_path / "inv2" / "db_password").exists()
+
+
+HOSTILE = "x\nstackops_db_service: \"{{ lookup('pipe', 'id') }}\""
+ODD = ("it's \"quoted\" # not: a comment", "{% if true %}j{% endif %}")
+INVENTORY_KEYS = {
+    "ansible_connection", "ansible_python_interpreter", "stackops_compose_project_dir",
+    "stackops_compose_project_name", "stackops_compose_files", "stackops_compose_env_files", "stackops_compose_profiles",
+    "stackops_db_service", "stackops_db_host", "stackops_db_port", "stackops_db_name", "stackops_db_user",
+    "stackops_db_password_file", "stackops_maintenance_databases", "stackops_writer_services",
+    "stackops_not_rollable_services", "stackops_health_urls", "stackops_backup_dir"}
+
+
+def test_init_writes_hostile_database_names_literally(project, state_dir, tmp_path):
+    """issue 20 review 5: a real database named with a newline and Jinja, listed in a comment and a value, adds no
+    key to the inventory and is never templated (Ansible itself reads and templates the inventory here)."""
+    import psycopg
+    from psycopg import sql
+    names = (HOSTILE,) + ODD
+    with psycopg.connect(host="127.0.0.1", port=DB_PORT, user="owner", password=project["password"], dbname="app",
+                         autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        inventory = tmp_path / "inventory"
+        written = stackops("init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
+                           "-o", inventory, state_dir=state_dir)
+        assert written.returncode == 0, written.stdout + written.stderr
+        bin_dir = os.path.dirname(sys.executable)
+        listed = subprocess.run([os.path.join(bin_dir, "ansible-inventory"), "-i", str(inventory), "--host", PROJECT],
+                                capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        host_vars = json.loads(listed.stdout)
+        assert set(host_vars) == INVENTORY_KEYS, set(host_vars) ^ INVENTORY_KEYS
+        assert host_vars["stackops_db_service"] == "database"
+        assert set(names) <= set(host_vars["stackops_maintenance_databases"])
+        shown = subprocess.run([os.path.join(bin_dir, "ansible"), "-i", str(inventory), PROJECT, "-m",
+                                "ansible.builtin.debug", "-a", "var=stackops_maintenance_databases", "-o"],
+                               capture_output=True, text=True, timeout=120, cwd=str(project["dir"]))
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "lookup('pipe', 'id')" in shown.stdout and "uid=" not in shown.stdout, shown.stdout
+        assert "{% if true %}j{% endif %}" in shown.stdout
+    finally:
+        with psycopg.connect(host="127.0.0.1", port=DB_PORT, user="owner", password=project["password"],
+                             dbname="app", autocommit=True) as conn:
+            for name in names:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

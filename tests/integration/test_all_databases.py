@@ -28,6 +28,15 @@ SOURCE_SQL = {
 }
 
 
+SETTINGS = ["TimeZone=Pacific/Auckland", "search_path=app, public"]
+
+
+def settings(cluster, name):
+    return sorted(row[0] for row in cluster.sql(
+        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE d.datname = %s AND s.setrole = 0", params=(name,)))
+
+
 @pytest.fixture(scope="module")
 def empty_server():
     cluster = cluster_on()
@@ -41,6 +50,8 @@ def inventory(tmp_path, cluster, name, backup_dir):
 
 def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cluster, empty_server, tmp_path):
     create_group(pg_cluster, "h3_", SOURCE_SQL)
+    pg_cluster.sql("ALTER DATABASE h3_all_app SET search_path = app, public")
+    pg_cluster.sql("ALTER DATABASE h3_all_app SET TimeZone = 'Pacific/Auckland'")
     before = dict((name, group_digests(pg_cluster, name)) for name in SOURCE_SQL)
     before_roles = roles(pg_cluster, "h3_")
     backup_dir = str(tmp_path / "backups")
@@ -68,8 +79,9 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
         # a run whose backup of one database failed: its group is incomplete and refused
         step("partial", "pg_backup", database="h3_all_app", group_id="h3-partial",
              group_databases=["h3_all_app", "h3_all_lost"], **source),
-        step("partial_group", "pg_backup_group_info", group_id="h3-partial", require_verified=False, **source),
-        step("newest_group", "pg_backup_group_info", **source),
+        step("partial_group", "pg_backup_group_info", group_id="h3-partial", require_verified=False,
+             backup_dir=backup_dir),
+        step("newest_group", "pg_backup_group_info", backup_dir=backup_dir),
     ], label="h3-all-checks")
     assert "postgres" not in checks["listed"]["names"]
     assert {"name": "template0", "reason": "template"} in checks["listed"]["left_out"]
@@ -77,20 +89,32 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
     assert checks["partial_group"]["failed"] and "incomplete: no set of h3_all_lost" in checks["partial_group"]["msg"]
     assert checks["newest_group"]["group"]["id"] == group_id, "an incomplete group is never the default"
 
-    # stackops restore --all-databases onto a fresh server: refused without consent (its postgres database exists),
-    # and nothing is touched then
+    # stackops restore --all-databases onto a fresh server. Its image made postgres and the POSTGRES_DB database
+    # (here h3_all_app), both empty: they are restored into without consent (issue 20, failed 2), and the database
+    # settings come from the backup, not from the empty database (failed 3).
+    empty_server.sql("DROP DATABASE IF EXISTS h3_all_app WITH (FORCE)")
+    empty_server.sql("CREATE DATABASE h3_all_app")
     target_inventory = inventory(tmp_path, empty_server, "target", backup_dir)
-    refused = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-refused",
-                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": False})
-    assert refused.status == "failed"
-    assert "replaces the existing databases postgres" in refused.stdout, refused.stdout
-    assert roles(empty_server, "h3_") == []
     restore = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-restore",
-                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": True})
+                           extravars={"stackops_restore_all_databases": True, "stackops_restore_replace": False})
     assert restore.status == "successful", restore.stdout
     restored = stackops_result(restore)["node-target"]
     assert restored["group_id"] == group_id and sorted(restored["restored"]) == sorted(names)
     assert {"h3_owner", "h3_reader"} <= set(restored["created_roles"])
+    assert restored["would_replace"] == [] and {"h3_all_app", "postgres"} <= set(restored["would_replace_empty"])
+    assert settings(empty_server, "h3_all_app") == settings(pg_cluster, "h3_all_app") == SETTINGS
+
+    # A second disaster recovery finds content: refused in the playbook user's words, and nothing is touched.
+    empty_server.sql("INSERT INTO public.daily VALUES ('2030-01-01', 1)", dbname="h3_all_reports")
+    refused = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-refused",
+                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": False})
+    assert refused.status == "failed"
+    assert ("replaces databases that are not empty: h3_all_app (objects schema app, table app.orders, 1 database or "
+            "role setting rows); h3_all_reports (objects table public.daily)") in refused.stdout, refused.stdout
+    assert "set stackops_restore_replace=true and stackops_restore_confirm=true to go ahead" in refused.stdout
+    assert "confirm=true" not in refused.stdout.replace("stackops_restore_confirm=true", ""), refused.stdout
+    assert empty_server.sql("SELECT count(*) FROM public.daily", dbname="h3_all_reports") == [(101,)]
+    empty_server.sql("DELETE FROM public.daily WHERE day = '2030-01-01'", dbname="h3_all_reports")
 
     assert roles(empty_server, "h3_") == before_roles
     assert [tuple(row) for row in roles(empty_server, "h3_")] == [("h3_owner", True, True, ["h3_reader"]),

@@ -112,6 +112,53 @@ def test_restore_killed_at_each_phase(pg_cluster, crash, monkeypatch):
     assert_intact(pg_cluster, crash)
 
 
+def test_restore_killed_after_the_renames_commit(pg_cluster, crash, monkeypatch):
+    """Killed once the swap's renames committed, before its bookkeeping: the restored content is the database now,
+    the replaced copy waits under its scratch name, and the next run drops it and says so."""
+    pg_cluster.sql("INSERT INTO parent VALUES (100001, 'written after the backup')", dbname=DB)
+    changed = fingerprint(pg_cluster, DB)
+    assert changed != crash["before"]  # so the restored content can be told from the replaced one
+    kill_at(monkeypatch, "swapped", "pg_backup_restore", pg_cluster, crash["dir"], backup_id=crash["first"],
+            replace=True, confirm=True)
+    assert connectable(pg_cluster, DB) and fingerprint(pg_cluster, DB) == crash["before"]
+    (old,) = scratch_databases(pg_cluster)
+    assert "_old_" in old
+    pg_cluster.sql('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % old)  # blocked before the renames
+    assert fingerprint(pg_cluster, old) == changed  # nothing of the replaced content is lost yet
+    res = module("pg_backup_verify", pg_cluster, crash["dir"], backup_id=crash["first"], trial_restore=False)
+    assert res["verified"], res
+    assert "dropped scratch database %s" % old in res["cleaned_up"]
+    assert_intact(pg_cluster, crash)
+
+
+def test_retention_killed_mid_delete(pg_cluster, tmp_path, monkeypatch):
+    """Killed between renaming a doomed set out of the catalog and removing it: the set is never listed again (not
+    even as damaged), the newer set is untouched, and the next run removes the rest and says so."""
+    create_db(pg_cluster, "crash_retention", "CREATE TABLE t AS SELECT generate_series(1, 10) AS i")
+    results = cluster_batch(pg_cluster, tmp_path, [
+        step("b1", "pg_backup", database="crash_retention"),
+        step("v1", "pg_backup_verify", backup_id="{{ b1.backup_id }}", trial_restore=False),
+        step("b2", "pg_backup", database="crash_retention"),
+        step("v2", "pg_backup_verify", backup_id="{{ b2.backup_id }}", trial_restore=False),
+    ], label="retention-kill-setup")
+    older, newer = results["b1"]["backup_id"], results["b2"]["backup_id"]
+    assert results["v2"]["verified"], results["v2"]
+    kill_at(monkeypatch, "retention-delete", "pg_backup_retention", pg_cluster, tmp_path, database="crash_retention",
+            keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    doomed = tmp_path / (".deleting-" + older)
+    assert doomed.is_dir() and backup_sets(tmp_path) == [newer]
+    after = cluster_batch(pg_cluster, tmp_path, [
+        step("listing", "pg_backup_info", database="crash_retention"),
+        step("verify", "pg_backup_verify", backup_id=newer, trial_restore=False),
+    ], label="retention-kill-after")
+    listing = after["listing"]
+    assert [entry["id"] for entry in listing["backups"]] == [newer]
+    assert not listing.get("invalid") and not listing.get("in_progress"), listing
+    assert after["verify"]["verified"], after["verify"]
+    assert "removed %s, a set a killed retention run had started to delete" % doomed.name in after["verify"]["cleaned_up"]
+    assert not doomed.exists() and backup_sets(tmp_path) == [newer]
+
+
 def test_stale_temp_files_never_make_a_set_unrestorable(pg_cluster, crash):
     """Item 6: what a write_json killed before its rename leaves, in a set and beside the locks."""
     set_dir = Path(crash["dir"]) / crash["first"]

@@ -1,10 +1,10 @@
 """host_resources on this host and pg_health against the throwaway pg_cluster, through ansible-runner."""
 import threading
-import time
 
 import pytest
 
 from support.runner import run_module
+from support.wait import sessions_older_than, until
 
 
 def failed(res):
@@ -100,7 +100,12 @@ def test_pg_health_sees_idle_in_transaction_and_blocked_sessions(pg_cluster):
     thread = threading.Thread(target=waiter, daemon=True)
     thread.start()
     try:
-        time.sleep(1.5)
+        # Idle in its transaction for longer than the warning level, and a session blocked behind it, by the
+        # server's own view (pg_stat_activity), not after a delay.
+        with pg_cluster.connect() as conn:
+            sessions_older_than(conn, [holder.info.backend_pid], 1)
+            until(lambda: conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                  .fetchone()[0], "a session blocked by the lock")
         res = run_module("stackops.runbooks.pg_health_info", pg_args(
             pg_cluster, checks=["idle_in_transaction", "blocking_locks"],
             idle_in_transaction_warning=1, idle_in_transaction_critical=3600, lock_wait_warning=0, lock_wait_critical=3600))

@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from support.runner import OUTPUT, run_playbook
+from support.wait import sessions_older_than
 
 pytestmark = pytest.mark.stack
 
@@ -61,8 +62,9 @@ def test_db_connections_exhausted_terminates_only_old_idle_sessions(stack, tmp_p
                                dbname="appdb", autocommit=True, application_name=app)
 
     victims = [connect("incident-victim") for _ in range(3)]
-    time.sleep(2.5)
     bystander = connect("incident-bystander")  # idle just as long, but not of the application asked for
+    with connect("incident-wait") as conn:  # idle longer than stackops_incident_idle_age, by the server's clock
+        sessions_older_than(conn, [c.info.backend_pid for c in victims + [bystander]], 2.5)
     try:
         victim_pids = {c.info.backend_pid for c in victims}
         run = incident(stack, "incident-conns", tmp_path, stackops_incident="db_connections_exhausted",

@@ -3,6 +3,7 @@
 The tests run in file order and share the stack fixture; each leaves the stack healthy with one api container.
 """
 import collections
+import json
 import socket
 import subprocess
 import threading
@@ -12,6 +13,7 @@ import urllib.request
 import pytest
 
 from support.runner import run_playbook
+from support.wait import until
 
 
 def changed_tasks(run):
@@ -43,11 +45,13 @@ def broken_api_image(stack):
 
 
 class LoadLoop:
-    """Bounded GET loop against the frontend on loopback, counting every failure."""
+    """GET loop against the frontend on loopback, counting every failure, and noting which container answered when
+    the answer names it (the api's /health says its hostname, which is the container's short id)."""
 
     def __init__(self, url, workers=4, pause=0.02):
         self.url = url
         self.results = collections.Counter()
+        self.served_by = set()
         self.errors = []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.work, args=(pause,), daemon=True) for _ in range(workers)]
@@ -57,10 +61,18 @@ class LoadLoop:
             try:
                 with urllib.request.urlopen(self.url, timeout=15) as response:
                     self.results[response.status] += 1
+                    body = json.loads(response.read() or b"null")
+                    if isinstance(body, dict) and body.get("hostname"):
+                        self.served_by.add(body["hostname"])
             except Exception as exc:  # every failure counts, whatever its kind
                 self.results["error"] += 1
                 self.errors.append(repr(exc)[:200])
             time.sleep(pause)
+
+    def wait_served_by(self, containers, what):
+        """Until a request was answered by one of ``containers`` (container ids)."""
+        until(lambda: any(container.startswith(host) for container in containers for host in list(self.served_by)),
+              "a request answered by %s (%s)" % (what, containers), timeout=120)
 
     def __enter__(self):
         for thread in self.threads:
@@ -71,6 +83,19 @@ class LoadLoop:
         self.stop.set()
         for thread in self.threads:
             thread.join(30)
+
+
+def started_at(stack, service):
+    """When Docker started each container of ``service``, oldest first, as comparable (UTC seconds, nanoseconds):
+    State.StartedAt is RFC 3339 with up to nine fraction digits, trailing zeros dropped, so its text does not sort."""
+    ids = [row["ID"] for row in stack.ps() if row["Service"] == service]
+    inspected = json.loads(subprocess.run(["docker", "inspect"] + ids, capture_output=True, text=True,
+                                          check=True).stdout)
+    moments = []
+    for item in inspected:
+        whole, dummy, fraction = item["State"]["StartedAt"].rstrip("Z").partition(".")
+        moments.append((whole, int((fraction + "000000000")[:9])))
+    return sorted(moments)
 
 
 # --- preflight ---------------------------------------------------------------------------------
@@ -118,8 +143,10 @@ def test_cold_startup_by_tiers_then_nothing_to_do(stack):
     assert run.status == "successful", run.stdout
     report = fact(run, "Publish the startup report as stackops_startup_report", "stackops_startup_report")
     assert [tier["services"] for tier in report["tiers"]] == [["postgres"], ["api"], ["frontend"]]
-    assert all(tier["seconds"] > 0 for tier in report["tiers"])
-    assert float(report["total_seconds"]) >= sum(tier["seconds"] for tier in report["tiers"]) - 0.01
+    # Tier by tier, in order: each tier's containers started after the previous tier's (Docker's own clock).
+    postgres, api, frontend = (started_at(stack, service) for service in ("postgres", "api", "frontend"))
+    assert max(postgres) < min(api) and max(api) < min(frontend), (postgres, api, frontend)
+    assert float(report["total_seconds"]) == pytest.approx(sum(tier["seconds"] for tier in report["tiers"]), abs=0.01)
     assert sorted(report["changed_services"]) == ["api", "frontend", "postgres"]
     assert report["tiers"][0]["gates"] == ["postgres"]
     assert report["tiers"][2]["gates"] == ["api", "api-db", "frontend"]
@@ -191,13 +218,19 @@ def test_scale_up_roll_restart_under_load_and_update_with_rollback(stack, broken
     before = api_containers(stack)
     assert len(before) == 3 and all(state == "running" and health == "healthy" for _n, state, health, _i in before)
 
-    with LoadLoop(stack.frontend_url + "/api/v1/db/health") as load:
+    old_ids = [row["ID"] for row in stack.ps() if row["Service"] == "api"]
+    # Two loads through the frontend: the database path, and /health, which names the container that answered.
+    # The roll starts once an old container has answered and the loads stop once a new one has, so they span it.
+    with LoadLoop(stack.frontend_url + "/api/v1/db/health") as load, LoadLoop(stack.frontend_url + "/health") as who:
+        who.wait_served_by(old_ids, "an api container from before the roll")
         rolled = run_playbook("service.yml", inventory=stack.inventory,
                               extravars={"stackops_service_action": "rolling_restart", "stackops_service_names": ["api"],
                                          "stackops_service_drain_seconds": 2})
+        new_ids = [row["ID"] for row in stack.ps() if row["Service"] == "api"]
+        who.wait_served_by(new_ids, "an api container the roll started")
     assert rolled.status == "successful", rolled.stdout
-    assert load.results["error"] == 0 and set(load.results) == {200}, (dict(load.results), load.errors[:5])
-    assert load.results[200] > 50
+    for loop in (load, who):
+        assert loop.results["error"] == 0 and set(loop.results) == {200}, (dict(loop.results), loop.errors[:5])
     after = api_containers(stack)
     assert len(after) == 3 and not {name for name, *_ in before} & {name for name, *_ in after}
 

@@ -15,11 +15,15 @@ import psycopg
 import pytest
 
 from support import stack as stack_support
+from support.digest import content_fingerprint
+from support.ports import project
+from support.wait import until
 from support.runner import run_playbook
 
 pytestmark = pytest.mark.stack
 
-API_TAG = "e-test"  # a tag of our own, so re-pointing it never touches images other stacks run
+# A tag of our own (per test slot), so re-pointing it never touches images other stacks or checkouts run.
+API_TAG = project("e-test")
 
 
 def use_own_api_tag(test_stack):
@@ -42,7 +46,7 @@ def stack(docker_engine):
         test_stack.down()
         subprocess.run(["docker", "rmi", "stackops-demo/api:%s" % API_TAG], check=False, capture_output=True)
         # images the rollback test built (only ours: they carry its label)
-        leftovers = subprocess.run(["docker", "images", "-q", "--filter", "label=stackops.test.rollback"],
+        leftovers = subprocess.run(["docker", "images", "-q", "--filter", "label=stackops.test.rollback=%s" % API_TAG],
                                    capture_output=True, text=True).stdout.split()
         if leftovers:
             subprocess.run(["docker", "rmi"] + leftovers, check=False, capture_output=True)
@@ -122,7 +126,7 @@ def test_weekly_window_under_live_writes(stack):
     rows_before = count_records(stack)
     writer = Writer(stack)
     writer.start()
-    time.sleep(1)
+    until(lambda: any(status == 201 for dummy, status, dummy2 in writer.results), "the writer's first write")
     run = window(stack, "maint-weekly", stackops_maintenance_level="weekly")
     finished = time.monotonic()
     # writes must resume: wait for successful POSTs after the window, then stop the writer
@@ -176,12 +180,59 @@ def test_monthly_window_reclaims_bloat(stack):
         conn.execute("DROP TABLE bloat_e")
 
 
+# The new api image's "migration": before the app starts it rewrites and deletes rows of appdb and adds a table,
+# the way a release's migration would, and leaves a witness row in the postgres database (which the rollback does
+# not restore), so the test knows the window really changed data before it failed.
+MIGRATION = """
+import sys
+import time
+sys.path.insert(0, "/opt/api")
+import app
+
+for attempt in range(60):
+    try:
+        with app.connect() as conn:
+            changed = conn.execute("UPDATE records SET payload = payload || jsonb_build_object('migrated', true)").rowcount
+            changed += conn.execute("DELETE FROM records WHERE id % 3 = 0").rowcount
+            conn.execute("CREATE TABLE IF NOT EXISTS migrated_from_release (note text)")
+            conn.execute("INSERT INTO migrated_from_release VALUES ('added by the release')")
+        with app.psycopg.connect(app.conninfo().replace("dbname=appdb", "dbname=postgres"), autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS stackops_test_migrations (label text, changed int)")
+            conn.execute("INSERT INTO stackops_test_migrations VALUES (%s, %s)", ("LABEL", changed))
+        break
+    except app.psycopg.OperationalError:
+        time.sleep(1)
+"""
+
+
+def app_fingerprint(stack):
+    with db(stack) as conn:
+        return content_fingerprint(conn)
+
+
+def migrations_witnessed(stack, label):
+    with psycopg.connect(host="127.0.0.1", port=stack.postgres_port, user="app", password=stack.password,
+                         dbname="postgres", autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('stackops_test_migrations')").fetchone()[0] is None:
+            return []
+        return [row[0] for row in conn.execute("SELECT changed FROM stackops_test_migrations WHERE label = %s",
+                                               (label,))]
+
+
 def test_failing_step_rolls_back_images_and_data(stack, tmp_path):
     use_own_api_tag(stack)  # another fixture of the session may have rewritten the env file
     original_image = api_image_id(stack)
+    with db(stack) as conn:
+        conn.execute("INSERT INTO records (payload) SELECT jsonb_build_object('seed', i) FROM generate_series(1, 90) i")
     rows_before = count_records(stack)
-    # A new image for our own tag: the rolling update really switches the api to it.
-    (tmp_path / "Dockerfile").write_text("FROM stackops-demo/api:1\nLABEL stackops.test.rollback=%s\n" % time.time())
+    before = app_fingerprint(stack)
+    label = "rollback-%s" % time.time()
+    # A new image for our own tag whose start migrates data: the rolling update really switches the api to it.
+    (tmp_path / "migrate.py").write_text(MIGRATION.replace("LABEL", label))
+    (tmp_path / "Dockerfile").write_text(
+        "FROM stackops-demo/api:1\nLABEL stackops.test.rollback=%s stackops.test.build=%s\n"
+        "COPY migrate.py /opt/api/migrate.py\n"
+        'CMD ["sh", "-c", "python3 /opt/api/migrate.py && exec python3 -u /opt/api/app.py"]\n' % (API_TAG, label))
     subprocess.run(["docker", "build", "-q", "-t", "stackops-demo/api:%s" % API_TAG, str(tmp_path)], check=True,
                    capture_output=True)
     new_image = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", "stackops-demo/api:%s" % API_TAG],
@@ -198,6 +249,11 @@ def test_failing_step_rolls_back_images_and_data(stack, tmp_path):
         assert result["status"] == "rolled_back"
         assert result["failed"]["step"] == "reindex" and "no_such_table" in result["failed"]["message"]
         assert [d["name"] for d in result["done"]] == ["rolling_update", "vacuum_analyze"]
+        # The release's migration ran inside the window and changed rows before the failing step ...
+        changed = migrations_witnessed(stack, label)
+        assert changed and all(count > 0 for count in changed), changed
+        # ... and the rollback put back every row as it was before the window, judged by the data itself.
+        assert app_fingerprint(stack) == before
         assert result["rollback"]["images_restored"] == ["api"]
         assert result["rollback"]["database_restored"] is True
         assert result["maintenance_mode"] == "off"
@@ -217,8 +273,11 @@ def test_long_transaction_aborts_before_anything_changes(stack):
     holder = db(stack)
     holder.autocommit = False
     holder.execute("SELECT txid_current()")
+    holder_pid = holder.info.backend_pid
     try:
-        time.sleep(2)
+        with db(stack) as conn:  # older than stackops_maintenance_long_xact_age, by the server's own clock
+            until(lambda: conn.execute("SELECT now() - xact_start > interval '1.5 seconds' FROM pg_stat_activity "
+                                            "WHERE pid = %s", (holder_pid,)).fetchone()[0], "the transaction to age")
         run = window(stack, "maint-longxact", stackops_maintenance_tasks=["vacuum_full"],
                      stackops_maintenance_allow_exclusive_locks=True, stackops_maintenance_long_xact_age=1,
                      stackops_maintenance_long_xact_wait=4, stackops_maintenance_long_xact_action="wait")

@@ -136,12 +136,15 @@ def test_replace_swaps_in_backup_and_drops_old(pg_cluster, tmp_path):
 
 def test_selective_restore_of_table_and_schema(pg_cluster, tmp_path):
     create_db(pg_cluster, "sel_db")
+    # Names of this test's own (test_restore_fidelity.py restores into sel_schema on the same session cluster).
+    for name in ("rt_sel_table", "rt_sel_schema"):
+        pg_cluster.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
     results = cluster_batch(pg_cluster, tmp_path, [
         step("backup", "pg_backup", database="sel_db", content_checksums=True),
         step("verify", "pg_backup_verify", backup_id="{{ backup.backup_id }}"),
-        step("only_table", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="sel_table",
+        step("only_table", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="rt_sel_table",
              tables=["plain"]),
-        step("only_schema", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="sel_schema",
+        step("only_schema", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="rt_sel_schema",
              schemas=["Sales Ünïcode"], no_owner=True),
         step("refused", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="sel_db",
              tables=["plain"], replace=True, confirm=True),
@@ -151,11 +154,11 @@ def test_selective_restore_of_table_and_schema(pg_cluster, tmp_path):
     assert not only_table.get("failed"), only_table["msg"]
     assert only_table["tables"] == 1 and only_table["rows"] == 300
     assert only_table["restore_method"] == "pg_restore"  # a selection needs the table of contents (-L)
-    assert pg_cluster.sql("SELECT count(*) FROM public.plain", dbname="sel_table")[0][0] == 300
-    assert pg_cluster.sql("SELECT to_regclass('public.v_summary')", dbname="sel_table")[0][0] is None
+    assert pg_cluster.sql("SELECT count(*) FROM public.plain", dbname="rt_sel_table")[0][0] == 300
+    assert pg_cluster.sql("SELECT to_regclass('public.v_summary')", dbname="rt_sel_table")[0][0] is None
     only_schema = results["only_schema"]
     assert not only_schema.get("failed"), only_schema["msg"]
-    assert pg_cluster.sql('SELECT count(*) FROM "Sales Ünïcode"."MixedCase"', dbname="sel_schema")[0][0] == 1500
+    assert pg_cluster.sql('SELECT count(*) FROM "Sales Ünïcode"."MixedCase"', dbname="rt_sel_schema")[0][0] == 1500
     refused = results["refused"]
     assert refused["failed"] and "selective restore" in refused["msg"]
 

@@ -1,10 +1,10 @@
 """pg_connections against a real throwaway PostgreSQL 15: real sessions, really terminated."""
-import time
 import uuid
 
 import pytest
 
 from support.runner import run_module
+from support.wait import sessions_older_than
 
 pytestmark = pytest.mark.pg
 
@@ -34,8 +34,9 @@ def sessions(pg_cluster):
     }
     conns["xact"].autocommit = False
     conns["xact"].execute("SELECT txid_current()")  # open transaction, then idle in it
-    time.sleep(1.2)  # so min_state_age=1 matches
     pids = {name: conn.info.backend_pid for name, conn in conns.items()}
+    with pg_cluster.connect() as conn:  # so min_state_age=1 matches, by the server's own clock
+        sessions_older_than(conn, pids.values(), 1.2)
     yield apps, pids
     for conn in conns.values():
         try:

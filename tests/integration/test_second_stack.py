@@ -12,8 +12,10 @@ import os
 
 import pytest
 import yaml
+from psycopg import sql
 
 from support.digest import table_digests
+from support.drill import LiveProbe, drill_resources, live_fingerprint
 from support.ports import port, project
 from support.shop import FILES, SHOP, ShopStack
 
@@ -117,6 +119,12 @@ def test_restore_into_a_new_database(shop, name):
 def test_restore_replace(shop, name):
     if name not in RUN.get("backups", {}):
         pytest.fail("no verified backup of %s from the backup test" % name)
+    # The data changes after the backup (rows of its biggest table go, a table comes), so the replace must undo it.
+    biggest = max(RUN["before"][name], key=lambda table: RUN["before"][name][table][0])
+    with shop.connect(name) as conn:
+        conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.Identifier(*biggest.split(".", 1))))
+        conn.execute("CREATE TABLE written_after_the_backup AS SELECT 1 AS x")
+    assert checksums(shop, name) != RUN["before"][name]
     result = shop.procedure("restore", "--backup-id", RUN["backups"][name], "--target-db", name, "--replace",
                        "--yes")["result"][PROJECT]
     assert checksums(shop, name) == RUN["before"][name]
@@ -125,6 +133,32 @@ def test_restore_replace(shop, name):
     writers = ["backend", "worker"] if name == "shop" else []
     assert sorted(result["services_stopped"]) == sorted(result["services_restarted"]) == writers, result
     assert all(row.get("State") == "running" for row in shop.containers("backend") + shop.containers("worker"))
+
+
+def test_drill_on_the_restored_copy_while_the_shop_serves(shop):
+    """`stackops drill` (docs/drill.md) on the inventory `stackops init` wrote: db, cache, backend and worker come up
+    in project <project>-drill on the restored `shop` set and pass the drill's checks, while the live backend keeps
+    answering and none of its containers, volumes or networks changes. The human summary is text, not a repr."""
+    if "shop" not in RUN.get("backups", {}):
+        pytest.fail("no verified backup of shop from the backup test")
+    orders = RUN["before"]["shop"]["public.orders"][0]
+    backend = "http://127.0.0.1:%d" % BACKEND_PORT
+    checks = {"stackops_drill_checks": [
+        # SQL checks run after the HTTP ones, so the order placed below is there too.
+        {"name": "orders restored", "sql": "select count(*) > %d from orders" % orders, "expect": True},
+        {"name": "order count", "url": backend + "/orders/count", "json": {"orders": orders}},
+        {"name": "place an order", "url": backend + "/orders", "method": "POST", "status": 201}]}
+    before = live_fingerprint(PROJECT)
+    with LiveProbe(backend + "/healthz") as probe:
+        completed = shop.stackops("drill", "-i", shop.inventory, "-e", json.dumps(checks), timeout=900)
+    probe.assert_served()
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+    assert "{'" not in completed.stdout and "drill on %s: PASSED" % PROJECT in completed.stdout, completed.stdout
+    drill = shop.procedure("status", "-e", "stackops_status_fail=false")["result"][PROJECT]["drills"]["last"]
+    assert drill["status"] == "passed" and drill["backup"]["id"] == RUN["backups"]["shop"], drill
+    assert {item["name"] for item in drill["checks"] if item["ok"]} == {
+        "backend", "orders restored", "order count", "place an order"}, drill["checks"]
+    assert drill_resources(PROJECT + "-drill") == [] and live_fingerprint(PROJECT) == before
 
 
 def test_maintenance_weekly_without_a_page(shop):

@@ -276,3 +276,15 @@ def test_the_db_service_has_no_default_anywhere():
         assert not re.search(r"stackops_db_service\s*\|\s*default\(\s*['\"][^'\"]", path.read_text()), (
             "%s gives stackops_db_service a default; a service name is the stack's own" % path.relative_to(ROOT))
     assert "default" not in pg_tools_spec()["compose_service"]
+
+
+def test_the_unpublished_database_host_is_the_one_the_modules_resolve():
+    """The contract names the form of stackops_db_host for a database without a published port; compose.py parses
+    exactly that form (and nothing else) as a compose service to look up at connect time."""
+    from ansible_collections.stackops.runbooks.plugins.module_utils.compose import parse_service_host, service_host
+    meaning = contract()["stackops_db_host"]["meaning"]
+    documented = re.search(r"`(compose:<project>/<service>)`", meaning)
+    assert documented, meaning
+    assert service_host("<project>", "<service>") == documented.group(1)
+    assert parse_service_host("compose:shop/db") == ("shop", "db")
+    assert parse_service_host("127.0.0.1") is None and parse_service_host("db.internal") is None

@@ -19,7 +19,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database impo
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import select_toc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
-    StreamFailed, StreamNotSupported, StreamingRestore, timed)
+    DumpFile, DumpStream, StreamFailed, StreamNotSupported, StreamingRestore, timed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import REMOVE_DIRECTORY
 
 
@@ -151,16 +151,20 @@ class RestoreSession(object):
             self.decompress()
         return self.point_at_dump()
 
-    def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False, recreate=None):
+    def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False, recreate=None, feed=None):
         """Restore into the existing, empty ``dbname``. ``recreate`` (drop and create it again) lets a streamed
-        restore that meets something it does not handle start over the classic way."""
+        restore that meets something it does not handle start over the classic way. With ``feed`` (a LiveFeed of
+        the dump while pg_backup writes it into this set) the restore reads the stream; it cannot start over, so
+        StreamNotSupported reaches the caller, which restores from the written file instead."""
         where = describe_target(self.params, dbname)
         if self.streams and self.source is None and not (tables or schemas):
             try:
-                self.restore_streaming(dbname, jobs, no_owner)
+                self.restore_streaming(dbname, jobs, no_owner, feed)
                 self.method = 'stream'
                 return
             except StreamNotSupported as exc:
+                if feed is not None:
+                    raise
                 if recreate is None:
                     raise BackupError('streamed restore of %s into %s: %s' % (self.manifest['id'], where, exc))
                 self.module.warn('%s: %s; restoring it from a decompressed copy with pg_restore instead' % (
@@ -196,15 +200,15 @@ class RestoreSession(object):
         self.run(argv, 'pg_restore of %s into %s' % (self.manifest['id'], where))
         self.method = 'pg_restore'
 
-    def restore_streaming(self, dbname, jobs, no_owner):
+    def restore_streaming(self, dbname, jobs, no_owner, feed=None):
         path = os.path.join(self.set_dir, self.manifest['data'])
+        decompressor = None
         if self.compressed_outside_pg_dump():
-            source = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
-        elif self.tools.in_container:
-            source = [self.module.get_bin_path('cat', required=True)]  # the container cannot see host paths
-        else:
-            source = None
-        restore = StreamingRestore(self.tools, self.params, path, source, dbname, jobs, self.scratch_dir(),
+            decompressor = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
+        dump = DumpFile(path, decompressor or (
+            [self.module.get_bin_path('cat', required=True)] if self.tools.in_container else None))  # no host paths
+        source = DumpStream(feed, decompressor, dump) if feed is not None else dump
+        restore = StreamingRestore(self.tools, self.params, source, dbname, jobs, self.scratch_dir(),
                                    options=RESTORE_SESSION_OPTIONS, no_owner=no_owner)
         try:
             restore.run()

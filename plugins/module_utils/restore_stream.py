@@ -34,7 +34,7 @@ import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import (
-    CHUNK, Pipeline, describe_rc, first_failure)
+    CHUNK, FeedFailed, HeadTooLarge, Pipeline, describe_rc, first_failure)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, conninfo_dbname
 
 # DOTALL: a quoted column name may hold a newline, so a COPY statement may span lines.
@@ -283,15 +283,54 @@ class ScriptLoader(object):
         self.barrier()
 
 
-class StreamingRestore(object):
-    """One restore of ``dump_path`` (compressed by ``decompressor`` argv) into the existing, empty ``dbname``."""
+class DumpFile(object):
+    """A dump on disk that every pass reads from its start, through ``decompressor`` (argv) when compressed (or
+    ``cat`` when the tools run in a container that cannot see the host's paths)."""
 
-    def __init__(self, tools, params, dump_path, decompressor, dbname, jobs, list_dir, options=None,
-                 no_owner=False):
+    def __init__(self, path, decompressor=None):
+        self.path = path
+        self.decompressor = list(decompressor) if decompressor else None
+
+    def open(self, argv, env, read_output, consume=False):
+        if self.decompressor:
+            return Pipeline([self.decompressor + [self.path], argv], env=env, read_output=read_output)
+        return Pipeline([argv + [self.path]], env=env, read_output=read_output)
+
+    def after_data(self):
+        return self
+
+
+class DumpStream(object):
+    """A dump while pg_backup writes it (a LiveFeed of the bytes going to its file): the trial restore of a verified
+    backup reads the very bytes written, as they are written. Passes before the data read the head of the stream
+    again; the data pass reads it through; passes after it read ``written``, the DumpFile the stream went to, once
+    it holds every byte."""
+
+    def __init__(self, feed, decompressor, written):
+        self.feed = feed
+        self.decompressor = list(decompressor) if decompressor else None
+        self.written = written
+
+    def open(self, argv, env, read_output, consume=False):
+        stages = [self.decompressor, argv] if self.decompressor else [argv]
+        return Pipeline(stages, env=env, read_output=read_output, feed=self.feed.reader(consume=consume))
+
+    def after_data(self):
+        self.feed.detach()
+        try:
+            self.feed.wait_ended()
+        except FeedFailed as exc:
+            raise StreamFailed('writing the dump: %s' % exc)
+        return self.written
+
+
+class StreamingRestore(object):
+    """One restore of the dump ``source`` (DumpFile or DumpStream) into the existing, empty ``dbname``."""
+
+    def __init__(self, tools, params, source, dbname, jobs, list_dir, options=None, no_owner=False):
         self.tools = tools
         self.params = params
-        self.dump_path = dump_path
-        self.decompressor = list(decompressor) + [dump_path] if decompressor else None
+        self.source = source
         self.dbname = dbname
         self.jobs = max(jobs, 1)
         self.list_dir = list_dir
@@ -299,10 +338,8 @@ class StreamingRestore(object):
         self.owner_args = ['--no-owner', '--no-privileges'] if no_owner else []
         self.timings = {}
 
-    def pg_restore(self, args, read_output):
-        argv = self.tools.argv('pg_restore', args + ([] if self.decompressor else [self.dump_path]))
-        stages = [self.decompressor, argv] if self.decompressor else [argv]
-        return Pipeline(stages, env=self.tools.run_env(), read_output=read_output)
+    def pg_restore(self, args, read_output, consume=False):
+        return self.source.open(self.tools.argv('pg_restore', args), self.tools.run_env(), read_output, consume)
 
     def finish(self, pipeline, what, reader_error=None):
         """Wait for the pipeline; raise for a tool that failed on its own (the deeper cause), else ``reader_error``."""
@@ -310,8 +347,10 @@ class StreamingRestore(object):
         harmless = set()
         if results[-1][1] == 0:
             # pg_restore stops reading once it has what it needs (the table of contents); the decompressor
-            # feeding it then dies of SIGPIPE, which is not a failure.
+            # feeding it then dies of SIGPIPE, which is not a failure, nor one we killed once we stopped feeding it.
             harmless.update((-13, 141))
+            if pipeline.cut:
+                harmless.update(rc for dummy, rc, dummy2 in results[:-1])
         if reader_error is not None:
             harmless.update((-9, -13, 141))  # we killed the tools because the reader had failed
         failure = first_failure([(argv, 0 if rc in harmless else rc, err) for argv, rc, err in results])
@@ -319,6 +358,10 @@ class StreamingRestore(object):
             argv, rc, err = failure
             raise StreamFailed('%s: %s %s: %s' % (what, os.path.basename(argv[0]), describe_rc(rc),
                                                   (err or 'no error output')[-2000:]))
+        if isinstance(pipeline.feed_error, HeadTooLarge):
+            raise StreamNotSupported(str(pipeline.feed_error))
+        if pipeline.feed_error is not None:
+            raise StreamFailed('%s: reading the dump while it is written: %s' % (what, pipeline.feed_error))
         if reader_error is not None:
             raise reader_error
 
@@ -350,6 +393,7 @@ class StreamingRestore(object):
             if listing['data']:
                 self.load_data()
         with timed(self.timings, 'post-data'):
+            self.source = self.source.after_data()
             fault_point('index-build')
             self.build_post_data(listing['post-data'])
 
@@ -378,7 +422,7 @@ class StreamingRestore(object):
                    for index in range(self.jobs)]
         for worker in workers:
             worker.start()
-        pipeline = self.pg_restore(['--section=data', '-f', '-'], read_output=True)
+        pipeline = self.pg_restore(['--section=data', '-f', '-'], read_output=True, consume=True)
         reader_error = None
         try:
             loader = ScriptLoader(control, workers)

@@ -289,6 +289,8 @@ def take_backup(module, params, tools, partial, manifest, compression, data_name
     manifest['tables'] = stats.result
     manifest['relations'] = relations
     manifest['snapshot'] = snapshot
+    if trial is not None:
+        trial.tables_known()
     with timed(phases, 'extras'):
         if params['include_globals']:
             dump_globals(module, params, tools, partial)
@@ -477,6 +479,7 @@ def prove(module, params, partial, manifest, trial, journal, phases):
         with timed(phases, 'trial'):
             verification = verify_set(module, params, partial, manifest, journal, params['verify_jobs'],
                                       streaming=trial is None)
+    verification.setdefault('during_backup', False)
     verification['verified'] = not verification['differences']
     verification['duration_seconds'] = round(time.monotonic() - clock, 3)
     return verification

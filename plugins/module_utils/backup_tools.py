@@ -28,10 +28,10 @@ EXTENSIONS = {'zstd': '.zst', 'gzip': '.gz', 'lz4': '.lz4', 'none': ''}
 def stream_to_file(stages, env, target, digest=None, feed=None):
     """Run ``stages`` (argv lists) as a pipeline and copy the last stdout into ``target``, fsynced.
 
-    We copy in Python rather than redirect so the sha256 is computed while writing, a full disk surfaces as an
-    OSError we can name, and ``feed`` (a LiveFeed: the trial restore of a verified backup) gets the very bytes
-    written. The feed is ended once the file holds every byte, before the fsync, so its reader can go on with the
-    complete file meanwhile. Returns (bytes written, [(argv, rc, stderr)]).
+    We copy in Python rather than redirect so the sha256 is computed while writing and a full disk surfaces as an
+    OSError we can name. ``feed`` (a GrowingFile of ``target``: the trial restore of a verified backup reads the file
+    while it is written) learns every byte written, and the end once the file holds them all, before the fsync, so
+    its reader goes on meanwhile. Returns (bytes written, [(argv, rc, stderr)]).
     """
     pipeline = Pipeline(stages, env)
     written = 0
@@ -43,9 +43,10 @@ def stream_to_file(stages, env, target, digest=None, feed=None):
                 out.write(chunk)
                 if digest is not None:
                     digest.update(chunk)
-                if feed is not None:
-                    feed.put(chunk)
                 written += len(chunk)
+                if feed is not None:
+                    out.flush()
+                    feed.wrote(written)
                 flusher.written(written, out)
             out.flush()
             results = pipeline.wait()

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import os
 import threading
 import time
 
@@ -23,7 +24,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fau
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
     admin_db, create_database, drop_database, recreate_database)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import LiveFeed
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import GrowingFile
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_session import RestoreSession, check_restored
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import StreamFailed, StreamNotSupported
 from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import DROP_DATABASE
@@ -54,8 +55,9 @@ def scratch_database(params, manifest, journal):
 def trial_restore(params, session, manifest, jobs, compare_content):
     """Restore the staged dump into a throwaway database and compare it with the manifest."""
     with scratch_database(params, manifest, session.journal) as (scratch, recreate):
-        session.restore(scratch, jobs=jobs, no_owner=params.get('no_owner', False), recreate=recreate)
-        differences, content = check_restored(params, scratch, manifest, content=compare_content)
+        session.restore(scratch, jobs=jobs, no_owner=params.get('no_owner', False), recreate=recreate,
+                        compare=lambda: check_restored(params, scratch, manifest, content=compare_content))
+        differences, content = session.compared
     return scratch, differences, content
 
 
@@ -107,7 +109,7 @@ class TrialWhileDumping(object):
     """The trial restore of a backup pg_backup is writing, fed the bytes of its dump file as they are written.
 
     The restore then costs about the slower of the dump and itself, not their sum, and it restores exactly the
-    bytes that went to the file (compressed, then decompressed again for it). Usage: ``start()`` before the dump
+    bytes stored in the file (compressed, read back and decompressed for it). Usage: ``start()`` before the dump
     (``feed`` goes to the file writer), ``finish(manifest)`` once the set is complete. ``finish`` returns None when
     the stream held something the streamed restore does not handle: the caller then restores the written set the
     classic way (``verify_set``).
@@ -118,7 +120,7 @@ class TrialWhileDumping(object):
         self.manifest = manifest
         self.jobs = jobs
         self.compare_content = compare_content
-        self.feed = LiveFeed()
+        self.feed = GrowingFile(os.path.join(set_dir, manifest['data']))
         self.session = RestoreSession(module, params, set_dir, manifest, journal=journal)
         self.scratch = None
         self.context = None
@@ -126,10 +128,12 @@ class TrialWhileDumping(object):
         self.error = None
         self.unsupported = None
         self.started = self.restored = self.dump_ended = None
+        self.tables_ready = threading.Event()
+        self.aborted = False
 
     def start(self):
-        """Start the trial beside the dump about to begin: it creates its scratch database while the dump's first
-        bytes are held for it (LiveFeed), then restores them."""
+        """Start the trial beside the dump about to begin: it creates its scratch database, then follows the dump
+        file from its first byte."""
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self.restore, name='trial-restore')
         self.thread.daemon = True
@@ -141,7 +145,7 @@ class TrialWhileDumping(object):
             self.scratch = context.__enter__()[0]
             self.context = context
             self.session.restore(self.scratch, jobs=self.jobs, no_owner=self.params.get('no_owner', False),
-                                 feed=self.feed)
+                                 feed=self.feed, compare=self.compare)
         except StreamNotSupported as exc:
             self.unsupported = exc
         except (BackupError, StreamFailed) as exc:
@@ -149,8 +153,18 @@ class TrialWhileDumping(object):
         except Exception as exc:  # reported by finish(), with where it happened
             self.error = BackupError('%s: %s' % (type(exc).__name__, exc))
         finally:
-            self.feed.detach()  # whatever happened here, the dump goes on to its file
             self.restored = time.monotonic()
+
+    def compare(self):
+        """The row counts of the restored database against the manifest, beside the index builds, once the dump's
+        own counts are in the manifest (tables_known())."""
+        self.tables_ready.wait()
+        if self.aborted:
+            return None
+        return check_restored(self.params, self.scratch, self.manifest, content=self.compare_content)
+
+    def tables_known(self):
+        self.tables_ready.set()
 
     def join(self):
         if self.thread is not None:
@@ -169,9 +183,7 @@ class TrialWhileDumping(object):
             if self.error is not None:
                 result.update(content_compared=False, differences=['trial restore failed: %s' % self.error])
             else:
-                with_timing = time.monotonic()
-                differences, content = check_restored(self.params, self.scratch, manifest, content=self.compare_content)
-                result['phase_seconds']['compare'] = round(time.monotonic() - with_timing, 3)
+                differences, content = self.session.compared
                 result.update(content_compared=content, differences=differences)
             return result
         finally:
@@ -179,8 +191,10 @@ class TrialWhileDumping(object):
 
     def close(self):
         """Stop (if still running), drop the scratch database, remove the session's files. Safe to call twice."""
-        self.feed.detach()
         self.feed.end(BackupError('the backup stopped'))
+        if not self.tables_ready.is_set():
+            self.aborted = True
+            self.tables_ready.set()
         self.join()
         if self.context is not None:
             context, self.context = self.context, None

@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, stackops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shell-free pipelines of external tools (pg_dump | zstd, zstd -dc | pg_restore) and how to name their failures,
-and a stream fanned out to a second reader while it is written (a dump into its own trial restore)."""
+and a file followed by a reader while it is written (a dump read by its own trial restore)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -78,6 +78,7 @@ class Pipeline(object):
         try:
             for chunk in feed(self._wanted):
                 stdin.write(chunk)
+                stdin.flush()  # a small last piece of the head must not wait in our buffer for more
             if not self._wanted():
                 self.cut = True
         except (IOError, OSError):
@@ -119,48 +120,33 @@ class Pipeline(object):
 
 
 class FeedFailed(Exception):
-    """The stream a LiveFeed fans out stopped with an error (the dump failed)."""
+    """The file a GrowingFile follows stopped growing with an error (the dump failed)."""
 
 
-class HeadTooLarge(Exception):
-    """A reader from the start needs more than a LiveFeed may hold while the stream goes on."""
+class GrowingFile(object):
+    """A file while it is written (a dump on its way to its set), for readers that follow the writer.
 
-
-class LiveFeed(object):
-    """A stream while it is written (a dump on its way to its file), for a second reader.
-
-    The writer ``put()``s every chunk. Readers start at the first byte: ``replay`` readers (pg_restore reading the
-    table of contents) need only the head of the stream, the one ``consume`` reader (the data pass) reads all of it,
-    once. Every chunk is held until the consuming reader starts, and after that until it has taken it. The writer
-    waits while ``limit`` bytes are held: a slower reader sets the pace, memory stays bounded. ``detach()`` (the
-    reader side gave up or finished) lets the writer go on alone.
+    The writer says how many bytes the file holds (``wrote()``) and when it is complete (``end()``). A reader starts
+    at the first byte, reads what is there and waits for more until the end: the trial restore of a verified backup
+    reads the very bytes stored, from the page cache, while the dump goes on at its own pace. Nothing is held in
+    memory, so a slower reader never holds the dump back, and a reader of the head (a table of contents) can read
+    as far as it needs.
     """
 
-    def __init__(self, limit=64 * CHUNK):
-        self.limit = limit
+    def __init__(self, path):
+        self.path = path
         self.cond = threading.Condition()
-        self.chunks = []
-        self.first = 0          # index of chunks[0] in the whole stream
-        self.held = 0
-        self.consuming = False
+        self.size = 0
         self.ended = False
         self.error = None
-        self.detached = False
-        self.total = 0
 
-    # ------------------------------------------------------------ the writer
-    def put(self, chunk):
+    def wrote(self, size):
         with self.cond:
-            while self.held >= self.limit and not self.detached:
-                self.cond.wait()
-            if self.detached:
-                return
-            self.chunks.append(chunk)
-            self.held += len(chunk)
-            self.total += len(chunk)
+            self.size = size
             self.cond.notify_all()
 
     def end(self, error=None):
+        """The file is complete (or, with ``error``, will never be); only the first call counts."""
         with self.cond:
             if self.ended:
                 return
@@ -169,54 +155,39 @@ class LiveFeed(object):
             self.cond.notify_all()
 
     def wait_ended(self):
-        """Block until the writer is done; raise FeedFailed if it failed."""
+        """Block until the file is complete; raise FeedFailed if the writer failed."""
         with self.cond:
             while not self.ended:
                 self.cond.wait()
             if self.error is not None:
                 raise FeedFailed(str(self.error))
 
-    # ------------------------------------------------------------ the reader side
-    def detach(self):
-        with self.cond:
-            self.detached = True
-            self.chunks, self.held = [], 0
-            self.cond.notify_all()
-
-    def reader(self, consume=False):
-        """A ``feed`` for Pipeline: the stream from its first byte (see the class)."""
+    def reader(self):
+        """A ``feed`` for Pipeline: the file from its first byte to its end, as it is written."""
         def chunks(wanted):
+            offset = 0
             with self.cond:
-                if self.consuming or self.detached:
-                    raise FeedFailed('the stream was already read through')
-                if consume:
-                    self.consuming = True
-            index = 0
-            while True:
-                with self.cond:
-                    if consume and index > self.first:
-                        # What the consumer took is written on; the writer may go on.
-                        drop = index - self.first
-                        self.held -= sum(len(c) for c in self.chunks[:drop])
-                        del self.chunks[:drop]
-                        self.first = index
-                        self.cond.notify_all()
-                    while index >= self.first + len(self.chunks) and not self.ended and not self.detached:
-                        if not wanted():
-                            return
-                        if not consume and self.held >= self.limit:
-                            raise HeadTooLarge('the head of the stream a reader needs is larger than the %d MiB held '
-                                               'for it' % (self.limit // CHUNK))
-                        self.cond.wait(0.2)
-                    if self.detached:
-                        raise FeedFailed('the stream was detached from its readers')
-                    if self.error is not None:
-                        raise FeedFailed(str(self.error))
-                    if index >= self.first + len(self.chunks):
-                        return  # the end of the stream
-                    chunk = self.chunks[index - self.first]
-                index += 1
-                yield chunk
+                while self.size == 0 and not self.ended and wanted():
+                    self.cond.wait(0.2)  # the writer creates the file with its first bytes
+                if self.error is not None:
+                    raise FeedFailed(str(self.error))
+                if self.size == 0:
+                    return
+            with open(self.path, 'rb') as handle:
+                while wanted():
+                    with self.cond:
+                        while offset >= self.size and not self.ended and wanted():
+                            self.cond.wait(0.2)
+                        if self.error is not None:
+                            raise FeedFailed(str(self.error))
+                        available = self.size - offset
+                    if available <= 0:
+                        return  # the end of the file, or nobody reads any more
+                    chunk = handle.read(min(CHUNK, available))
+                    if not chunk:
+                        raise FeedFailed('%s is shorter than the %d bytes written to it' % (self.path, self.size))
+                    offset += len(chunk)
+                    yield chunk
         return chunks
 
 

@@ -34,7 +34,7 @@ import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import (
-    CHUNK, FeedFailed, HeadTooLarge, Pipeline, describe_rc, first_failure)
+    CHUNK, FeedFailed, Pipeline, describe_rc, first_failure)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, conninfo_dbname
 
 # DOTALL: a quoted column name may hold a newline, so a COPY statement may span lines.
@@ -291,7 +291,7 @@ class DumpFile(object):
         self.path = path
         self.decompressor = list(decompressor) if decompressor else None
 
-    def open(self, argv, env, read_output, consume=False):
+    def open(self, argv, env, read_output):
         if self.decompressor:
             return Pipeline([self.decompressor + [self.path], argv], env=env, read_output=read_output)
         return Pipeline([argv + [self.path]], env=env, read_output=read_output)
@@ -301,22 +301,20 @@ class DumpFile(object):
 
 
 class DumpStream(object):
-    """A dump while pg_backup writes it (a LiveFeed of the bytes going to its file): the trial restore of a verified
-    backup reads the very bytes written, as they are written. Passes before the data read the head of the stream
-    again; the data pass reads it through; passes after it read ``written``, the DumpFile the stream went to, once
-    it holds every byte."""
+    """A dump while pg_backup writes it (a GrowingFile): the trial restore of a verified backup reads the file as it
+    is written. Every pass reads it from its first byte, following the writer; the passes after the data read
+    ``written``, the DumpFile itself, once it holds every byte."""
 
     def __init__(self, feed, decompressor, written):
         self.feed = feed
         self.decompressor = list(decompressor) if decompressor else None
         self.written = written
 
-    def open(self, argv, env, read_output, consume=False):
+    def open(self, argv, env, read_output):
         stages = [self.decompressor, argv] if self.decompressor else [argv]
-        return Pipeline(stages, env=env, read_output=read_output, feed=self.feed.reader(consume=consume))
+        return Pipeline(stages, env=env, read_output=read_output, feed=self.feed.reader())
 
     def after_data(self):
-        self.feed.detach()
         try:
             self.feed.wait_ended()
         except FeedFailed as exc:
@@ -324,11 +322,40 @@ class DumpStream(object):
         return self.written
 
 
+class Beside(threading.Thread):
+    """``work()`` in a thread of its own, timed as ``timings[phase]``; result() joins it and returns what it returned
+    or raises what it raised."""
+
+    def __init__(self, work, timings, phase):
+        super(Beside, self).__init__(name=phase)
+        self.daemon = True
+        self.work, self.timings, self.phase = work, timings, phase
+        self.value, self.error = None, None
+        self.start()
+
+    def run(self):
+        try:
+            with timed(self.timings, self.phase):
+                self.value = self.work()
+        except Exception as exc:  # raised again by result(), in the caller's thread
+            self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 class StreamingRestore(object):
     """One restore of the dump ``source`` (DumpFile or DumpStream) into the existing, empty ``dbname``."""
 
-    def __init__(self, tools, params, source, dbname, jobs, list_dir, options=None, no_owner=False):
+    def __init__(self, tools, params, source, dbname, jobs, list_dir, options=None, no_owner=False, on_loaded=None):
         self.tools = tools
+        # Run beside the post-data section once every row is in (the row counts against the manifest: indexes,
+        # constraints and triggers change no row, so counting need not wait for them). Its result: ``loaded``.
+        self.on_loaded = on_loaded
+        self.loaded = None
         self.params = params
         self.source = source
         self.dbname = dbname
@@ -338,8 +365,8 @@ class StreamingRestore(object):
         self.owner_args = ['--no-owner', '--no-privileges'] if no_owner else []
         self.timings = {}
 
-    def pg_restore(self, args, read_output, consume=False):
-        return self.source.open(self.tools.argv('pg_restore', args), self.tools.run_env(), read_output, consume)
+    def pg_restore(self, args, read_output):
+        return self.source.open(self.tools.argv('pg_restore', args), self.tools.run_env(), read_output)
 
     def finish(self, pipeline, what, reader_error=None):
         """Wait for the pipeline; raise for a tool that failed on its own (the deeper cause), else ``reader_error``."""
@@ -358,18 +385,10 @@ class StreamingRestore(object):
             argv, rc, err = failure
             raise StreamFailed('%s: %s %s: %s' % (what, os.path.basename(argv[0]), describe_rc(rc),
                                                   (err or 'no error output')[-2000:]))
-        if isinstance(pipeline.feed_error, HeadTooLarge):
-            raise StreamNotSupported(str(pipeline.feed_error))
         if pipeline.feed_error is not None:
             raise StreamFailed('%s: reading the dump while it is written: %s' % (what, pipeline.feed_error))
         if reader_error is not None:
             raise reader_error
-
-    def output_of(self, args, what):
-        pipeline = self.pg_restore(args, read_output=True)
-        output = pipeline.stdout.read()
-        self.finish(pipeline, what)
-        return output.decode('utf-8', 'replace')
 
     def start_into_db(self, args):
         return self.pg_restore(self.tools.connection_args(conninfo_dbname(self.dbname)) + ['--exit-on-error'] + args,
@@ -379,13 +398,10 @@ class StreamingRestore(object):
         self.finish(self.start_into_db(args), what)
 
     def run(self):
-        listing = {}
-        for section in ('pre-data', 'data', 'post-data'):
-            listing[section] = toc_entries(self.output_of(['-l', '--section=%s' % section],
-                                                          'reading the table of contents (%s)' % section))
+        with timed(self.timings, 'toc'):
+            listing = self.table_of_contents()
         # The listing hides pg_dump's own ENCODING/STDSTRINGS/SEARCHPATH entries, so compare entries, not counts.
-        whole = toc_entries(self.output_of(['-l'], 'reading the table of contents'))
-        if sorted(whole) != sorted(listing['pre-data'] + listing['data'] + listing['post-data']):
+        if sorted(listing[None]) != sorted(listing['pre-data'] + listing['data'] + listing['post-data']):
             raise StreamNotSupported('the archive has entries outside the pre-data, data and post-data sections')
         with timed(self.timings, 'pre-data'):
             self.run_into_db(['--section=pre-data'] + self.owner_args, 'creating the schema (pre-data)')
@@ -394,8 +410,38 @@ class StreamingRestore(object):
                 self.load_data()
         with timed(self.timings, 'post-data'):
             self.source = self.source.after_data()
-            fault_point('index-build')
-            self.build_post_data(listing['post-data'])
+            beside = Beside(self.on_loaded, self.timings, 'compare') if self.on_loaded else None
+            try:
+                fault_point('index-build')
+                self.build_post_data(listing['post-data'])
+            except Exception:
+                if beside is not None:
+                    beside.join()  # the post-data failure is the one to report
+                raise
+            if beside is not None:
+                self.loaded = beside.result()
+
+
+    def table_of_contents(self):
+        """The entries of each section and of the whole archive ({section or None: [entry]}). The four listings only
+        read the head of the dump: they run side by side."""
+        sections = ('pre-data', 'data', 'post-data', None)
+        running = {}
+        try:
+            for section in sections:
+                running[section] = self.pg_restore(['-l'] + (['--section=%s' % section] if section else []), True)
+        except Exception:
+            for pipeline in running.values():
+                pipeline.kill()
+            raise
+        outputs = {}
+        for section in sections:
+            outputs[section] = running[section].stdout.read()
+        listing = {}
+        for section in sections:
+            self.finish(running[section], 'reading the table of contents%s' % (' (%s)' % section if section else ''))
+            listing[section] = toc_entries(outputs[section].decode('utf-8', 'replace'))
+        return listing
 
     def load_data(self):
         control = self.open_connection(self.options)
@@ -422,7 +468,7 @@ class StreamingRestore(object):
                    for index in range(self.jobs)]
         for worker in workers:
             worker.start()
-        pipeline = self.pg_restore(['--section=data', '-f', '-'], read_output=True, consume=True)
+        pipeline = self.pg_restore(['--section=data', '-f', '-'], read_output=True)
         reader_error = None
         try:
             loader = ScriptLoader(control, workers)

@@ -333,7 +333,7 @@ def main():
     prepare(module)
     result, failure = back_up(module)
     if failure:
-        module.fail_json(msg=failure, **result)
+        module.fail_json(**dict(result, msg=failure))
     module.exit_json(**result)
 
 

@@ -385,11 +385,12 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
                 create_database(conn, temp, like=like)
                 created = True
             fault_point('restore-load')
+            # The row counts run beside the index builds of a streamed restore, once the rows are in.
             session.restore(temp, jobs=params['jobs'], tables=tables, schemas=schemas, no_owner=params['no_owner'],
-                            recreate=lambda: recreate_database(params, admin, temp, like, 'stackops-restore'))
-            with timed(session.timings, 'compare'):
-                differences, content = check_restored(params, temp, manifest, tables, schemas,
-                                                      content=params['compare_content'])
+                            recreate=lambda: recreate_database(params, admin, temp, like, 'stackops-restore'),
+                            compare=lambda: check_restored(params, temp, manifest, tables, schemas,
+                                                           content=params['compare_content']))
+            differences, content = session.compared
             if differences:
                 raise BackupError('the restored copy does not match the manifest: %s' % '; '.join(differences[:5]))
             if properties:

@@ -173,9 +173,10 @@ restore_method:
   type: str
 phase_seconds:
   description:
-    - Where the time went, in seconds. A streamed restore has C(checksums) (hashing the set), C(pre-data) (the
-      schema), C(data) (loading rows) and C(post-data) (indexes and constraints). Every restore has C(compare)
-      (row counts against the manifest) and C(swap) (the rename or swap).
+    - Where the time went, in seconds. A streamed restore has C(checksums) (hashing the set), C(toc) (reading the
+      table of contents), C(pre-data) (the schema), C(data) (loading rows) and C(post-data) (indexes and
+      constraints). Every restore has C(compare) (row counts against the manifest; in a streamed restore it runs
+      beside C(post-data)) and C(swap) (the rename or swap).
   returned: success
   type: dict
 duration_seconds:

@@ -123,8 +123,8 @@ restore_method:
   type: str
 phase_seconds:
   description:
-    - For a streamed trial restore, seconds spent hashing the set (C(checksums)), on C(pre-data), C(data) and
-      C(post-data); empty otherwise.
+    - Seconds per phase of the trial restore. Streamed, C(checksums) (hashing the set), C(toc), C(pre-data),
+      C(data), C(post-data) and C(compare) (the row counts, beside C(post-data)); otherwise C(compare) only.
   returned: when a trial restore ran
   type: dict
 duration_seconds:

@@ -421,7 +421,6 @@ class StreamingRestore(object):
             if beside is not None:
                 self.loaded = beside.result()
 
-
     def table_of_contents(self):
         """The entries of each section and of the whole archive ({section or None: [entry]}). The four listings only
         read the head of the dump: they run side by side."""

@@ -305,21 +305,67 @@ def take_backup(module, params, tools, partial, manifest, compression, data_name
 
 def back_up(module):
     """What pg_backup does, from its validated params. Returns (result, None) or (result, failure message)."""
-    params = module.params
-    dbname = params['database']
-    tools = PgTools(module)
-    started = utcnow()
-    clock = time.monotonic()
-    backup_id = new_backup_id(dbname, started)
-    final = os.path.join(params['backup_dir'], backup_id)
-    partial = final + PARTIAL_SUFFIX
-    result = dict(changed=False, backup_id=backup_id, path=final, manifest_path=os.path.join(final, MANIFEST),
-                  due=True, skipped_reason=None, latest_verified=None)
-    retention_error = None
-    phases = {}
-
+    run = BackupRun(module)
     try:
-        sets = catalog(params['backup_dir'], dbname, now=started)[0]
+        return run.run()
+    except BackupError as exc:
+        return run.result, 'backup of %s failed, nothing was published: %s' % (run.dbname, exc)
+
+
+class BackupRun(object):
+    """One pg_backup run: pre-checks (due, connection, space, retention policy), then, under the database's lock,
+    the set written in ``<id>.partial``, proven (with ``verify``) and published, then retention and
+    last_backup.json."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = params = module.params
+        self.dbname = params['database']
+        self.tools = PgTools(module)
+        self.started = utcnow()
+        self.clock = time.monotonic()
+        self.backup_id = new_backup_id(self.dbname, self.started)
+        self.final = os.path.join(params['backup_dir'], self.backup_id)
+        self.partial = self.final + PARTIAL_SUFFIX
+        self.result = dict(changed=False, backup_id=self.backup_id, path=self.final,
+                           manifest_path=os.path.join(self.final, MANIFEST), due=True, skipped_reason=None,
+                           latest_verified=None)
+        self.phases = {}
+        self.manifest = None
+
+    def run(self):
+        params, result = self.params, self.result
+        sets = catalog(params['backup_dir'], self.dbname, now=self.started)[0]
+        if not self.due(sets):
+            return result, None
+        include_files, compression, data_name, info = self.plan(sets)
+        if self.module.check_mode:
+            if params['retention']:
+                result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
+                apply_retention(params['backup_dir'], self.dbname, params['retention'], result['retention'], delete=False)
+            result.update(changed=True, manifest=self.manifest, msg='would write backup set %s (%s, %s) of %s%s' % (
+                self.final, params['format'], compression['method'], describe_target(params, self.dbname),
+                ' and prove it restores with a trial restore' if params['verify'] else ''))
+            return result, None
+
+        # Dumps hold every row of the database: readable by the backup owner only.
+        os.umask(0o077)
+        ensure_backup_dir(params['backup_dir'])
+        if params['backup_dir_mode'] is not None:
+            set_mode(self.module, params['backup_dir'], params['backup_dir_mode'])
+        with DatabaseLock(params['backup_dir'], self.dbname, 'backup', params['lock_timeout']):
+            result['removed_stale_partials'] = remove_stale_partials(params['backup_dir'], self.dbname)
+            result['cleaned_up'] = clean_up_after_killed_runs(params, [self.dbname])
+            failure = self.write(include_files, compression, data_name)
+            if failure:
+                return result, failure
+            retention_error = self.prune()
+            self.record_last_backup()
+        return self.outcome(info, retention_error)
+
+    def due(self, sets):
+        """False (and the result says why) when a verified set younger than min_interval exists."""
+        params, result = self.params, self.result
         verified = [entry for entry in sets if entry['verified']]
         if verified:
             result['latest_verified'] = dict((key, verified[0][key]) for key in ('id', 'age_seconds', 'path'))
@@ -327,15 +373,21 @@ def back_up(module):
             result.update(due=False, skipped_reason='verified backup %s is %ss old, younger than min_interval (%ss)' % (
                 verified[0]['id'], verified[0]['age_seconds'], params['min_interval']))
             result['msg'] = 'nothing to do: %s' % result['skipped_reason']
-            return result, None
+            return False
+        return True
+
+    def plan(self, sets):
+        """The pre-checks that touch nothing (tools, connection, free space, retention policy) and the manifest's
+        first part. Returns (files to include, compression plan, data file name, database info)."""
+        params, result, tools, dbname = self.params, self.result, self.tools, self.dbname
         include_files = list(params['include_files'])
         if params['include_compose_files']:
             include_files = compose_project_files(params['project_dir']) + include_files
-        dump_version = tool_version(module, tools.argv('pg_dump', ['--version']), tools.environ())
+        dump_version = tool_version(self.module, tools.argv('pg_dump', ['--version']), tools.environ())
         if not dump_version:
             raise BackupError('pg_dump --version failed (%s); check tools_location/tools_bindir' % (
                 'in service %s' % params['compose_service'] if tools.in_container else 'on the host'))
-        compression, data_name = plan(module, params, pg_major(dump_version))
+        compression, data_name = plan(self.module, params, pg_major(dump_version))
         try:
             info_conn = connect(params, dbname=dbname, application_name='stackops-backup')
         except Exception as exc:
@@ -346,8 +398,8 @@ def back_up(module):
             info = database_info(info_conn, dbname)
             properties = database_properties(info_conn, dbname)
             tables = user_tables(info_conn)
-        manifest = dict(
-            manifest_version=MANIFEST_VERSION, id=backup_id, database=dbname, database_info=info,
+        self.manifest = dict(
+            manifest_version=MANIFEST_VERSION, id=self.backup_id, database=dbname, database_info=info,
             database_properties=properties, group=params['group_id'], group_databases=params['group_databases'],
             server_version=server_version, format=params['format'], compression=compression, data=data_name,
             jobs=params['jobs'], tools_location=params['tools_location'],
@@ -366,92 +418,92 @@ def back_up(module):
         retention_problem = retention_policy_problem(params['retention']) if params['retention'] else None
         if retention_problem:
             raise BackupError('retention %s' % retention_problem)
-        if module.check_mode:
-            if params['retention']:
-                result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
-                apply_retention(params['backup_dir'], dbname, params['retention'], result['retention'], delete=False)
-            result.update(changed=True, manifest=manifest, msg='would write backup set %s (%s, %s) of %s%s' % (
-                final, params['format'], compression['method'], describe_target(params, dbname),
-                ' and prove it restores with a trial restore' if params['verify'] else ''))
-            return result, None
+        return include_files, compression, data_name, info
 
-        # Dumps hold every row of the database: readable by the backup owner only.
-        os.umask(0o077)
-        ensure_backup_dir(params['backup_dir'])
-        if params['backup_dir_mode'] is not None:
-            set_mode(module, params['backup_dir'], params['backup_dir_mode'])
-        with DatabaseLock(params['backup_dir'], dbname, 'backup', params['lock_timeout']):
-            result['removed_stale_partials'] = remove_stale_partials(params['backup_dir'], dbname)
-            result['cleaned_up'] = clean_up_after_killed_runs(params, [dbname])
-            journal = RunJournal(params['backup_dir'], dbname)
-            os.makedirs(partial)
-            trial = None
-            try:
-                if params['verify'] and params['format'] == 'custom':
-                    trial = TrialWhileDumping(module, params, partial, manifest, journal, params['verify_jobs'])
-                hashed = take_backup(module, params, tools, partial, manifest, compression, data_name, dbname,
-                                     include_files, trial, phases)
-                files = file_inventory(partial, known=hashed)
-                manifest.update(files=files, checksum=set_checksum(files), size_bytes=sum(f['size'] for f in files.values()))
-                finished = utcnow()
-                manifest.update(started_at=isoformat(started), finished_at=isoformat(finished),
-                                duration_seconds=round(time.monotonic() - clock, 3))
-                write_json(os.path.join(partial, MANIFEST), manifest)
-                if params['verify']:
-                    verification = prove(module, params, partial, manifest, trial, journal, phases)
-                    result.update(verified=verification['verified'], verification=verification)
-                    # Published together with the set: a set is never listed before its verdict.
-                    record_verification(partial, verification_record(verification, trial=True))
-                with timed(phases, 'publish'):
-                    publish(partial, final)
-            except PublishedNotDurable as exc:
-                result.update(changed=True, published=True)
-                return result, 'backup of %s: %s' % (dbname, exc)
-            except (IOError, OSError) as exc:
-                remove_tree(partial)
-                raise BackupError(describe_os_error(exc, partial))
-            except BaseException:
-                remove_tree(partial)
-                raise
-            finally:
-                if trial is not None:
-                    trial.close()
-            if params['retention']:
-                result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
-                try:
-                    with timed(phases, 'retention'):
-                        apply_retention(params['backup_dir'], dbname, params['retention'], result['retention'],
-                                        delete=True)
-                except (BackupError, OSError) as exc:
-                    retention_error = exc
-            if params['record_last_backup']:
-                try:
-                    record_last_backup(params['backup_dir'], dict(
-                        database=dbname, backup_id=backup_id, last_backup_timestamp=manifest['finished_at'],
-                        size_bytes=manifest['size_bytes'], duration_seconds=manifest['duration_seconds'],
-                        verified=result.get('verified')))
-                except (IOError, OSError) as exc:
-                    module.warn('backup %s is published, but last_backup.json could not be written: %s' % (
-                        backup_id, describe_os_error(exc, params['backup_dir'])))
-    except BackupError as exc:
-        return result, 'backup of %s failed, nothing was published: %s' % (dbname, exc)
+    def write(self, include_files, compression, data_name):
+        """The set in ``<id>.partial``: dumped, (with verify) proven, then published with its verdict in one rename.
+        Anything that fails before the rename removes the partial. Returns a failure message or None."""
+        params, manifest, partial = self.params, self.manifest, self.partial
+        journal = RunJournal(params['backup_dir'], self.dbname)
+        os.makedirs(partial)
+        trial = None
+        try:
+            if params['verify'] and params['format'] == 'custom':
+                trial = TrialWhileDumping(self.module, params, partial, manifest, journal, params['verify_jobs'])
+            hashed = take_backup(self.module, params, self.tools, partial, manifest, compression, data_name,
+                                 self.dbname, include_files, trial, self.phases)
+            files = file_inventory(partial, known=hashed)
+            manifest.update(files=files, checksum=set_checksum(files), size_bytes=sum(f['size'] for f in files.values()))
+            manifest.update(started_at=isoformat(self.started), finished_at=isoformat(utcnow()),
+                            duration_seconds=round(time.monotonic() - self.clock, 3))
+            write_json(os.path.join(partial, MANIFEST), manifest)
+            if params['verify']:
+                verification = prove(self.module, params, partial, manifest, trial, journal, self.phases)
+                self.result.update(verified=verification['verified'], verification=verification)
+                # Published together with the set: a set is never listed before its verdict.
+                record_verification(partial, verification_record(verification, trial=True))
+            with timed(self.phases, 'publish'):
+                publish(partial, self.final)
+        except PublishedNotDurable as exc:
+            self.result.update(changed=True, published=True)
+            return 'backup of %s: %s' % (self.dbname, exc)
+        except (IOError, OSError) as exc:
+            remove_tree(partial)
+            raise BackupError(describe_os_error(exc, partial))
+        except BaseException:
+            remove_tree(partial)
+            raise
+        finally:
+            if trial is not None:
+                trial.close()
+        return None
 
-    duration = manifest['duration_seconds']
-    phases['total'] = round(time.monotonic() - clock, 3)
-    result.update(changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, manifest=manifest,
-                  phase_seconds=phases)
-    if retention_error is not None:
-        return result, ('backup %s was published, but retention in %s failed: %s; sets not yet deleted are intact' % (
-            backup_id, params['backup_dir'], retention_error))
-    result.update(checksum=manifest['checksum'],
-                  throughput_mib_per_second=round(info['size_bytes'] / 1048576.0 / max(duration, 0.001), 2),
-                  msg='backup %s of %s written to %s%s' % (backup_id, describe_target(params, dbname), final,
-                                                           ', verified' if result.get('verified') else ''))
-    if result.get('verified') is False:
-        return result, ('backup %s of %s was written to %s but did NOT verify: %s; do not restore from it, use an '
-                        'older verified backup' % (backup_id, dbname, final,
-                                                   '; '.join(result['verification']['differences'][:5])))
-    return result, None
+    def prune(self):
+        """Retention right after publishing, under the same lock; returns its error (the set stays published)."""
+        params = self.params
+        if not params['retention']:
+            return None
+        self.result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
+        try:
+            with timed(self.phases, 'retention'):
+                apply_retention(params['backup_dir'], self.dbname, params['retention'], self.result['retention'],
+                                delete=True)
+        except (BackupError, OSError) as exc:
+            return exc
+        return None
+
+    def record_last_backup(self):
+        if not self.params['record_last_backup']:
+            return
+        manifest = self.manifest
+        try:
+            record_last_backup(self.params['backup_dir'], dict(
+                database=self.dbname, backup_id=self.backup_id, last_backup_timestamp=manifest['finished_at'],
+                size_bytes=manifest['size_bytes'], duration_seconds=manifest['duration_seconds'],
+                verified=self.result.get('verified')))
+        except (IOError, OSError) as exc:
+            self.module.warn('backup %s is published, but last_backup.json could not be written: %s' % (
+                self.backup_id, describe_os_error(exc, self.params['backup_dir'])))
+
+    def outcome(self, info, retention_error):
+        result, manifest = self.result, self.manifest
+        duration = manifest['duration_seconds']
+        self.phases['total'] = round(time.monotonic() - self.clock, 3)
+        result.update(changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, manifest=manifest,
+                      phase_seconds=self.phases)
+        if retention_error is not None:
+            return result, ('backup %s was published, but retention in %s failed: %s; sets not yet deleted are '
+                            'intact' % (self.backup_id, self.params['backup_dir'], retention_error))
+        result.update(checksum=manifest['checksum'],
+                      throughput_mib_per_second=round(info['size_bytes'] / 1048576.0 / max(duration, 0.001), 2),
+                      msg='backup %s of %s written to %s%s' % (
+                          self.backup_id, describe_target(self.params, self.dbname), self.final,
+                          ', verified' if result.get('verified') else ''))
+        if result.get('verified') is False:
+            return result, ('backup %s of %s was written to %s but did NOT verify: %s; do not restore from it, use an '
+                            'older verified backup' % (self.backup_id, self.dbname, self.final,
+                                                       '; '.join(result['verification']['differences'][:5])))
+        return result, None
 
 
 def prove(module, params, partial, manifest, trial, journal, phases):

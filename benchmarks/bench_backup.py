@@ -613,7 +613,8 @@ LOGICAL_TARGETS = (
      ("restore", "stackops_restore"), ("restore", "z0_restore"), 1.15),
 )
 # What the phases of the verified backup are called in pg_backup's phase_seconds, in the order they happen.
-VERIFIED_PHASES = (("dump", "dump"), ("trial", "trial restore"), ("trial-pre-data", "its pre-data"),
+VERIFIED_PHASES = (("dump", "dump"), ("trial", "trial restore"), ("trial-toc", "its table of contents"),
+                   ("trial-pre-data", "its pre-data"),
                    ("trial-data", "its data"), ("trial-post-data", "its post-data"), ("overlap", "overlap"),
                    ("checksums", "checksums read back"), ("trial-compare", "row counts compared"),
                    ("publish", "publish"), ("total", "module total"))

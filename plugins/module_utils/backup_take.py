@@ -15,7 +15,8 @@ import shutil
 import threading
 import time
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, check_files
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
+    catalog, check_files, record_verification)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
     apply_retention, retention_policy_problem)
@@ -23,7 +24,6 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set impor
     MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, BackupError, PublishedNotDurable, compose_project_files, describe_os_error,
     ensure_backup_dir, file_inventory, fsync_path, isoformat, new_backup_id, publish, record_last_backup, remove_tree,
     set_checksum, slug, space_plan, utcnow, write_json)
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import record_verification
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import (
     DEFAULT_LEVELS, EXTENSIONS, compressor_argv, pg_major, stream_to_file, tool_version)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_verify import (

@@ -48,6 +48,9 @@ def main():
         if name == "backup_restore" and doc.get("physical_verification_cost_s") is not None:
             rows.append({"bench": label, "target": "verification cost of stackops backup --physical (no target)",
                          "verdict": "-", "detail": "%.1f s" % doc["physical_verification_cost_s"], "when": when})
+        if name == "backup_restore" and doc.get("drill_rto"):
+            rows.append({"bench": label, "target": "restore drill RTO, logical and physical (no target)",
+                         "verdict": "-", "detail": doc["drill_rto"], "when": when})
         if name == "offsite" and doc.get("summary"):
             rows.append({"bench": label, "target": "upload and download throughput (no target)", "verdict": "-",
                          "detail": doc["summary"], "when": when or doc.get("at", "-")})

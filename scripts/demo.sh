@@ -15,9 +15,12 @@ step stackops backup
 step stackops backups --rpo 24h
 # Into a scratch database beside the application's: the live database is not touched.
 step stackops restore --target-db appdb_restore_check --replace --yes
+# The application brought up on a restored copy beside the live stack, its RTO measured, then removed.
+step stackops drill
+step stackops status
 step stackops scale api --replicas 3
 step stackops service rolling_restart api
 step stackops scale api --replicas 1
 step stackops maintenance --level weekly
 step stackops health --report
-step stackops history --last 12
+step stackops history --last 14

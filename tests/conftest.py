@@ -59,7 +59,7 @@ def stack(docker_engine):
 LONG_FILES = (
     "test_all_databases.py", "test_pitr_faults.py", "test_offsite_pitr.py", "test_offsite_ssh.py",
     "test_pitr.py", "test_ssh.py", "test_offsite_groups.py", "test_pitr_shop.py", "test_offsite.py",
-    "test_backup_encrypt_local.py", "test_second_stack.py",
+    "test_backup_encrypt_local.py", "test_second_stack.py", "test_dr_shapes.py", "test_dr_shapes_pair2.py",
 )
 
 

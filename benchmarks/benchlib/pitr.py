@@ -185,6 +185,22 @@ class PitrBench:
         result["plan_backup"] = (done.get("plan") or {}).get("backup", {}).get("id")
         return result
 
+    def logical_backup(self):
+        """Untimed: the verified logical set of the stack's database that a logical drill restores."""
+        self.cli(["backup"], "pitr-logical-backup")
+
+    def drill(self, physical):
+        """`stackops drill` (docs/drill.md): the measured RTO is the drill's own (start to app healthy, checks
+        passed); the wall time adds the CLI, ansible and the teardown."""
+        result = self.cli(["drill"] + (["--physical"] if physical else []),
+                          "drill-%s" % ("physical" if physical else "logical"))
+        done = result["stackops_result"]
+        if done.get("drill") != "passed":
+            raise RuntimeError("stackops drill%s did not pass: %s" % (" --physical" if physical else "", done))
+        result["module_duration_s"] = done.get("rto_seconds")
+        result["phase_seconds"] = done.get("phase_seconds")
+        return result
+
     # -------------------------------------------------------------- profile
     def barman_profile(self, since):
         """Seconds between the markers Barman logs for one run (log/barman.log, lines from ``since`` on)."""

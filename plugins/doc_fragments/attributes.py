@@ -6,12 +6,32 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
+# What each action group of meta/runtime.yml sets once in module_defaults (playbooks/vars/route.yml fills them).
+GROUP_OPTIONS = {
+    'catalog': 'the backup directory (backup_dir)',
+    'compose': 'the compose project options',
+    'db_service': 'the compose service that runs PostgreSQL (compose_service)',
+    'pitr': "Barman's configuration (pitr_dir, server_name, pg_bindir)",
+    'postgresql': 'the connection options',
+    'scratch_check': 'the role and database of the scratch check (check_user, check_db)',
+}
+
+
+def action_groups(*groups):
+    """The action_group attribute of a module in these groups (ansible-doc merges no lists across fragments, so each
+    combination of groups a module has is one fragment below)."""
+    uses = ', '.join('C(group/stackops.runbooks.%s) for %s' % (group, GROUP_OPTIONS[group]) for group in groups)
+    return ("options: {}\nattributes:\n  action_group:\n    description: Use %s in C(module_defaults) to set them once.\n"
+            "    support: full\n    membership:\n%s" % (uses, ''.join('      - stackops.runbooks.%s\n' % g for g in groups)))
+
+
 class ModuleDocFragment(object):
     """The attributes every stackops module documents: check mode, diff mode and its action group.
 
     A module extends C(stackops.runbooks.attributes) (the descriptions), then exactly one of
     C(.info_module) (changes nothing) or C(.changes_state) (says what it would change in check
-    mode), then the action group fragment matching its entry in meta/runtime.yml, if any.
+    mode), then the action group fragment matching its entries in meta/runtime.yml (the groups, sorted and joined by _), if
+    any.
     tests/unit/test_module_attributes.py holds the modules to that.
     """
 
@@ -49,35 +69,14 @@ attributes:
     support: none
 '''
 
-    ACTIONGROUP_POSTGRESQL = r'''
-options: {}
-attributes:
-  action_group:
-    description: Use C(group/stackops.runbooks.postgresql) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - stackops.runbooks.postgresql
-'''
-
-    ACTIONGROUP_COMPOSE = r'''
-options: {}
-attributes:
-  action_group:
-    description: Use C(group/stackops.runbooks.compose) in C(module_defaults) to set the compose project options once.
-    support: full
-    membership:
-      - stackops.runbooks.compose
-'''
-
-    ACTIONGROUP_COMPOSE_POSTGRESQL = r'''
-options: {}
-attributes:
-  action_group:
-    description:
-      - Use C(group/stackops.runbooks.compose) and C(group/stackops.runbooks.postgresql) in C(module_defaults) to set
-        the compose project and connection options once.
-    support: full
-    membership:
-      - stackops.runbooks.compose
-      - stackops.runbooks.postgresql
-'''
+    ACTIONGROUP_CATALOG = action_groups('catalog')
+    ACTIONGROUP_CATALOG_COMPOSE = action_groups('catalog', 'compose')
+    ACTIONGROUP_CATALOG_COMPOSE_DB_SERVICE_POSTGRESQL = action_groups('catalog', 'compose', 'db_service', 'postgresql')
+    ACTIONGROUP_CATALOG_COMPOSE_PITR_POSTGRESQL = action_groups('catalog', 'compose', 'pitr', 'postgresql')
+    ACTIONGROUP_COMPOSE = action_groups('compose')
+    ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_POSTGRESQL = action_groups('compose', 'db_service', 'pitr', 'postgresql')
+    ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_SCRATCH_CHECK = action_groups('compose', 'db_service', 'pitr', 'scratch_check')
+    ACTIONGROUP_COMPOSE_POSTGRESQL = action_groups('compose', 'postgresql')
+    ACTIONGROUP_PITR = action_groups('pitr')
+    ACTIONGROUP_PITR_POSTGRESQL = action_groups('pitr', 'postgresql')
+    ACTIONGROUP_POSTGRESQL = action_groups('postgresql')

@@ -38,15 +38,17 @@ options:
     SCRATCH_CHECK = r'''
 options:
   compose_service:
-    description: Compose service that runs PostgreSQL; its image starts the scratch check.
+    description:
+      - Compose service that runs PostgreSQL; its image starts the scratch check.
+      - The inventory variable C(stackops_db_service) (docs/inventory.md).
     type: str
-    default: postgres
+    required: true
   check_user:
     description: Role the scratch check connects as (local trust inside the scratch container).
     type: str
-    required: true
+    default: postgres
   check_db:
     description: Database the scratch check queries.
     type: str
-    required: true
+    default: postgres
 '''

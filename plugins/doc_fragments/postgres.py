@@ -70,9 +70,10 @@ options:
       - Only used with O(tools_location=host).
     type: path
   compose_service:
-    description: Compose service that runs PostgreSQL.
+    description:
+      - Compose service that runs PostgreSQL (the inventory variable C(stackops_db_service)).
+      - Required with O(tools_location=compose); it has no default, because a service name is the stack's own.
     type: str
-    default: postgres
   project_dir:
     description: Compose project directory.
     type: path
@@ -132,6 +133,15 @@ options:
 '''
 
     # Options of module_utils.backup_catalog.backup_dir_spec(): the backup catalog and its per-database lock.
+    # backup_dir alone: the catalog action group's option, for the modules that only read the catalog.
+    CATALOG = r'''
+options:
+  backup_dir:
+    description: Directory holding the backup sets of this host.
+    type: path
+    required: true
+'''
+
     BACKUP_CATALOG = r'''
 options:
   backup_dir:

@@ -51,7 +51,8 @@ def k8s_scale_params(settings):
                                  'got %r and %r' % (settings.get('replicas'), settings.get('step')))
     # The same request rules as compose_scale, from the same function.
     problems = check_scale_request(settings.get('k8s_name') or settings.get('service'), replicas, step,
-                                   str(settings.get('allow_zero', False)).lower() in ('1', 'true', 'yes', 'on'))
+                                   str(settings.get('allow_zero', False)).lower() in ('1', 'true', 'yes', 'on'),
+                                   allow_zero_setting='stackops_scaling_allow_zero=true')
     if problems:
         raise AnsibleFilterError('k8s_scale_params: ' + '; '.join(problems))
     kind = settings.get('k8s_kind') or 'Deployment'

@@ -6,20 +6,43 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import re
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, VERIFICATION, BackupError, parse_time, read_json, relative_files,
     sha256_file, slug, utcnow, valid_backup_id, write_json)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import pg_connection_spec, pg_tools_spec
+
+
+METRICS = (
+    ('stackops_backup_last_success_timestamp_seconds', 'End of the last successful backup.'),
+    ('stackops_backup_last_size_bytes', 'Size of the last backup set.'),
+    ('stackops_backup_last_duration_seconds', 'Duration of the last backup.'),
+    ('stackops_backup_last_verified', 'Whether the last backup verified (1) or not (0).'),
+)
+
+
+def backup_metrics(manifest, verified):
+    """The Prometheus textfile (node_exporter's textfile collector) of a database's newest set."""
+    # JSON string escaping is what the exposition format wants for label values (backslash, quote, newline).
+    label = '{database=%s}' % json.dumps(manifest['database'], ensure_ascii=False)
+    values = (int(parse_time(manifest['finished_at']).timestamp()), manifest.get('size_bytes') or 0,
+              manifest.get('duration_seconds') or 0, 1 if verified else 0)
+    return ''.join('# HELP %s %s\n# TYPE %s gauge\n%s%s %s\n' % (name, text, name, name, label, value)
+                   for (name, text), value in zip(METRICS, values))
+
+
+def catalog_spec():
+    """backup_dir: the option of the catalog action group (meta/runtime.yml), the one every backup module takes."""
+    return dict(backup_dir=dict(type='path', required=True))
 
 
 def backup_dir_spec():
-    return dict(
-        backup_dir=dict(type='path', required=True),
-        lock_timeout=dict(type='int', default=300),
-    )
+    """The catalog, and lock_timeout for the modules that take a database's lock."""
+    spec = catalog_spec()
+    spec.update(lock_timeout=dict(type='int', default=300))
+    return spec
 
 
 def load_manifest(set_dir):
@@ -248,8 +271,40 @@ def find_set(backup_dir, backup_id=None, database=None, verified_only=False):
     return candidates[0]['path'], load_manifest(candidates[0]['path'])
 
 
+def groups_of(sets):
+    """All-databases groups over catalog() sets (newest first), newest first: {id, started_at (its first set's start),
+    sets (id, database, verified, has_globals, size_bytes; in database order), databases, complete (a set for every
+    database the run meant to back up), missing, verified (every set), globals_backup_id}. The newest set of a
+    database within a group counts."""
+    groups = {}
+    for entry in sets:  # newest first
+        if not entry.get('group'):
+            continue
+        group = groups.setdefault(entry['group'], dict(id=entry['group'], sets={}, started_at=entry['started_at'],
+                                                       planned=set()))
+        group['started_at'] = min(group['started_at'], entry['started_at'])
+        group['planned'].update(entry.get('group_databases') or [])
+        group['sets'].setdefault(entry['database'], dict(
+            id=entry['id'], database=entry['database'], verified=bool(entry['verified']),
+            has_globals=bool(entry.get('has_globals')), size_bytes=entry['size_bytes']))
+    out = []
+    for group in groups.values():
+        members = [group['sets'][name] for name in sorted(group['sets'])]
+        with_globals = [member['id'] for member in members if member['has_globals']]
+        missing = sorted(group['planned'] - set(group['sets']))
+        out.append(dict(id=group['id'], started_at=group['started_at'], sets=members,
+                        databases=[member['database'] for member in members], complete=not missing, missing=missing,
+                        verified=all(member['verified'] for member in members),
+                        globals_backup_id=with_globals[0] if with_globals else None))
+    out.sort(key=lambda group: group['started_at'], reverse=True)
+    return out
+
+
 def common_module_spec():
-    """Options every backup module takes, so module_defaults on the postgresql group apply to all five."""
+    """Options of the backup modules that connect and run the client tools: pg_backup, pg_backup_verify,
+    pg_backup_restore and pg_globals_restore."""
+    # Imported here: the modules that only read the catalog (pg_backup_info, `stackops backups`) never load psycopg.
+    from ansible_collections.stackops.runbooks.plugins.module_utils.pg import pg_connection_spec, pg_tools_spec
     spec = pg_connection_spec()
     spec.update(pg_tools_spec())
     spec.update(backup_dir_spec())

@@ -13,6 +13,7 @@ import socket
 import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import LOCK_DIR, BackupError, isoformat, slug, utcnow
+from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 
 
 class LockTimeout(BackupError):
@@ -62,6 +63,7 @@ class DatabaseLock(object):
                     'database %r is locked by %s; %s waited %ss for lock file %s. Wait for it to finish or raise '
                     'lock_timeout; if no such process exists, the lock is released automatically' % (
                         self.database, self.holder(), self.operation, self.timeout, self.path))
+            fault_point('lock-wait')
             time.sleep(0.2)
         return self
 

@@ -16,7 +16,7 @@ import threading
 import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
-    catalog, check_files, record_verification)
+    backup_metrics, catalog, check_files, record_verification)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
     apply_retention, retention_policy_problem)
@@ -490,7 +490,7 @@ class BackupRun(object):
         duration = manifest['duration_seconds']
         self.phases['total'] = round(time.monotonic() - self.clock, 3)
         result.update(changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, manifest=manifest,
-                      phase_seconds=self.phases)
+                      phase_seconds=self.phases, metrics=backup_metrics(manifest, verified=bool(result.get('verified'))))
         if retention_error is not None:
             return result, ('backup %s was published, but retention in %s failed: %s; sets not yet deleted are '
                             'intact' % (self.backup_id, self.params['backup_dir'], retention_error))

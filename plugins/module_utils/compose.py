@@ -14,9 +14,66 @@ __metaclass__ = type
 import calendar
 import json
 import re
+import subprocess
 import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.checks import CRITICAL, OK, WARNING, make_check
+
+
+# stackops_db_host of a database that publishes no port (docs/inventory.md): 'compose:<project>/<service>'.
+SERVICE_HOST_PREFIX = 'compose:'
+
+
+class ServiceAddressError(Exception):
+    pass
+
+
+def service_host(project, service):
+    """The login_host that names a compose service's container instead of an address (see service_address)."""
+    return '%s%s/%s' % (SERVICE_HOST_PREFIX, project, service)
+
+
+def parse_service_host(host):
+    """(project, service) of a service_host() value, or None for an ordinary host name or address."""
+    if not isinstance(host, str) or not host.startswith(SERVICE_HOST_PREFIX):
+        return None
+    project, sep, service = host[len(SERVICE_HOST_PREFIX):].partition('/')
+    if not (project and sep and service):
+        raise ServiceAddressError('%r names no compose service: write compose:<project>/<service>' % host)
+    return project, service
+
+
+def service_address(project, service):
+    """The address a client on the docker host reaches ``service`` of compose ``project`` at, without a published
+    port: its running container's IP on its compose network (the network sorted first; loopback for host
+    networking). Looked up each time it is asked for, because the address changes when the container is recreated.
+    The one place this lookup lives: PostgreSQL connections (pg.connect), the client tools on the host and anything
+    else that must reach an unpublished service call it."""
+    def docker(*args):
+        try:
+            done = subprocess.run(('docker',) + args, capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ServiceAddressError('docker %s: %s' % (args[0], exc))
+        if done.returncode != 0:
+            raise ServiceAddressError('docker %s failed (rc=%s): %s' % (args[0], done.returncode, done.stderr.strip()))
+        return done.stdout
+    ids = docker('ps', '--quiet', '--no-trunc', '--filter', 'status=running',
+                 '--filter', 'label=com.docker.compose.project=%s' % project,
+                 '--filter', 'label=com.docker.compose.service=%s' % service,
+                 '--filter', 'label=com.docker.compose.oneoff=False').split()
+    if not ids:
+        raise ServiceAddressError('service %s of compose project %s has no running container, so its address on the '
+                                  'compose network is unknown; start it (stackops startup)' % (service, project))
+    info = json.loads(docker('inspect', sorted(ids)[0]))[0]
+    settings = info.get('NetworkSettings') or {}
+    for name in sorted(settings.get('Networks') or {}):
+        address = (settings['Networks'][name] or {}).get('IPAddress')
+        if address:
+            return address
+    if ((info.get('HostConfig') or {}).get('NetworkMode')) == 'host':
+        return '127.0.0.1'
+    raise ServiceAddressError('the container of service %s (compose project %s) has no IP address on any network'
+                              % (service, project))
 
 
 def compose_argument_spec():
@@ -28,6 +85,31 @@ def compose_argument_spec():
         compose_files=dict(type='list', elements='path', default=[]),
         profiles=dict(type='list', elements='str', default=[]),
     )
+
+
+def docker_engine(module):
+    """(server version, None) when the docker engine answers, else (None, why not and what to do)."""
+    docker = module.get_bin_path('docker')
+    if not docker:
+        return None, 'docker CLI not installed; install docker and start it'
+    rc, out, err = module.run_command([docker, 'version', '--format', '{{.Server.Version}}'])
+    if rc != 0 or not out.strip():
+        return None, 'not answering (%s); start dockerd and retry' % (' '.join((err or out).split()) or 'rc=%d' % rc)
+    return out.strip(), None
+
+
+def compose_v2(module):
+    """(version, None) when ``docker compose`` is v2 or later, else (version or None, why not and what to do)."""
+    docker = module.get_bin_path('docker')
+    rc, out, err = module.run_command([docker, 'compose', 'version', '--short']) if docker else (1, '', 'not found')
+    version = out.strip().lstrip('v')
+    if rc != 0 or not version:
+        return None, '%s; install the docker compose v2 plugin (docker-compose-plugin)' % (
+            ' '.join((err or out).split()) or 'not found')
+    if not re.match(r'^[2-9]\d*\.|^\d{2,}\.', version):
+        return version, ('version %s; install the docker compose v2 plugin (docker-compose-plugin), the old '
+                         'docker-compose 1.x is not enough' % version)
+    return version, None
 
 
 def compose_command(module, params, args):
@@ -148,16 +230,17 @@ def scale_plan(current, target, step):
     return counts
 
 
-def check_scale_request(service, replicas, step, allow_zero):
-    """Reasons a scale request is refused before anything is looked at (empty when it is acceptable)."""
+def check_scale_request(service, replicas, step, allow_zero, allow_zero_setting='allow_zero=true'):
+    """Reasons a scale request is refused before anything is looked at (empty when it is acceptable);
+    ``allow_zero_setting`` is how the caller allows scaling to zero (caller_words.setting())."""
     problems = []
     if not service:
         problems.append('no service given: set stackops_scaling_service (the compose service or Kubernetes workload)')
     if replicas is None or int(replicas) < 0 or step is None or int(step) < 1:
         problems.append('replicas must be >= 0 and step >= 1 (got replicas=%s, step=%s)' % (replicas, step))
     elif int(replicas) == 0 and not allow_zero:
-        problems.append('refusing to scale %s to 0: that takes it down entirely; set allow_zero=true '
-                        '(stackops_scaling_allow_zero) if that is what you want' % service)
+        problems.append('refusing to scale %s to 0: that takes it down entirely; set %s if that is what you want' % (
+            service, allow_zero_setting))
     return problems
 
 

@@ -13,6 +13,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import service_host
+
 # Images whose entrypoint follows the official postgres image's environment contract.
 PG_IMAGE = re.compile(r'(^|[/_-])(postgres|postgresql|postgis|timescaledb|timescaledb-ha|pgvector|pg)(:|@|$|[/_-])', re.I)
 PG_PORT = 5432
@@ -126,17 +128,21 @@ def password_source(spec, config, project_dir=None):
 
 
 def db_facts(name, spec, config, project_dir=None):
-    """User, database, port and password source of one PostgreSQL service, after the official image's contract."""
+    """User, database, port and password source of one PostgreSQL service, after the official image's contract.
+
+    ``host``/``port`` are where a client on the docker host connects: the published port, or for a service that
+    publishes none (``published`` false) the service's container on its compose network, named by
+    compose.service_host() and looked up at connect time, on the port inside the container."""
     env = _environment(spec)
     user = env.get('POSTGRES_USER') or 'postgres'
+    container_port = int(env.get('PGPORT') or PG_PORT)
     facts = dict(service=name, image=(spec or {}).get('image') or '', reasons=db_reasons(name, spec),
                  user=user, database=env.get('POSTGRES_DB') or user,
-                 password=password_source(spec, config, project_dir),
-                 container_port=int(env.get('PGPORT') or PG_PORT), host=None, port=None)
+                 password=password_source(spec, config, project_dir), container_port=container_port,
+                 host=service_host((config or {}).get('name') or '', name), port=container_port, published=False)
     for port in published_ports(spec):
-        if port['target'] == facts['container_port'] and port['protocol'] == 'tcp':
-            facts['host'] = host_address(port['host_ip'])
-            facts['port'] = _single_port(port['published'])
+        if port['target'] == container_port and port['protocol'] == 'tcp' and _single_port(port['published']):
+            facts.update(host=host_address(port['host_ip']), port=_single_port(port['published']), published=True)
             break
     return facts
 
@@ -145,7 +151,7 @@ def find_databases(config, project_dir=None):
     """Every service that looks like PostgreSQL, those reachable from the host first."""
     found = [db_facts(name, spec, config, project_dir) for name, spec in sorted(_services(config).items())
              if db_reasons(name, spec)]
-    return sorted(found, key=lambda item: (item['port'] is None, item['service']))
+    return sorted(found, key=lambda item: (not item['published'], item['service']))
 
 
 def _names_host(value, host):
@@ -241,10 +247,6 @@ def detect(config, project_dir=None, db_service=None):
     else:
         problems.append('no PostgreSQL service found: none has a postgres/postgis/timescale image, a pg_isready '
                         'healthcheck or POSTGRES_* variables; name it with --db-service')
-    if db and db['port'] is None:
-        problems.append('service %s publishes no fixed host port for %s, so stackops on this host cannot reach it; '
-                        'publish it (e.g. "127.0.0.1:5432:%s" in an override file passed with -f)' % (
-                            db['service'], db['container_port'], db['container_port']))
     if db and db['password']['kind'] == 'unknown':
         problems.append('the password of %s is not readable from the host: %s' % (db['service'], db['password']['reason']))
     db_name = db['service'] if db else None

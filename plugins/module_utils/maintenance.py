@@ -215,3 +215,11 @@ _FLAG_SCRIPTS = {
 def maintenance_flag_script(action):
     """The sh script that reads, sets or clears the maintenance flag; arguments are passed positionally."""
     return _FLAG_SCRIPTS[action]
+
+
+def task_summary(operation, result):
+    """A pg_maintenance run as one entry of a maintenance window's report (its ``done`` list)."""
+    return dict(name=operation, changed=result['changed'], tables=[action['table'] for action in result['actions']],
+                tables_skipped=len(result['skipped_tables']), reclaimed_bytes=result['reclaimed_bytes'],
+                reclaimed=result['reclaimed'], duration_seconds=result['duration_seconds'],
+                deadline_reached=result['deadline_reached'], actions=result['actions'])

@@ -8,13 +8,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import check_files, load_manifest
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
     retention_plan, retention_policy_problem, retention_policy_spec)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    MANIFEST, BackupError, ensure_backup_dir, parse_time, publish, slug, utcnow, valid_backup_id)
+    MANIFEST, BackupError, ensure_backup_dir, parse_time, publish, slug, utcnow, valid_backup_id, write_json)
 
 MIB = 1024 * 1024
 
@@ -161,10 +162,30 @@ def timed(result, elapsed, moved_key):
     return result
 
 
-def finish_copy_result(result, elapsed):
+def finish_copy_result(result, elapsed, backup_dir=None, database=None, check=False):
     retention = result.get('retention') or {}
     result['changed'] = bool(result['copied'] or retention.get('deleted') or retention.get('unfinished_removed'))
+    if backup_dir and not check:
+        record_copy_state(backup_dir, result, database)
     return timed(result, elapsed, 'uploaded_bytes')
+
+
+COPY_STATE_DIR = '.offsite'
+
+
+def record_copy_state(backup_dir, result, database=None):
+    """``<backup_dir>/.offsite/<target>.json``: the target's newest verified copy as this copy run saw it, so
+    `stackops status` can judge every target's age from a local file, without asking the target."""
+    what = result.get('group_id') or database
+    name = '%s-%s' % (slug(result.get('target_name') or result.get('target') or 'target'), slug(what or 'all'))
+    directory = os.path.join(backup_dir, COPY_STATE_DIR)
+    ensure_backup_dir(backup_dir)
+    if not os.path.isdir(directory):
+        os.mkdir(directory, 0o700)
+    write_json(os.path.join(directory, name + '.json'), dict(
+        target=result.get('target'), target_name=result.get('target_name'), database=database,
+        group_id=result.get('group_id'), latest_verified=result.get('latest_verified'),
+        recorded_at=utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'), recorded_epoch=round(time.time(), 3)))
 
 
 def require_verified_copy(params, marker):

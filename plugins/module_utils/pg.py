@@ -28,7 +28,8 @@ except ImportError as exc:  # pragma: no cover - depends on the controller envir
     HAS_PSYCOPG = False
     PSYCOPG_IMPORT_ERROR = exc
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, compose_command
+from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
+    ServiceAddressError, compose_argument_spec, compose_command, parse_service_host, service_address)
 
 # SQL_ASCII means "no encoding": the server stores and returns whatever bytes it was given. psycopg then returns
 # bytes for every text value and encodes queries as strict ASCII, so names and values outside ASCII break json
@@ -166,7 +167,8 @@ def pg_tools_spec():
     spec = dict(
         tools_location=dict(type='str', choices=['host', 'compose'], default='host'),
         tools_bindir=dict(type='path'),
-        compose_service=dict(type='str', default='postgres'),
+        # No default: a service name is the stack's, never ours (docs/inventory.md, stackops_db_service).
+        compose_service=dict(type='str'),
     )
     spec.update(compose_argument_spec())
     return spec
@@ -200,22 +202,53 @@ def prepare(module):
     resolve_password(module)
 
 
+# Addresses of unpublished database services looked up in this process: {(project, service): address}.
+_SERVICE_ADDRESSES = {}
+
+
+def login_host(params, fresh=False):
+    """The host to connect to: login_host itself, or for ``compose:<project>/<service>`` (a database that publishes
+    no port, docs/inventory.md) its container's address on the compose network (compose.service_address). The
+    address is remembered for the module run; ``fresh`` looks it up again (the container may have been recreated)."""
+    host = params['login_host']
+    try:
+        service = parse_service_host(host)
+        if service is None:
+            return host
+        if fresh or service not in _SERVICE_ADDRESSES:
+            _SERVICE_ADDRESSES[service] = service_address(*service)
+        return _SERVICE_ADDRESSES[service]
+    except ServiceAddressError as exc:
+        # An OperationalError like any unreachable server, so every caller's handling of those applies.
+        raise psycopg.OperationalError('cannot reach the database at login_host %s: %s' % (host, exc))
+
+
 def connect(params, dbname=None, autocommit=True, application_name='stackops', options=None):
     """Open a psycopg connection from module params; ``dbname`` overrides login_db, ``options`` sets GUCs
     (``-c name=value ...``) for the session. Text from a SQL_ASCII database is read as str (see use_sql_ascii_text),
     never bytes, so every module result stays JSON and every name can be quoted with sql.Identifier."""
     extra = dict(options=options) if options else {}
-    conn = psycopg.connect(
-        host=params['login_host'],
-        port=params['login_port'],
-        user=params['login_user'],
-        password=params.get('login_password'),
-        dbname=dbname or params['login_db'],
-        connect_timeout=params['connect_timeout'],
-        application_name=application_name,
-        autocommit=autocommit,
-        **extra
-    )
+
+    def attempt(host):
+        return psycopg.connect(
+            host=host,
+            port=params['login_port'],
+            user=params['login_user'],
+            password=params.get('login_password'),
+            dbname=dbname or params['login_db'],
+            connect_timeout=params['connect_timeout'],
+            application_name=application_name,
+            autocommit=autocommit,
+            **extra
+        )
+    host = login_host(params)
+    try:
+        conn = attempt(host)
+    except psycopg.OperationalError:
+        # A remembered container address goes stale when the container is recreated: look it up once more.
+        if host == params['login_host'] or login_host(params, fresh=True) == host:
+            raise
+        conn = attempt(login_host(params))
     return use_sql_ascii_text(conn)
 
 
@@ -242,6 +275,10 @@ class PgTools(object):
         self.params = params or module.params
         # More environment for the tools (e.g. PGOPTIONS), passed like PGPASSWORD: by name into a container.
         self.extra_env = {}
+        if self.in_container and not self.params.get('compose_service'):
+            module.fail_json(msg='tools_location=compose runs the PostgreSQL client tools inside the database service, '
+                                 'but no service is named: set compose_service (the inventory variable '
+                                 'stackops_db_service), or tools_location=host. Nothing was done')
 
     @property
     def in_container(self):
@@ -258,7 +295,7 @@ class PgTools(object):
         if self.in_container:
             host, port = '127.0.0.1', 5432
         else:
-            host, port = self.params['login_host'], self.params['login_port']
+            host, port = login_host(self.params), self.params['login_port']
         args = ['-h', str(host), '-p', str(port), '-U', self.params['login_user']]
         if dbname:
             args += ['-d', dbname]

@@ -288,3 +288,83 @@ def admin_db(params, *avoid):
         if name not in avoid:
             return name
     return 'template1'
+
+
+# initdb's own objects have OIDs below FirstNormalObjectId; anything a user, an init script or an extension made
+# since has one at or above it.
+FIRST_NORMAL_OID = 16384
+INITDB_COMMENTS = {'postgres': 'default administrative connection database'}
+# Per-database catalogs of the objects pg_dump would dump: a row there made after initdb that is neither part of an
+# extension nor an inner part of another object (an index, a serial's sequence, a table's row type, a view's rule,
+# which go with their owner) is content. Temporary schemas come and go with sessions and are left out.
+CONTENT_OBJECTS = ' UNION ALL '.join(
+    ["SELECT 'pg_namespace'::regclass AS classid, oid AS objid FROM pg_namespace WHERE oid >= %(first)d "
+     "AND nspname !~ '^pg_(toast_)?temp_'",
+     "SELECT 'pg_class'::regclass, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+     "WHERE c.oid >= %(first)d AND n.nspname !~ '^pg_(toast_)?temp_'"] +
+    ["SELECT '%s'::regclass, oid FROM %s WHERE oid >= %%(first)d" % (catalog, catalog) for catalog in (
+        'pg_proc', 'pg_type', 'pg_operator', 'pg_opclass', 'pg_opfamily', 'pg_collation', 'pg_conversion',
+        'pg_ts_config', 'pg_ts_dict', 'pg_ts_parser', 'pg_ts_template', 'pg_cast', 'pg_transform', 'pg_am',
+        'pg_language', 'pg_foreign_data_wrapper', 'pg_foreign_server', 'pg_user_mapping', 'pg_event_trigger',
+        'pg_publication', 'pg_statistic_ext', 'pg_default_acl')] +
+    # Large objects are data whatever their OID (lo_create(42) picks its own).
+    ["SELECT 'pg_largeobject'::regclass, oid FROM pg_largeobject_metadata"]) % dict(first=FIRST_NORMAL_OID)
+CONTENT_QUERY = (
+    "SELECT pg_describe_object(o.classid, o.objid, 0) FROM (" + CONTENT_OBJECTS + ") o "
+    "WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.classid AND d.objid = o.objid "
+    "AND d.deptype IN ('e', 'i', 'a')) ORDER BY 1 LIMIT 6")
+# An extension's configuration tables (pg_extension_config_dump) hold user rows where its condition says so: what
+# pg_dump dumps of them. Any other extension object is the extension's own.
+EXTENSION_CONFIG_QUERY = (
+    "SELECT e.extname, c.oid::regclass::text, c.relkind, coalesce(e.extcondition[i], '') "
+    "FROM pg_extension e CROSS JOIN LATERAL generate_subscripts(e.extconfig, 1) AS i "
+    "JOIN pg_class c ON c.oid = e.extconfig[i] ORDER BY 1, 2")
+
+
+def database_content(conn):
+    """Why the database ``conn`` is connected to is not empty, as readable reasons; [] when it is.
+
+    Empty means what a freshly initialised server's image databases are: no object a user, an init script or an
+    extension's configuration put there (what pg_dump would dump), no large object, no database setting, ACL or
+    comment beyond initdb's, and no other client session. Anything the check cannot read counts as content, so a
+    database is only called empty when that is certain.
+    """
+    try:
+        with conn.transaction():
+            # Names qualified whatever the database's search_path, and one snapshot for every question.
+            conn.execute("SET LOCAL search_path = pg_catalog")
+            return content_reasons(conn)
+    except Exception as exc:  # pylint: disable=broad-except
+        return ['cannot tell whether it is empty (%s)' % str(exc).strip()]
+
+
+def content_reasons(conn):
+    """database_content() in a transaction that reads names qualified."""
+    reasons = []
+    name = conn.execute('SELECT current_database()').fetchone()[0]
+    objects = [row[0] for row in conn.execute(CONTENT_QUERY).fetchall()]
+    if objects:
+        reasons.append('objects %s%s' % (', '.join(objects[:5]), ', ...' if len(objects) > 5 else ''))
+    for extension, table, kind, condition in conn.execute(EXTENSION_CONFIG_QUERY).fetchall():
+        if kind == 'S':
+            query = sql.SQL('SELECT is_called FROM {}').format(sql.SQL(table))
+        else:
+            query = sql.SQL('SELECT EXISTS (SELECT 1 FROM {} {})').format(sql.SQL(table), sql.SQL(condition))
+        if conn.execute(query).fetchone()[0]:
+            reasons.append('rows in %s (configuration of extension %s)' % (table, extension))
+    row = conn.execute(
+        "SELECT d.datacl IS NOT NULL, shobj_description(d.oid, 'pg_database'), "
+        "(SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid), "
+        "(SELECT count(*) FROM pg_stat_activity a WHERE a.datid = d.oid AND a.pid <> pg_backend_pid() "
+        " AND a.backend_type = 'client backend') FROM pg_database d WHERE d.oid = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchone()
+    acl, comment, settings, sessions = row
+    if acl:
+        reasons.append('privileges granted on the database')
+    if comment is not None and comment != INITDB_COMMENTS.get(name):
+        reasons.append('a comment on the database')
+    if settings:
+        reasons.append('%d database or role setting rows' % settings)
+    if sessions:
+        reasons.append('%d other sessions connected' % sessions)
+    return reasons

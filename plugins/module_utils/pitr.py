@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -60,9 +61,11 @@ def pitr_argument_spec():
 def scratch_check_argument_spec():
     """Options of the modules that start a recovered cluster in a scratch container and query it."""
     return dict(
-        compose_service=dict(type='str', default='postgres'),
-        check_user=dict(type='str', required=True),
-        check_db=dict(type='str', required=True),
+        # No default service: the name is the stack's (stackops_db_service). The role and database default like
+        # login_user and login_db, to the official image's postgres (docs/inventory.md).
+        compose_service=dict(type='str', required=True),
+        check_user=dict(type='str', default='postgres'),
+        check_db=dict(type='str', default='postgres'),
     )
 
 
@@ -486,6 +489,68 @@ def choose_backup(sets, target_kind, target_value, lsn_of_target=None):
     else:
         candidates = done
     return candidates[0] if candidates else None
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def remove_dead_staging(layout, check=False):
+    """Barman names its staging copies after its pid (barman-decompress<pid>): a dead pid's copy is what a killed
+    recovery left. Removes them (in check mode: says so); returns what was done, as text."""
+    done = []
+    if os.path.isdir(layout.staging):
+        for name in sorted(os.listdir(layout.staging)):
+            match = re.match(r'^barman-[a-z-]+?(\d+)$', name)
+            if match and not pid_alive(int(match.group(1))):
+                done.append('remove Barman staging copy %s of a killed recovery' % os.path.join(layout.staging, name))
+                if not check:
+                    shutil.rmtree(os.path.join(layout.staging, name), ignore_errors=True)
+    return done
+
+
+def add_partial(layout, dest):
+    """The segment the receiver was still writing: Barman leaves it out, recovery to latest needs it."""
+    streaming = os.path.join(layout.server_home, 'streaming')
+    # A PITR recovery reads WAL through restore_command from barman_wal/; without a target Barman puts the WAL
+    # straight into pg_wal/ and the server replays it there.
+    wal_dir = os.path.join(dest, 'barman_wal')
+    if not os.path.isdir(wal_dir):
+        wal_dir = os.path.join(dest, 'pg_wal')
+    if not os.path.isdir(streaming) or not os.path.isdir(wal_dir):
+        return
+    for name in os.listdir(streaming):
+        if name.endswith('.partial'):
+            segment = name[:-len('.partial')]
+            if not os.path.exists(os.path.join(wal_dir, segment)):
+                shutil.copyfile(os.path.join(streaming, name), os.path.join(wal_dir, segment))
+
+
+def barman_recover(barman, layout, target, target_value, backup_id, dest, pgdata):
+    """Recover base backup ``backup_id`` into the host directory ``dest`` so that PostgreSQL, started on it at
+    ``pgdata`` inside a container, replays to the target (time, lsn, name or latest) and promotes."""
+    # With the server up: close its current segment and wait until the archive has it, so every commit made
+    # before this run is recoverable. With the server gone this fails at once and the .partial is all there is.
+    barman.run(['switch-wal', '--force', '--archive', '--archive-timeout', '60', layout.server], check=False)
+    barman.run(['archive-wal', layout.server], check=False)
+    args = ['recover', '--target-action', 'promote']
+    if target == 'time':
+        args += ['--target-time', target_value]
+    elif target == 'lsn':
+        args += ['--target-lsn', target_value]
+    elif target == 'name':
+        args += ['--target-name', target_value]
+    else:
+        args = ['recover']
+    barman.run(args + [layout.server, backup_id, dest])
+    fault_point('pitr-recover-copy')
+    add_partial(layout, dest)
+    relocate_recovery_conf(dest, dest, pgdata)
+    drop_sync_receiver(dest)
 
 
 # --- storage and the swap ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Returns one health check per item, with severity OK, WARNING or CRITICAL, in the shape the
     M(stackops.runbooks.stack_health_report) module aggregates.
-  - C(docker engine) - the engine answers C(docker info).
+  - C(docker engine) - the engine answers C(docker version).
   - C(compose file) - C(docker compose config -q) accepts the project with its env files.
   - C(file <path>) - every env file, service C(env_file) and file-based secret exists, is readable and not empty.
     File contents are never read into the result.
@@ -79,7 +79,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.checks import CRITICAL, OK, WARNING, make_check
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
-    compose_argument_spec, compose_command, compose_ps, project_label)
+    compose_argument_spec, compose_command, compose_ps, docker_engine, project_label)
 
 
 def file_check(path, purpose):
@@ -116,16 +116,12 @@ def main():
     params = module.params
     checks = []
     result = dict(changed=False, checks=checks)
-    docker = module.get_bin_path('docker')
-    if not docker:
-        checks.append(make_check('docker engine', CRITICAL, 'docker engine: docker CLI not installed on %s' % socket.gethostname()))
+    version, problem = docker_engine(module)
+    if problem:
+        checks.append(make_check('docker engine', CRITICAL, 'docker engine on %s: %s' % (socket.gethostname(), problem)))
         module.exit_json(**result)
-    rc, out, err = module.run_command([docker, 'info', '--format', '{{.ServerVersion}}'])
-    if rc != 0:
-        checks.append(make_check('docker engine', CRITICAL, 'docker engine: not answering (%s); start dockerd and retry' % (
-            err.strip() or out.strip())))
-        module.exit_json(**result)
-    checks.append(make_check('docker engine', OK, 'docker engine: version %s answers' % out.strip(), dict(version=out.strip())))
+    checks.append(make_check('docker engine', OK, 'docker engine: version %s answers' % version, dict(version=version)))
+    docker = module.get_bin_path('docker', required=True)
 
     for path in params['env_files']:
         checks.append(file_check(path, 'compose --env-file'))

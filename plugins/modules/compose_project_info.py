@@ -52,6 +52,7 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
+  - stackops.runbooks.attributes.actiongroup_compose
 notes:
   - Supports check mode; it is read-only, so check mode behaves like a normal run.
   - Needs psycopg on the managed host to list the databases; without it RV(databases) is empty and

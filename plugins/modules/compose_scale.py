@@ -57,6 +57,7 @@ extends_documentation_fragment:
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
   - stackops.runbooks.attributes.actiongroup_compose
+  - stackops.runbooks.caller
 notes:
   - Supports check mode - it reports the steps it would take.
   - Compose does not persist the count; a later plain C(docker compose up) applies the compose file's own scale
@@ -107,6 +108,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.caller_words import option_variables_spec, setting
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
     check_scale_request, compose_argument_spec, compose_config, failure_report, project_label, replica_limit, run_compose,
     scale_plan, services_snapshot, wait_services)
@@ -150,10 +152,12 @@ def main():
         interval=dict(type='float', default=1),
         logs_tail=dict(type='int', default=30),
     )
+    spec.update(option_variables_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
     service, target = params['service'], params['replicas']
-    problems = check_scale_request(service, target, params['step'], params['allow_zero'])
+    problems = check_scale_request(service, target, params['step'], params['allow_zero'],
+                                   allow_zero_setting=setting(params, 'allow_zero', True))
     if problems:
         module.fail_json(msg='; '.join(problems))
     config = compose_config(module, params)

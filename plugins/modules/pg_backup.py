@@ -160,7 +160,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog_compose_db_service_postgresql
 notes:
   - With O(verify) the module holds two more connections for the trial restore, and the scratch database needs room
     for one restored copy of the database on the server.
@@ -230,6 +230,12 @@ duration_seconds:
   description: Wall-clock time of the backup.
   returned: success
   type: float
+metrics:
+  description:
+    - The new set's Prometheus textfile (node_exporter textfile collector), with the verification's outcome when
+      O(verify) is set (else not verified; M(stackops.runbooks.pg_backup_verify) returns it once it verifies the set).
+  returned: when a backup was taken
+  type: str
 throughput_mib_per_second:
   description: Database size divided by duration.
   returned: success

@@ -51,6 +51,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - A set already encrypted is left as it is (V(changed=false)), also when O(age_recipients) changed; sets are
     never encrypted twice.

@@ -15,8 +15,7 @@ description:
   - C(stackops backup --all-databases) backs up every database of a server, each into its own set, and records one
     run id in every manifest (M(stackops.runbooks.pg_backup) O(stackops.runbooks.pg_backup#module:group_id)). This
     module lists those groups in O(backup_dir) and picks one for a disaster-recovery restore.
-  - Reads files only. The connection and compose options are accepted so that C(module_defaults) for the
-    C(group/stackops.runbooks.postgresql) action group apply; they are not used.
+  - Reads files only.
 author:
   - stackops maintainers (@stackops)
 options:
@@ -34,12 +33,11 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
-  - stackops.runbooks.postgres
-  - stackops.runbooks.postgres.tools
-  - stackops.runbooks.postgres.backup_catalog
+  - stackops.runbooks.postgres.catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog
+  - stackops.runbooks.caller
 seealso:
   - module: stackops.runbooks.pg_backup
   - module: stackops.runbooks.pg_globals_restore
@@ -77,39 +75,15 @@ group:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, common_module_spec
-
-
-def groups_of(sets):
-    """{group id: group} over the catalog's complete sets; the newest set of a database within a group counts."""
-    groups = {}
-    for entry in sets:  # newest first
-        if not entry.get('group'):
-            continue
-        group = groups.setdefault(entry['group'], dict(id=entry['group'], sets={}, started_at=entry['started_at'],
-                                                       planned=set()))
-        group['started_at'] = min(group['started_at'], entry['started_at'])
-        group['planned'].update(entry.get('group_databases') or [])
-        group['sets'].setdefault(entry['database'], dict(
-            id=entry['id'], database=entry['database'], verified=bool(entry['verified']),
-            has_globals=bool(entry.get('has_globals')), size_bytes=entry['size_bytes']))
-    out = []
-    for group in groups.values():
-        members = [group['sets'][name] for name in sorted(group['sets'])]
-        with_globals = [member['id'] for member in members if member['has_globals']]
-        missing = sorted(group['planned'] - set(group['sets']))
-        out.append(dict(id=group['id'], started_at=group['started_at'], sets=members,
-                        databases=[member['database'] for member in members], complete=not missing, missing=missing,
-                        verified=all(member['verified'] for member in members),
-                        globals_backup_id=with_globals[0] if with_globals else None))
-    out.sort(key=lambda group: group['started_at'], reverse=True)
-    return out
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog, catalog_spec, groups_of
+from ansible_collections.stackops.runbooks.plugins.module_utils.caller_words import option_variables_spec, setting
 
 
 def main():
-    spec = common_module_spec()
+    spec = catalog_spec()
     spec.update(group_id=dict(type='str'), require_verified=dict(type='bool', default=True),
                 allow_incomplete=dict(type='bool', default=False))
+    spec.update(option_variables_spec())
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
     groups = groups_of(catalog(params['backup_dir'])[0])
@@ -118,24 +92,27 @@ def main():
     if params['group_id']:
         picked = [group for group in groups if group['id'] == params['group_id']]
         if not picked:
-            module.fail_json(msg='no backup group %r in %s; run stackops backup --all-databases or pick one of %s' % (
-                params['group_id'], params['backup_dir'], [group['id'] for group in groups] or 'none'), groups=summary)
+            module.fail_json(msg='no backup group %r in %s; back up all databases first or set %s to one of %s' % (
+                params['group_id'], params['backup_dir'], setting(params, 'group_id', 'ID'),
+                [group['id'] for group in groups] or 'none'), groups=summary)
     else:
         picked = [group for group in groups if (group['verified'] or not params['require_verified'])
                   and (group['complete'] or params['allow_incomplete'])]
         if not picked:
-            module.fail_json(msg='no %sall-databases backup group in %s; run stackops backup --all-databases first' % (
-                'complete verified ' if params['require_verified'] else 'complete ', params['backup_dir']),
-                groups=summary)
+            module.fail_json(msg='no %sall-databases backup group in %s; back up all databases first, or set %s' % (
+                'complete verified ' if params['require_verified'] else 'complete ', params['backup_dir'],
+                setting(params, 'group_id', 'ID')), groups=summary)
     group = picked[0]
     if group['missing'] and not params['allow_incomplete']:
         module.fail_json(msg='backup group %s is incomplete: no set of %s (their backup failed in that run); pick '
-                             'another group or set allow_incomplete=true to restore the others' % (
-                                 group['id'], ', '.join(group['missing'])), groups=summary, group=group)
+                             'another group (%s) or set %s to restore the others' % (
+                                 group['id'], ', '.join(group['missing']), setting(params, 'group_id', 'ID'),
+                                 setting(params, 'allow_incomplete', True)), groups=summary, group=group)
     if params['require_verified'] and not group['verified']:
         module.fail_json(msg='backup group %s has unverified sets (%s); verify them with stackops.runbooks.'
-                             'pg_backup_verify or set require_verified=false' % (
-                                 group['id'], ', '.join(m['id'] for m in group['sets'] if not m['verified'])),
+                             'pg_backup_verify or set %s' % (
+                                 group['id'], ', '.join(m['id'] for m in group['sets'] if not m['verified']),
+                                 setting(params, 'require_verified', False)),
                          groups=summary, group=group)
     module.exit_json(changed=False, groups=summary, group=group)
 

@@ -15,8 +15,7 @@ description:
   - Lists the complete backup sets in O(backup_dir) written by M(stackops.runbooks.pg_backup), newest first, with age,
     size, verification state and table counts, and the sets still being written or abandoned (C(.partial)).
   - Reports the age of the newest verified set per database, the recovery point you could restore to now.
-  - Reads files only. The connection and compose options are accepted so that C(module_defaults) for the
-    C(group/stackops.runbooks.postgresql) action group apply; they are not used.
+  - Reads files only.
 author:
   - stackops maintainers (@stackops)
 options:
@@ -24,14 +23,10 @@ options:
     description: Only list sets of this database.
     type: str
 extends_documentation_fragment:
-  - stackops.runbooks.postgres
-  - stackops.runbooks.postgres.tools
-  - stackops.runbooks.postgres.backup_catalog
+  - stackops.runbooks.postgres.catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
-  - stackops.runbooks.attributes.actiongroup_postgresql
-notes:
-  - O(lock_timeout) is accepted for symmetry with the other backup modules; listing takes no lock.
+  - stackops.runbooks.attributes.actiongroup_catalog
 seealso:
   - module: stackops.runbooks.pg_backup
   - module: stackops.runbooks.pg_backup_retention
@@ -123,7 +118,7 @@ total_size_bytes:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import common_module_spec, scan
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog_spec, scan
 
 
 def newest(sets, predicate=lambda entry: True):
@@ -135,7 +130,7 @@ def newest(sets, predicate=lambda entry: True):
 
 
 def main():
-    spec = common_module_spec()
+    spec = catalog_spec()
     spec.update(database=dict(type='str'))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     database = module.params['database']

@@ -32,6 +32,12 @@ description:
     target (O(replace=true), O(confirm=true)) is swapped in one transaction - connections to it are blocked and
     terminated, it is renamed away and the temporary database takes its name - and the old one is dropped or kept
     (O(keep_old)). Any failure before the swap leaves the original untouched, and the error says so.
+  - An existing target that is B(empty), as the databases a freshly initialised server's image creates are, is
+    swapped without O(replace) and O(confirm) (RV(action=replace_empty)). Empty means no object pg_dump would dump
+    (schemas, tables, functions, types, large objects, rows in an extension's configuration tables), no database
+    setting, privilege or comment beyond initdb's, and no other client session. It is checked when the target is
+    inspected and again with connections to it blocked, right before the swap; a database that got content or a
+    session meanwhile is left untouched and the restore fails.
   - Holds the per-database locks of the backed-up database and of the target, so no backup runs meanwhile.
   - A set encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)) needs O(age_identity_file). Its key is checked
     against the set's recipients before the target is inspected (also in check mode), then the ciphertext is checked,
@@ -84,6 +90,16 @@ options:
     description: Compare per-table content checksums too, when the manifest has them.
     type: bool
     default: true
+  properties_from:
+    description:
+      - Where the owner, settings, privileges, connection limit, comment, encoding and locale of a replaced database
+        come from. V(target) keeps those of the database being replaced (the same database, its content set back).
+        V(backup) takes those the backup recorded, as a disaster recovery wants; an encoding or locale this server
+        cannot create falls back to the replaced database's, with a warning.
+      - A new or an empty target always gets the backup's.
+    type: str
+    choices: [target, backup]
+    default: target
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
@@ -93,11 +109,13 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.restore_session
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog_compose_db_service_postgresql
+  - stackops.runbooks.caller
 notes:
   - Check mode verifies the checksums and reports exactly which database would be created, replaced or dropped,
     with its size and open sessions; it changes nothing.
-  - Database-level settings (C(ALTER DATABASE ... SET)) of a replaced database are carried over to the new one.
+  - Database-level settings (C(ALTER DATABASE ... SET)) of a replaced database are carried over to the new one, unless
+    O(properties_from=backup) or the target is empty.
 seealso:
   - module: stackops.runbooks.pg_backup
   - module: stackops.runbooks.pg_backup_verify
@@ -144,9 +162,16 @@ target_database:
   returned: when a set was found
   type: str
 action:
-  description: C(create) (new database) or C(replace) (swap with an existing one).
+  description:
+    - C(create) (new database), C(replace) (swap with an existing one; needs O(replace) and O(confirm)) or
+      C(replace_empty) (swap with an existing empty one, as a fresh server's image creates; needs neither).
   returned: when a set was found
   type: str
+target_content:
+  description: Why an existing target is not empty (objects, settings, sessions); empty for an empty target.
+  returned: when the target exists
+  type: list
+  elements: str
 old_database:
   description: Name the replaced database was kept under (O(keep_old)), or V(null) when dropped or nothing was replaced.
   returned: success
@@ -194,12 +219,13 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import LockSet
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     BackupError, ensure_backup_dir, scratch_name)
+from ansible_collections.stackops.runbooks.plugins.module_utils.caller_words import option_variables_spec, setting, settings
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import require_identity
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare, sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
-    admin_db, apply_database_properties, create_database, database_exists, database_info, database_properties,
-    drop_database, recreate_database, role_exists)
+    admin_db, apply_database_properties, create_database, database_content, database_exists, database_info,
+    database_properties, drop_database, recreate_database, role_exists)
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import expand_selection, parse_table_name
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_session import (
     RestoreSession, check_restored, expected_tables, restore_session_spec)
@@ -217,22 +243,48 @@ def describe_existing(params, name):
     return dict(database=name, size_bytes=info['size_bytes'], owner=info['owner'], sessions=int(sessions))
 
 
-def swap(module, conn, target, temp, keep_old, journal):
+def existing_content(params, name):
+    """database_content() of ``name``; a database this check cannot connect to is not known to be empty."""
+    try:
+        with connect(params, dbname=name, application_name='stackops-restore') as conn:
+            return database_content(conn)
+    except Exception as exc:  # pylint: disable=broad-except
+        return ['cannot connect to it to tell whether it is empty (%s)' % str(exc).strip()]
+
+
+def swap(module, params, conn, target, temp, keep_old, journal, empty_only=False):
     """Block and end sessions on ``target``, then rename it away and ``temp`` into place in one transaction.
 
     The block is journaled first, so a run killed before the renames commit leaves the next run an entry that
     allows connections again; the renames and (with keep_old) allowing connections to the old copy commit together.
+    With ``empty_only`` (a target replaced without consent because it was empty), no session is ended: the target
+    must still be empty once connections to it are blocked, checked over a connection opened before the block, so
+    nothing can have been written between the check and the renames.
     """
     old = scratch_name(target, 'old')
     block = sql.SQL('ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}')
     if not keep_old:
         journal.add(DROP_DATABASE, old)
     journal.add(ALLOW_CONNECTIONS, target)
-    conn.execute(block.format(sql.Identifier(target), sql.SQL('false')))
+    witness = connect(params, dbname=target, application_name='stackops-restore') if empty_only else None
     try:
+        conn.execute(block.format(sql.Identifier(target), sql.SQL('false')))
+    except Exception:
+        if witness is not None:
+            witness.close()
+        raise
+    try:
+        if witness is not None:
+            with witness:
+                content = database_content(witness)
+            if content:
+                raise BackupError('database %s is no longer empty (%s); it was left as it was: stop what uses it, or '
+                                  'replace it with %s' % (target, '; '.join(content), settings(
+                                      params, ('replace', True), ('confirm', True))))
         for attempt in range(50):
-            conn.execute('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()',
-                         (target,))
+            if not empty_only:
+                conn.execute('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s '
+                             'AND pid <> pg_backend_pid()', (target,))
             try:
                 with conn.transaction():
                     fault_point('swap')
@@ -278,7 +330,9 @@ def main():
         tables=dict(type='list', elements='str', default=[]),
         schemas=dict(type='list', elements='str', default=[]),
         compare_content=dict(type='bool', default=True),
+        properties_from=dict(type='str', choices=['target', 'backup'], default='target'),
     )
+    spec.update(option_variables_spec())
     module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database')], supports_check_mode=True)
     prepare(module)
     params = module.params
@@ -292,7 +346,7 @@ def main():
                                      verified_only=params['require_verified'] and not params['backup_id'])
         if params['require_verified'] and not (load_verification(set_dir) or {}).get('verified'):
             raise BackupError('backup %s has not been verified; verify it with stackops.runbooks.pg_backup_verify or set '
-                              'require_verified=false to restore it anyway' % manifest['id'])
+                              '%s to restore it anyway' % (manifest['id'], setting(params, 'require_verified', False)))
         if manifest.get('encryption'):
             # Before the target is inspected, created or dropped, and before the role stops any writer (it runs
             # this module in check mode first).
@@ -304,12 +358,17 @@ def main():
         stage = 'inspecting the target'
         with connect(params, dbname=admin_db(params, target), application_name='stackops-restore') as conn:
             exists = database_exists(conn, target)
-        result['action'] = 'replace' if exists else 'create'
+        content = existing_content(params, target) if exists else []
+        result['action'] = 'create' if not exists else 'replace' if content else 'replace_empty'
         if exists:
+            result['target_content'] = content
             result['would_drop'] = describe_existing(params, target)
-            if not params['replace']:
-                raise BackupError('database %s already exists on %s; set replace=true and confirm=true to swap it for '
-                                  'the backup, or restore into another target_database' % (target, describe_target(params)))
+            if content and not params['replace']:
+                raise BackupError('database %s already exists on %s and is not empty (%s); set %s to swap it for the '
+                                  'backup, or restore elsewhere with %s' % (
+                                      target, describe_target(params), '; '.join(content),
+                                      settings(params, ('replace', True), ('confirm', True)),
+                                      setting(params, 'target_database', 'NAME')))
             if tables or schemas:
                 raise BackupError('a selective restore (tables/schemas) cannot replace %s: restore into a new '
                                   'target_database and copy the tables from there' % target)
@@ -324,22 +383,23 @@ def main():
             expected = expected_tables(manifest, tables, schemas)
             result.update(tables=len(expected), rows=sum(t['rows'] for t in expected))
             result.update(changed=True, msg='would %s database %s on %s from backup %s%s' % (
-                result['action'], target, describe_target(params), manifest['id'],
+                result['action'].replace('_', ' '), target, describe_target(params), manifest['id'],
                 ' (dropping its current content: %(size_bytes)d bytes, %(sessions)d open sessions)' % result['would_drop']
-                if exists else ''))
+                if content else ''))
             result['duration_seconds'] = round(time.monotonic() - clock, 3)
             module.exit_json(**result)
-        if exists and not params['confirm']:
-            raise BackupError('replacing database %s (%d bytes, %d open sessions) drops its current content; set '
-                              'confirm=true to go ahead' % (target, result['would_drop']['size_bytes'],
-                                                            result['would_drop']['sessions']))
+        if content and not params['confirm']:
+            raise BackupError('replacing database %s (%d bytes, %d open sessions) drops its current content; set %s to '
+                              'go ahead' % (target, result['would_drop']['size_bytes'], result['would_drop']['sessions'],
+                                            setting(params, 'confirm', True)))
         stage = 'restoring'
         # A decompressed copy of the dump and the list files hold the rows too: readable by the backup owner only.
         os.umask(0o077)
         ensure_backup_dir(params['backup_dir'])
         with LockSet(params['backup_dir'], [manifest['database'], target], 'restore', params['lock_timeout']):
             result['cleaned_up'] = clean_up_after_killed_runs(params, [manifest['database'], target])
-            result.update(restore(module, params, set_dir, manifest, target, exists, tables, schemas))
+            result.update(restore(module, params, set_dir, manifest, target, exists, tables, schemas,
+                                  empty=exists and not content))
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
         module.fail_json(msg='restore failed while %s: %s' % (stage, exc), **result)
@@ -350,15 +410,36 @@ def main():
     module.exit_json(**result)
 
 
-def target_properties(conn, manifest, target, exists):
-    """The database properties the restored copy gets: those of the database it replaces (the same database, its
-    content set back), else those recorded in the backup (sets made before they were recorded: none)."""
-    if exists:
-        return database_properties(conn, target)
-    return manifest.get('database_properties')
+def from_backup(params, manifest, exists, empty):
+    """Whether the restored copy gets the properties, encoding and locale the backup recorded rather than those of
+    the database it replaces: for a new target, an empty one (a fresh server's image made it, its properties are the
+    image's defaults) and with properties_from=backup (a disaster recovery). Sets made before properties were
+    recorded keep the replaced database's."""
+    return not exists or ((empty or params['properties_from'] == 'backup') and bool(manifest.get('database_properties')))
 
 
-def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
+def create_temp_database(module, conn, temp, target, manifest, exists, backup_first):
+    """Create ``temp`` like the backup's database (``backup_first``) or like ``target``; returns the ``like`` used.
+    An encoding or locale this server cannot create falls back to the replaced database's, with a warning."""
+    like = dict(manifest['database_info']) if backup_first else database_info(conn, target)
+    if not role_exists(conn, like.get('owner')):
+        like['owner'] = None
+    try:
+        create_database(conn, temp, like=like)
+    except Exception as exc:
+        if not (exists and backup_first):
+            raise
+        module.warn('cannot create %s with the encoding and locale the backup recorded (%s, %s/%s): %s; it gets those '
+                    'of the database it replaces' % (target, like.get('encoding'), like.get('collate'),
+                                                     like.get('ctype'), str(exc).strip()))
+        like = database_info(conn, target)
+        if not role_exists(conn, like.get('owner')):
+            like['owner'] = None
+        create_database(conn, temp, like=like)
+    return like
+
+
+def restore(module, params, set_dir, manifest, target, exists, tables, schemas, empty=False):
     temp = scratch_name(target, 'restore')
     admin = admin_db(params, target, temp)
     journal = RunJournal(params['backup_dir'], target)
@@ -377,13 +458,11 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
             raise BackupError('backup %s does not match its manifest (%s); refusing to restore, %s was not touched. Use '
                               'another backup' % (manifest['id'], '; '.join(problems[:5]), target))
         try:
+            backup_first = from_backup(params, manifest, exists, empty)
             with connect(params, dbname=admin, application_name='stackops-restore') as conn:
-                like = database_info(conn, target) if exists else dict(manifest['database_info'])
-                properties = target_properties(conn, manifest, target, exists)
-                if not role_exists(conn, like.get('owner')):
-                    like['owner'] = None
+                properties = manifest.get('database_properties') if backup_first else database_properties(conn, target)
                 journal.add(DROP_DATABASE, temp)
-                create_database(conn, temp, like=like)
+                like = create_temp_database(module, conn, temp, target, manifest, exists, backup_first)
                 created = True
             fault_point('restore-load')
             # The row counts run beside the index builds of a streamed restore, once the rows are in.
@@ -404,7 +483,7 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
         with timed(session.timings, 'swap'), connect(params, dbname=admin, application_name='stackops-restore') as conn:
             if exists:
                 try:
-                    old = swap(module, conn, target, temp, params['keep_old'], journal)
+                    old = swap(module, params, conn, target, temp, params['keep_old'], journal, empty_only=empty)
                 except Exception as exc:
                     raise BackupError('swapping %s in for %s: %s; %s' % (temp, target, exc, untouched))
             else:
@@ -423,8 +502,9 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas):
                     'database were left out; create them (globals.sql) and restore again' % (
                         target, ', '.join(skipped_roles), describe_target(params)))
     expected = expected_tables(manifest, tables, schemas)
-    msg = '%s database %s from backup %s%s' % ('replaced' if exists else 'created', target, manifest['id'],
-                                               ' (old copy kept as %s)' % old if old else '')
+    msg = '%s database %s from backup %s%s' % (
+        'replaced empty' if empty else 'replaced' if exists else 'created', target, manifest['id'],
+        ' (old copy kept as %s)' % old if old else '')
     return dict(old_database=old, tables=len(expected), rows=sum(t['rows'] for t in expected), content_compared=content,
                 restore_method=session.method, phase_seconds=session.timings, skipped_roles=skipped_roles,
                 msg=msg)

@@ -56,7 +56,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.restore_session
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog_compose_db_service_postgresql
 notes:
   - Check mode checks the file checksums and reports the trial restore it would run; it creates no database and records nothing.
 seealso:
@@ -131,6 +131,12 @@ duration_seconds:
   description: Time the verification took.
   returned: always
   type: float
+metrics:
+  description:
+    - The set's Prometheus textfile (node_exporter textfile collector) with the verification's outcome
+      (C(stackops_backup_last_success_timestamp_seconds), C(_size_bytes), C(_duration_seconds), C(_verified)).
+  returned: when the verification ran
+  type: str
 '''
 
 import os
@@ -138,7 +144,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
-    check_files, common_module_spec, find_set, record_verification)
+    backup_metrics, check_files, common_module_spec, find_set, record_verification)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     BackupError, ensure_backup_dir, mark_last_backup_verified)
@@ -189,6 +195,7 @@ def main():
             result['duration_seconds'] = round(time.monotonic() - clock, 3)
             record_verification(set_dir, verification_record(result, params['trial_restore']))
             mark_last_backup_verified(params['backup_dir'], manifest['id'], result['verified'])
+            result['metrics'] = backup_metrics(manifest, result['verified'])
             result['changed'] = True
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)

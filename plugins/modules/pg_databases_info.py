@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
+  - stackops.runbooks.attributes.actiongroup_postgresql
 seealso:
   - module: stackops.runbooks.pg_backup
   - module: stackops.runbooks.pg_backup_group_info

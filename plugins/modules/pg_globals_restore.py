@@ -40,7 +40,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
-  - stackops.runbooks.attributes.actiongroup_postgresql
+  - stackops.runbooks.attributes.actiongroup_catalog_compose_db_service_postgresql
 notes:
   - Check mode reads the file and the server and reports the roles and tablespaces that would be created.
   - A tablespace's directory must exist on the new server, owned by the server's user, or its C(CREATE) fails.

@@ -99,6 +99,7 @@ options:
     type: str
 extends_documentation_fragment:
   - stackops.runbooks.postgres
+  - stackops.runbooks.caller
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
   - stackops.runbooks.attributes.actiongroup_postgresql
@@ -187,17 +188,25 @@ server_version:
   returned: always
   type: int
   sample: 150010
+summary:
+  description:
+    - The run as one entry of a maintenance window's report (C(stackops_result.done)) - C(name) (the operation),
+      C(changed), C(tables) (every table worked on, in order), C(tables_skipped) (how many), C(reclaimed_bytes),
+      C(reclaimed), C(duration_seconds), C(deadline_reached) and C(actions).
+  returned: always
+  type: dict
 '''
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.caller_words import option_variables_spec, setting
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
     pg_connection_spec, prepare, connect, describe_target, psycopg, sql)
 from ansible_collections.stackops.runbooks.plugins.module_utils.maintenance import (
     OPERATIONS, needs_exclusive_lock, parse_deadline, seconds_left, bloat_percent_from_stats,
-    select_bloated, human_bytes, REINDEX_CONCURRENTLY_MIN_VERSION)
+    select_bloated, human_bytes, task_summary, REINDEX_CONCURRENTLY_MIN_VERSION)
 
 TABLES_QUERY = """
 SELECT c.oid, n.nspname, c.relname,
@@ -359,8 +368,9 @@ class Maintenance(object):
             if self.exclusive and not self.params['allow_exclusive_locks']:
                 raise MaintenanceError(
                     'operation %s takes an ACCESS EXCLUSIVE lock that blocks the application on %s (server %s); '
-                    'set allow_exclusive_locks=true inside a maintenance window%s' % (
+                    'set %s inside a maintenance window%s' % (
                         self.params['operation'], describe_target(self.params, dbname), self.server_version,
+                        setting(self.params, 'allow_exclusive_locks', True),
                         ', or use concurrently=true' if self.params['operation'] == 'reindex' else ''))
             # Sizing a table waits for its lock like any statement: without the timeouts a session holding an
             # exclusive lock would hang even a check-mode run.
@@ -397,6 +407,7 @@ class Maintenance(object):
             actions=self.actions, skipped_tables=self.skipped, reclaimed_bytes=reclaimed, reclaimed=human_bytes(reclaimed),
             duration_seconds=round(time.monotonic() - started, 3), deadline_reached=self.deadline_reached,
             server_version=self.server_version)
+        result['summary'] = task_summary(self.params['operation'], result)
         if error:
             self.module.fail_json(msg=error, **result)
         self.module.exit_json(**result)
@@ -404,6 +415,7 @@ class Maintenance(object):
 
 def argument_spec():
     spec = pg_connection_spec()
+    spec.update(option_variables_spec())
     spec.update(
         operation=dict(type='str', required=True, choices=list(OPERATIONS)),
         databases=dict(type='list', elements='str', default=[]),

@@ -66,9 +66,9 @@ options:
     type: bool
     default: true
   compose_service:
-    description: Compose service that runs PostgreSQL; the C(pg_hba) file is edited inside it.
+    description: Compose service that runs PostgreSQL (C(stackops_db_service)); the C(pg_hba) file is edited inside it.
     type: str
-    default: postgres
+    required: true
   cron_file:
     description: When set, a cron entry here runs C(barman cron) every minute, which restarts the receiver after a
       crash and moves streamed WAL into the archive.
@@ -90,6 +90,7 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose_db_service_pitr_postgresql
 notes:
   - O(login_user) must be a superuser (it creates the role, edits C(pg_hba) through C(pg_read_file) and the container,
     and changes settings).
@@ -550,7 +551,7 @@ def main():
         start_receiver=dict(type='bool', default=True),
         cron_file=dict(type='path'),
         synchronous=dict(type='bool', default=False),
-        compose_service=dict(type='str', default='postgres'),
+        compose_service=dict(type='str', required=True),
     )
     spec.update(pg_connection_spec())
     spec.update(compose_argument_spec())

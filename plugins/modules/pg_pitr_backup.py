@@ -38,6 +38,7 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose_db_service_pitr_scratch_check
 seealso:
   - module: stackops.runbooks.pg_pitr
   - module: stackops.runbooks.pg_pitr_info

@@ -33,6 +33,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.info_module
+  - stackops.runbooks.attributes.actiongroup_pitr_postgresql
 seealso:
   - module: stackops.runbooks.pg_pitr
 '''

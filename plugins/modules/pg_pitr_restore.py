@@ -55,6 +55,7 @@ extends_documentation_fragment:
   - stackops.runbooks.compose
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_compose_db_service_pitr_scratch_check
 seealso:
   - module: stackops.runbooks.pg_pitr_backup
   - module: stackops.runbooks.pg_restore_point
@@ -120,17 +121,15 @@ import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_argument_spec, run_compose
-from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    Barman, Docker, Layout, PitrError, check_target_value, choose_backup, chown_tree, compose_json, data_mount,
-    drop_sync_receiver, exchange_dirs, iso, load_marks, parse_ts, pitr_argument_spec, record_swap, recovery_window,
-    relocate_recovery_conf, scratch_check_argument_spec, strip_recovery_conf, utc_stamp, write_if_changed)
+    Barman, Docker, Layout, PitrError, barman_recover, check_target_value, choose_backup, chown_tree, compose_json,
+    data_mount, exchange_dirs, iso, load_marks, parse_ts, pitr_argument_spec, record_swap, recovery_window,
+    remove_dead_staging, scratch_check_argument_spec, strip_recovery_conf, utc_stamp, write_if_changed)
 
 
 def plan(module, layout):
@@ -192,14 +191,6 @@ def drop_journal(layout):
         os.unlink(journal_path(layout))
 
 
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
-
-
 def clean_leftovers(module, layout, docker):
     """Undo what a recovery killed before its swap left (its scratch container, its new storage, Barman's staging
     copy), from the journal it wrote before creating anything. A recovery killed during the swap is never undone:
@@ -241,14 +232,7 @@ def clean_leftovers(module, layout, docker):
         if not check:
             record_swap(layout, dict(at=iso(time.time()), service=entry.get('service'), live=entry.get('live'),
                                      previous_data=entry['storage'], kind=entry.get('kind'), interrupted=True))
-    # Barman names its staging copies after its pid (barman-decompress<pid>): a dead pid's copy is garbage.
-    if os.path.isdir(layout.staging):
-        for name in sorted(os.listdir(layout.staging)):
-            match = re.match(r'^barman-[a-z-]+?(\d+)$', name)
-            if match and not pid_alive(int(match.group(1))):
-                done.append('remove Barman staging copy %s of a killed recovery' % os.path.join(layout.staging, name))
-                if not check:
-                    shutil.rmtree(os.path.join(layout.staging, name), ignore_errors=True)
+    done.extend(remove_dead_staging(layout, check))
     if entry and not check:
         drop_journal(layout)
     return done
@@ -280,24 +264,7 @@ def recover(module, layout, the_plan, docker, barman):
                    live_dir=os.path.join(live_root, subpath) if (live_root and subpath) else live_root, dest=dest)
     try:
         started = time.time()
-        # With the server up: close its current segment and wait until the archive has it, so every commit made
-        # before this run is recoverable. With the server gone this fails at once and the .partial is all there is.
-        barman.run(['switch-wal', '--force', '--archive', '--archive-timeout', '60', layout.server], check=False)
-        barman.run(['archive-wal', layout.server], check=False)
-        args = ['recover', '--target-action', 'promote']
-        if the_plan['target'] == 'time':
-            args += ['--target-time', the_plan['target_value']]
-        elif the_plan['target'] == 'lsn':
-            args += ['--target-lsn', the_plan['target_value']]
-        elif the_plan['target'] == 'name':
-            args += ['--target-name', the_plan['target_value']]
-        else:
-            args = ['recover']
-        barman.run(args + [layout.server, backup['id'], dest])
-        fault_point('pitr-recover-copy')
-        add_partial(layout, dest)
-        relocate_recovery_conf(dest, dest, pgdata)
-        drop_sync_receiver(dest)
+        barman_recover(barman, layout, the_plan['target'], the_plan['target_value'], backup['id'], dest, pgdata)
         if storage['live_dir'] and os.path.isdir(storage['live_dir']):
             stat = os.stat(storage['live_dir'])
             uid, gid = stat.st_uid, stat.st_gid
@@ -320,23 +287,6 @@ def recover(module, layout, the_plan, docker, barman):
         drop_journal(layout)
         raise
     return storage, scratch, durations, (uid, gid)
-
-
-def add_partial(layout, dest):
-    """The segment the receiver was still writing: Barman leaves it out, recovery to latest needs it."""
-    streaming = os.path.join(layout.server_home, 'streaming')
-    # A PITR recovery reads WAL through restore_command from barman_wal/; without a target Barman puts the WAL
-    # straight into pg_wal/ and the server replays it there.
-    wal_dir = os.path.join(dest, 'barman_wal')
-    if not os.path.isdir(wal_dir):
-        wal_dir = os.path.join(dest, 'pg_wal')
-    if not os.path.isdir(streaming) or not os.path.isdir(wal_dir):
-        return
-    for name in os.listdir(streaming):
-        if name.endswith('.partial'):
-            segment = name[:-len('.partial')]
-            if not os.path.exists(os.path.join(wal_dir, segment)):
-                shutil.copyfile(os.path.join(streaming, name), os.path.join(wal_dir, segment))
 
 
 def swap(module, layout, storage, owner):

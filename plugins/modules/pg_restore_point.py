@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_postgresql
 seealso:
   - module: stackops.runbooks.pg_pitr_restore
 '''

@@ -71,6 +71,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - Check mode lists what would be copied and deleted, after reading the target; it uploads and deletes nothing.
   - A copy due for deletion whose objects are still under S3 Object Lock retention (or a legal hold) is kept whole
@@ -337,7 +338,8 @@ def main():
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
         what = ('backup group %s' % params['group_id']) if params['group_id'] else params['database']
         module.fail_json(msg='off-site copy of %s failed: %s' % (what, exc), **result)
-    module.exit_json(**finish_copy_result(result, time.monotonic() - clock))
+    module.exit_json(**finish_copy_result(result, time.monotonic() - clock, backup_dir=params['backup_dir'],
+                                          database=params['database'], check=module.check_mode))
 
 
 if __name__ == '__main__':

@@ -61,6 +61,7 @@ extends_documentation_fragment:
   - stackops.runbooks.s3.object_lock
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_pitr
 notes:
   - Check mode reads the local archive and the target and reports what would be uploaded and deleted; it changes
     nothing (not even C(archive-wal)).

@@ -48,6 +48,7 @@ extends_documentation_fragment:
   - stackops.runbooks.s3
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_pitr
 notes:
   - Check mode reads the target and reports what would be downloaded; it downloads nothing.
   - A restore point name is found in the local C(marks.json); a name it does not hold starts from the oldest copy.

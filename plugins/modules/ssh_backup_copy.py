@@ -41,6 +41,7 @@ extends_documentation_fragment:
   - stackops.runbooks.postgres.backup_catalog
   - stackops.runbooks.attributes
   - stackops.runbooks.attributes.changes_state
+  - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - Check mode lists what would be copied and deleted, after reading the target; it sends and deletes nothing.
   - Copies of C(--all-databases) groups are not pruned here (they belong to S3 targets, see docs/offsite.md).
@@ -201,7 +202,8 @@ def main():
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
         module.fail_json(msg='off-site copy of %s over ssh failed: %s' % (params['database'], exc), **result)
-    module.exit_json(**finish_copy_result(result, time.monotonic() - clock))
+    module.exit_json(**finish_copy_result(result, time.monotonic() - clock, backup_dir=params['backup_dir'],
+                                          database=params['database'], check=module.check_mode))
 
 
 if __name__ == '__main__':

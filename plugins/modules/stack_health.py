@@ -100,7 +100,7 @@ extends_documentation_fragment:
 notes:
   - Supports check mode; the checks run (they only read), the report file is not written.
   - Belongs to the C(stackops.runbooks.compose) and C(stackops.runbooks.postgresql) action groups, so the
-    connection options can be set once with C(module_defaults).
+    compose project and connection options can be set once with C(module_defaults).
 seealso:
   - module: stackops.runbooks.stack_health_report
   - module: stackops.runbooks.compose_service_info

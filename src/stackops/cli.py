@@ -81,6 +81,10 @@ def cmd_procedure(args):
     rpo_seconds = _parse_rpo(args)
 
     state = locations.state_dir()
+    if procedure.name == "status":
+        # The schedules are the CLI's own (timers or cron entries it installed), their runs are in its history.
+        extravars.setdefault("stackops_status_schedules", schedule.schedule_runs(
+            state, inventory, _resolve_inventory(root, None)))
     runs = history.History(state)
     started = history.now()
     run_id = history.new_run_id(procedure.name, started)

@@ -133,6 +133,12 @@ def print_summary(summary, stream=None):
             table.add_row(host, *[str(stats.get(column, 0)) for column in (
                 "ok", "changed", "failed", "unreachable", "skipped", "rescued")])
         console.print(table)
+    result = summary.get("result") or {}
+    if summary.get("procedure") == "status":
+        # The status table names each objective not met; the failed task that carries them would repeat it.
+        from .recovery_view import print_status
+        if print_status(console, result):
+            result, summary = {}, dict(summary, failed_tasks=[])
     for failure in summary.get("failed_tasks") or []:
         if failure.get("rescued"):
             continue
@@ -140,10 +146,13 @@ def print_summary(summary, stream=None):
                            style="red"))
     for item in summary.get("unreachable_hosts") or []:
         console.print(Text("UNREACHABLE  %s: %s" % (item["host"], item["message"]), style="red"))
-    result = summary.get("result") or {}
     if summary.get("procedure") == "backups":
         from .backups_table import print_backups
         if print_backups(console, result):
+            result = {}
+    if summary.get("procedure") == "drill":
+        from .recovery_view import print_drill
+        if print_drill(console, result):
             result = {}
     for host, facts in result.items():
         lines = ["%s = %s" % (key, value) for key, value in _flatten(facts)]

@@ -39,7 +39,9 @@ def failure_message(res):
 class RunTracker:
     """Follows one playbook run: the current task, tasks done, per-host outcomes and the procedure result."""
 
-    def __init__(self):
+    def __init__(self, words=None):
+        # How a message is said to whoever watches the run (the CLI: wording.cli_words); unchanged by default.
+        self.words = words or (lambda text: text)
         self.play = None
         self.task = None
         self.role = None
@@ -88,7 +90,7 @@ class RunTracker:
             self._count(host, "skipped")
             return "skipped: %s" % host
         if kind == "runner_on_failed":
-            message = failure_message(res)
+            message = self.words(failure_message(res))
             if data.get("ignore_errors"):
                 return "failed (ignored): %s: %s" % (host, message)
             self._count(host, "failed")
@@ -97,7 +99,7 @@ class RunTracker:
             return "FAILED: %s: %s" % (host, message)
         if kind == "runner_on_unreachable":
             self._count(host, "unreachable")
-            message = failure_message(res)
+            message = self.words(failure_message(res))
             self.unreachable.append({"host": host, "task": data.get("task"), "message": message})
             return "UNREACHABLE: %s: %s" % (host, message)
         if kind == "warning":

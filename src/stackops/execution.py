@@ -14,6 +14,7 @@ import ansible_runner
 from . import __version__, exitcodes
 from .events import RunTracker
 from .history import now
+from .wording import cli_words, errors_in_cli_words
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 OUTCOME_EXIT = {"successful": exitcodes.OK, "failed": exitcodes.FAILED, "timeout": exitcodes.FAILED,
@@ -125,7 +126,7 @@ def _stdout_tail(artifact_dir, lines=20):
 def run_procedure(*, procedure, playbook, root, inventory, limit, extravars, check, verbosity, timeout,
                   run_id, run_dir, envvars, progress, task_count_cache=None):
     """Run the playbook; returns the summary document (the --json output)."""
-    tracker = RunTracker()
+    tracker = RunTracker(words=lambda text: cli_words(text, procedure))
     started = now()
     clock = time.monotonic()
 
@@ -197,9 +198,9 @@ def run_procedure(*, procedure, playbook, root, inventory, limit, extravars, che
         "tasks": {"done": tracker.tasks_done, "total": tracker.tasks_total},
         "failed_tasks": tracker.failed_tasks,
         "unreachable_hosts": tracker.unreachable,
-        "result": tracker.result,
+        "result": errors_in_cli_words(tracker.result, procedure),
         "artifacts": str(artifact_dir),
     }
     if error:
-        summary["error"] = error
+        summary["error"] = cli_words(error, procedure)
     return summary

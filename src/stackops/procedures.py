@@ -247,6 +247,51 @@ PROCEDURES = (
                   "stackops restore --replace --check                   # what would be replaced, nothing done"),
     ),
     Procedure(
+        name="drill",
+        playbook="drill.yml",
+        help="restore drill: bring the application up on a restored copy beside the live stack, measure the RTO",
+        description="Restore the newest verified backup (or --backup-id, --physical [--to-time], --from-remote) into "
+                    "a compose project of its own (<project>-drill: the stack's compose files plus a generated "
+                    "override, a fresh database volume, no host ports), start the application on it, run the health "
+                    "URLs and stackops_drill_checks against it, record the result and the measured RTO, and tear it "
+                    "all down. Nothing of the live stack is touched.",
+        options=(
+            Option("backup_id", "stackops_drill_backup_id", "backup (or with --physical base backup) to drill",
+                   flags=("--backup-id",), metavar="ID"),
+            Option("physical", "stackops_drill_physical",
+                   "recover a physical base backup with Barman (PITR) instead of a logical set",
+                   flags=("--physical",), kind="true"),
+            Option("to_time", "stackops_drill_to_time", "with --physical: recover to this time, "
+                   "e.g. '2026-12-01 14:01:59+00' (default: all WAL there is)", flags=("--to-time",), metavar="TIME"),
+            Option("from_remote", "stackops_drill_from_remote", "fetch the set from the off-site target first",
+                   flags=("--from-remote",), kind="true"),
+            Option("keep", "stackops_drill_keep", "leave the drill running afterwards for a look",
+                   flags=("--keep",), kind="true"),
+            Option("teardown", "stackops_drill_teardown", "only remove a drill left running with --keep",
+                   flags=("--teardown",), kind="true"),
+        ),
+        examples=("stackops drill", "stackops drill --backup-id appdb-20260101T030000123Z",
+                  "stackops drill --physical --to-time '2026-12-01 14:01:59+00'",
+                  "stackops drill --keep && stackops drill --teardown",
+                  "stackops schedule install drill --when weekly"),
+    ),
+    Procedure(
+        name="status",
+        playbook="status.yml",
+        help="the stack's recoverability on one screen: backups, PITR, off-site copies, drills, schedules",
+        description="Services and their health, the newest verified logical and physical backup against the RPO "
+                    "(stackops_rpo), the PITR window and the WAL receiver, each off-site target's newest copy, the "
+                    "last restore drills with their RTO (stackops_rto) and trend, and each schedule's last run. Reads "
+                    "catalogs and state files only. Exits 1 naming each objective that is not met.",
+        options=(
+            Option("prometheus", "stackops_status_metrics_file", "also write the status as a Prometheus textfile",
+                   flags=("--prometheus",), metavar="FILE"),
+        ),
+        examples=("stackops status", "stackops status --json | jq .result", "stackops status --prometheus "
+                  "/var/lib/node_exporter/textfile/stackops.prom", "stackops schedule install status --when hourly"),
+        locks=False,
+    ),
+    Procedure(
         name="pitr",
         playbook="pitr.yml",
         help="point-in-time recovery: enable or disable WAL streaming, show status, mark a restore point",

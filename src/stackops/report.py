@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .errors import ReportError
 from .rpo import TREND_LENGTH, find_backups, rpo_check
-from .runmodel import SEVERITY_RANK, build_timeline, find_health, find_maintenance, load_run, redact
+from .runmodel import SEVERITY_RANK, build_timeline, find_health, find_maintenance, find_procedure, load_run, redact
 from .units import human_bytes, human_duration
 
 REPORT_NAME = "report.html"
@@ -64,6 +64,8 @@ def build_model(summary, events, trend_length=TREND_LENGTH):
         "health": find_health(events, summary),
         "backups": find_backups(events, summary, trend_length),
         "maintenance": find_maintenance(summary),
+        "drill": find_procedure(summary, "drill"),
+        "status": find_procedure(summary, "status"),
         "generated_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
     }
 
@@ -393,6 +395,105 @@ def render_maintenance(maintenance):
     return "\n".join(parts)
 
 
+def render_drill(drills):
+    """The drill view: verdict, backup, measured RTO with its phases as bars, each check, what was torn down."""
+    if not drills:
+        return ""
+    parts = ['<section id="drill"><h2>Restore drill</h2>']
+    for host, result in sorted(drills.items()):
+        verdict = str(result.get("drill") or result.get("status") or "-")
+        css = {"passed": "status-successful", "failed": "status-failed"}.get(verdict, "status-canceled")
+        parts.append("<h3>%s %s</h3>" % (esc(host), _badge(verdict, css)))
+        backup = result.get("backup") or {}
+        parts.append('<div class="facts">')
+        parts.append(_fact("backup", "%s %s" % (backup.get("kind") or "", backup.get("id") or "-")))
+        parts.append(_fact("drill project", result.get("project") or "-"))
+        parts.append(_fact("measured RTO", human_duration(result.get("rto_seconds"))))
+        if result.get("rto_objective_seconds") is not None:
+            parts.append(_fact("RTO objective", "%s (%s)" % (human_duration(result["rto_objective_seconds"]),
+                                                              "met" if result.get("rto_met") else "NOT met")))
+        trend = [human_duration(value) for value in result.get("rto_trend") or [] if value is not None]
+        parts.append(_fact("RTO trend (newest first)", ", ".join(trend) or "-"))
+        parts.append("</div>")
+        phases = result.get("phase_seconds") or {}
+        total = sum(value for value in phases.values() if value) or 0
+        if total:
+            parts.append('<div class="timeline" id="drill-phases">')
+            origin = 0.0
+            for name in ("fetch", "restore", "start", "checks"):
+                if phases.get(name) is None:
+                    continue
+                left, width = bar_geometry(origin, origin + phases[name], 0.0, total)
+                origin += phases[name]
+                parts.append('<div class="tl-row tl-phase"><div class="tl-label">%s</div><div class="tl-track">'
+                             '<div class="bar" style="left:%s%%;width:%s%%"></div></div><div class="tl-dur">%s</div>'
+                             '</div>' % (esc(name), left, width, esc(human_duration(phases[name]))))
+            parts.append("</div>")
+        parts.append('<table class="drill-checks"><thead><tr><th>check</th><th>kind</th><th>result</th><th>detail</th>'
+                     '</tr></thead><tbody>')
+        for item in result.get("checks") or []:
+            if not isinstance(item, dict):
+                continue
+            parts.append('<tr class="%s"><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+                "" if item.get("ok") else "sev-critical", esc(item.get("name")), esc(item.get("kind")),
+                "ok" if item.get("ok") else "FAILED", esc(item.get("message"))))
+        if not result.get("checks"):
+            parts.append('<tr><td colspan="4" class="sub">no check ran</td></tr>')
+        parts.append("</tbody></table>")
+        if result.get("error"):
+            parts.append('<div class="callout bad">%s</div>' % esc(result["error"]))
+        for url in result.get("unmapped_urls") or []:
+            parts.append('<div class="callout warn">not checked in the drill: %s</div>' % esc(url))
+        if result.get("kept"):
+            parts.append('<div class="callout warn">kept running as %s; remove it with stackops drill --teardown</div>'
+                         % esc(result.get("project")))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_status(statuses):
+    """The status view: the problems first, then one row per thing that matters for recovery."""
+    if not statuses:
+        return ""
+    parts = ['<section id="status"><h2>Recoverability</h2>']
+    for host, status in sorted(statuses.items()):
+        problems = status.get("problems") or []
+        parts.append("<h3>%s %s</h3>" % (esc(host), _badge("ok" if not problems else "%d problem(s)" % len(problems),
+                                                           "status-successful" if not problems else "status-failed")))
+        for problem in problems:
+            parts.append('<div class="callout bad">%s</div>' % esc(problem))
+        rows = []
+        for row in status.get("services") or []:
+            rows.append(("service %s" % row.get("service"), row.get("state"), None, row.get("ok")))
+        newest = (status.get("logical") or {}).get("newest_verified") or {}
+        rows.append(("logical backup", newest.get("id") or "none verified", newest.get("age_seconds"), bool(newest)))
+        pitr = status.get("pitr") or {}
+        if pitr.get("enabled"):
+            rows.append(("PITR window", "%s .. %s, receiver %s" % (
+                pitr.get("earliest_recoverable"), pitr.get("latest_recoverable"),
+                "alive" if pitr.get("receiver_alive") else "down"), pitr.get("latest_recoverable_age_seconds"),
+                bool(pitr.get("receiver_alive"))))
+        for copy in status.get("offsite") or []:
+            rows.append(("off-site %s" % copy.get("target"), copy.get("newest_verified") or "no verified copy",
+                         copy.get("age_seconds"), copy.get("age_seconds") is not None))
+        last = (status.get("drills") or {}).get("last") or {}
+        rows.append(("restore drill", "%s %s" % (last.get("id") or "none", last.get("status") or ""),
+                     (status.get("drills") or {}).get("last_age_seconds"), last.get("status") == "passed"))
+        for schedule in status.get("schedules") or []:
+            run = schedule.get("last_run") or {}
+            rows.append(("schedule %s" % schedule.get("name"), "last run %s" % (run.get("status") or "none yet"),
+                         None, run.get("status") in (None, "successful")))
+        parts.append('<table class="status"><thead><tr><th>what</th><th>detail</th><th class="num">age</th>'
+                     '<th></th></tr></thead><tbody>')
+        for what, detail, age, ok in rows:
+            parts.append('<tr class="%s"><td>%s</td><td>%s</td><td class="num">%s</td><td>%s</td></tr>' % (
+                "" if ok else "sev-critical", esc(what), esc(detail), esc(human_duration(age) if age is not None else ""),
+                "ok" if ok else "FAIL"))
+        parts.append("</tbody></table>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
 def render_details(summary):
     extra = summary.get("extra_vars") or {}
     result = summary.get("result") or {}
@@ -411,7 +512,7 @@ def render_html(model, rpo_seconds=None):
                                      summary.get("run_id") or "")
     body = [render_header(summary), render_timeline(model["timeline"]), render_health(model["health"]),
             render_backups(model["backups"], rpo_seconds), render_maintenance(model["maintenance"]),
-            render_details(summary),
+            render_drill(model.get("drill")), render_status(model.get("status")), render_details(summary),
             '<footer>generated %s by stackops %s from %s</footer>' % (
                 esc(model.get("generated_at")), esc(__version__), esc(summary.get("artifacts") or "the run history"))]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

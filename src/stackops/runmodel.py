@@ -218,3 +218,8 @@ def find_maintenance(summary):
         if value.get("procedure") == "maintenance" or ("done" in value and "planned" in value):
             model[host] = value
     return model
+
+
+def find_procedure(summary, procedure):
+    """{host: stackops_result} of the hosts whose result is ``procedure``'s (the drill and status views)."""
+    return {host: value for host, value in _host_results(summary).items() if value.get("procedure") == procedure}

@@ -361,3 +361,45 @@ def cmd_schedule(args):
         return {"install": cmd_install, "list": cmd_list, "remove": cmd_remove}[args.schedule_action](args)
     except ScheduleError as exc:
         raise UsageError(str(exc)) from exc
+
+
+# ---------------------------------------------------------------- the schedules' last runs, for `stackops status`
+
+def _schedule_target(command):
+    """(procedure, inventory or None) of a scheduled stackops command line."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None, None
+    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        words = words[1:]  # a cron entry's environment prefix
+    procedure = words[1] if len(words) > 1 else None
+    inventory = words[words.index("-i") + 1] if "-i" in words[:-1] else None
+    return procedure, inventory
+
+
+def schedule_runs(state_dir, inventory, default_inventory):
+    """Each schedule of ``inventory`` with its last recorded run: what the status role judges (a last run that
+    failed, was refused or found the stack locked is a schedule that did not do its job)."""
+    from .history import History
+    records = History(state_dir).records()
+    found = []
+    for item in list_schedules(argparse_namespace()):
+        procedure, target = _schedule_target(item.get("command") or "")
+        target = str(Path(target).resolve()) if target else str(default_inventory)
+        if target != str(inventory):
+            continue
+        runs = [record for record in records if record.get("procedure") == procedure
+                and record.get("inventory") == target and not record.get("check")]
+        last = runs[-1] if runs else None
+        found.append({"name": item["name"], "procedure": procedure, "when": item["when"], "backend": item["backend"],
+                      "last_run": None if last is None else {
+                          "run_id": last.get("run_id"), "started": last.get("started"), "status": last.get("status"),
+                          "error": (last.get("error") or "")[:300] or None}})
+    return found
+
+
+def argparse_namespace():
+    """Where list_schedules looks by default ($STACKOPS_SYSTEMD_UNIT_DIR, $STACKOPS_CRONTAB, or the system's)."""
+    import argparse
+    return argparse.Namespace(unit_dir=None, crontab=None)

@@ -9,6 +9,7 @@ import os
 import secrets
 import stat
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -113,3 +114,50 @@ def test_init_check_writes_nothing_and_reports_problems(project, state_dir, tmp_
     assert wrong.returncode == 1, wrong.stdout + wrong.stderr
     assert "PROBLEM" in wrong.stdout and "nothing written" in wrong.stderr
     assert not (tmp_path / "inv2" / "hosts.yml").exists() and not (tmp_path / "inv2" / "db_password").exists()
+
+
+HOSTILE = "x\nstackops_db_service: \"{{ lookup('pipe', 'id') }}\""
+ODD = ("it's \"quoted\" # not: a comment", "{% if true %}j{% endif %}")
+INVENTORY_KEYS = {
+    "ansible_connection", "ansible_python_interpreter", "stackops_compose_project_dir",
+    "stackops_compose_project_name", "stackops_compose_files", "stackops_compose_env_files", "stackops_compose_profiles",
+    "stackops_db_service", "stackops_db_host", "stackops_db_port", "stackops_db_name", "stackops_db_user",
+    "stackops_db_password_file", "stackops_maintenance_databases", "stackops_writer_services",
+    "stackops_not_rollable_services", "stackops_health_urls", "stackops_backup_dir"}
+
+
+def test_init_writes_hostile_database_names_literally(project, state_dir, tmp_path):
+    """issue 20 review 5: a real database named with a newline and Jinja, listed in a comment and a value, adds no
+    key to the inventory and is never templated (Ansible itself reads and templates the inventory here)."""
+    import psycopg
+    from psycopg import sql
+    names = (HOSTILE,) + ODD
+    with psycopg.connect(host="127.0.0.1", port=DB_PORT, user="owner", password=project["password"], dbname="app",
+                         autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        inventory = tmp_path / "inventory"
+        written = run_cli(["init", "--project-dir", project["dir"], "--env-file", project["dir"] / "app.env",
+                           "-o", inventory], state_dir)
+        assert written.returncode == 0, written.stdout + written.stderr
+        bin_dir = os.path.dirname(sys.executable)
+        listed = subprocess.run([os.path.join(bin_dir, "ansible-inventory"), "-i", str(inventory), "--host", PROJECT],
+                                capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        host_vars = json.loads(listed.stdout)
+        assert set(host_vars) == INVENTORY_KEYS, set(host_vars) ^ INVENTORY_KEYS
+        assert host_vars["stackops_db_service"] == "database"
+        assert set(names) <= set(host_vars["stackops_maintenance_databases"])
+        shown = subprocess.run([os.path.join(bin_dir, "ansible"), "-i", str(inventory), PROJECT, "-m",
+                                "ansible.builtin.debug", "-a", "var=stackops_maintenance_databases", "-o"],
+                               capture_output=True, text=True, timeout=120, cwd=str(project["dir"]))
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "lookup('pipe', 'id')" in shown.stdout and "uid=" not in shown.stdout, shown.stdout
+        assert "{% if true %}j{% endif %}" in shown.stdout
+    finally:
+        with psycopg.connect(host="127.0.0.1", port=DB_PORT, user="owner", password=project["password"],
+                             dbname="app", autocommit=True) as conn:
+            for name in names:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

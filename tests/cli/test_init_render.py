@@ -81,3 +81,38 @@ def test_backups_table_has_the_columns_and_human_values():
     for column in ("id", "database", "age", "size", "verified", "rows"):
         assert column in text
     assert "[{" not in text and "2 set(s), 3.0 MiB in all" in text
+
+
+HOSTILE = "x\nstackops_db_service: \"{{ lookup('pipe', 'id') }}\""
+ODD = ["it's \"quoted\" # not a comment", "key: value", "{% if true %}j{% endif %}{# c #}", "line\u2028break\x85end"]
+
+
+def test_hostile_names_are_written_literally_comments_included(tmp_path):
+    """issue 20 review 5: a database name with a newline added a key (and Jinja) to the inventory through a comment."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import is_trusted_as_template
+    result = found({"kind": "file", "host_path": "/srv/{{ x }}/pw", "via": "compose secret pw\n# evil: 1",
+                    "container_path": "/run/secrets/pw", "variable": "POSTGRES_PASSWORD_FILE"})
+    result["databases"] = [{"name": name, "encoding": "UTF8", "size_bytes": 1} for name in [HOSTILE] + ODD]
+    result["db"]["database"] = HOSTILE
+    result["writers"] = {"app\nevil_key: 1": ["depends_on db"]}
+    files = init.render_inventory(result, "inventories/shop", {"backup_dir": "/var/backups/shop"})
+    text = files["group_vars/stacks.yml"]
+    # Every line is one line: nothing the project named starts a new one.
+    for line in text.splitlines():
+        assert line == "" or line.startswith(("#", "stackops_", "  ", "---")), line
+    # Loaded the way Ansible loads an inventory file: what may be templated is marked trusted, !unsafe is not.
+    (tmp_path / "stacks.yml").write_text(text)
+    group_vars = DataLoader().load_from_file(str(tmp_path / "stacks.yml"), trusted_as_template=True)
+    assert group_vars["stackops_db_service"] == "db"
+    assert group_vars["stackops_db_name"] == HOSTILE and not is_trusted_as_template(group_vars["stackops_db_name"])
+    assert group_vars["stackops_maintenance_databases"] == [HOSTILE] + ODD
+    # Names with Jinja in them are never templated; the others hold nothing a template would change.
+    assert [is_trusted_as_template(name) for name in group_vars["stackops_maintenance_databases"]] == [
+        False, True, True, False, True]
+    assert group_vars["stackops_db_password_file"] == "/srv/{{ x }}/pw"
+    assert not is_trusted_as_template(group_vars["stackops_db_password_file"])
+    assert group_vars["stackops_writer_services"] == ["app\nevil_key: 1"]
+    assert "evil_key" not in group_vars and "evil" not in group_vars
+    # Plain values stay plain YAML (readable by any YAML parser).
+    assert yaml.safe_load(files["hosts.yml"])["all"]["children"]["stacks"]["hosts"]["shop"]

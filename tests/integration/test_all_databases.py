@@ -1,15 +1,16 @@
 """All databases in one run: every database of a server plus its globals backed up as one group, then restored onto
 a fresh, empty server (real PostgreSQL 15 clusters, real modules)."""
-import sys
-
 import pytest
-import yaml
 
-from backup_helpers import batch, manifest, stackops_result, step
-from support.pgcluster import PgCluster
+from support.backup import batch, manifest, stackops_result, step
+from support.groups import cluster_on, create_group, group_digests, roles
+from support.inventory import host_inventory
 from support.runner import run_playbook
 
 pytestmark = pytest.mark.pg
+
+# test_offsite_groups.py imports it from here; drop once it imports support.groups itself.
+table_digests = group_digests
 
 SOURCE_SQL = {
     "h3_all_app": """
@@ -27,66 +28,32 @@ SOURCE_SQL = {
 }
 
 
-def table_digests(cluster, dbname):
-    with cluster.connect(dbname) as conn:
-        tables = conn.execute(
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_userbyid(c.relowner) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1").fetchall()
-        out = {}
-        for table, owner in tables:
-            out[table] = (owner,) + conn.execute(
-                "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM %s t" % table
-            ).fetchone()
-        out["acl"] = conn.execute("SELECT relname, relacl::text FROM pg_class WHERE relacl IS NOT NULL "
-                                  "AND relnamespace::regnamespace::text NOT IN ('pg_catalog', 'information_schema') "
-                                  "ORDER BY 1").fetchall()
-    return out
+SETTINGS = ["TimeZone=Pacific/Auckland", "search_path=app, public"]
 
 
-def roles(cluster):
-    return cluster.sql(
-        "SELECT r.rolname, r.rolcanlogin, r.rolcreatedb, coalesce(array_agg(g.rolname ORDER BY g.rolname) "
-        "FILTER (WHERE g.rolname IS NOT NULL), '{}') FROM pg_roles r LEFT JOIN pg_auth_members m ON m.member = r.oid "
-        "LEFT JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname LIKE 'h3\\_%' GROUP BY 1, 2, 3 ORDER BY 1")
+def settings(cluster, name):
+    return sorted(row[0] for row in cluster.sql(
+        "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+        "WHERE d.datname = %s AND s.setrole = 0", params=(name,)))
 
 
 @pytest.fixture(scope="module")
 def empty_server():
-    cluster = PgCluster().start()
+    cluster = cluster_on()
     yield cluster
     cluster.stop()
 
 
 def inventory(tmp_path, cluster, name, backup_dir):
-    project = tmp_path / ("project-" + name)
-    project.mkdir(exist_ok=True)
-    host = dict(
-        ansible_connection="local", ansible_python_interpreter=sys.executable,
-        stackops_db_host=cluster.host, stackops_db_port=cluster.port, stackops_db_user=cluster.user,
-        stackops_db_password=cluster.password, stackops_db_name="h3_all_app", stackops_db_service="db",
-        stackops_compose_project_dir=str(project), stackops_backup_dir=backup_dir,
-        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
-        stackops_restore_stop_services=[], stackops_health_urls=[])
-    path = tmp_path / ("inventory-%s.yml" % name)
-    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node-" + name: host}}}))
-    return path
+    return host_inventory(tmp_path, cluster, name, backup_dir, "h3_all_app")
 
 
 def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cluster, empty_server, tmp_path):
-    for name in SOURCE_SQL:
-        pg_cluster.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-    for role in ("h3_reader", "h3_owner"):
-        pg_cluster.sql("DROP ROLE IF EXISTS %s" % role)
-    pg_cluster.sql("CREATE ROLE h3_owner LOGIN CREATEDB")
-    pg_cluster.sql("CREATE ROLE h3_reader NOLOGIN")
-    pg_cluster.sql("GRANT h3_reader TO h3_owner")
-    for name, schema in SOURCE_SQL.items():
-        pg_cluster.sql('CREATE DATABASE "%s" OWNER h3_owner' % name)
-        with pg_cluster.connect(name) as conn:
-            conn.execute(schema)
-    before = dict((name, table_digests(pg_cluster, name)) for name in SOURCE_SQL)
-    before_roles = roles(pg_cluster)
+    create_group(pg_cluster, "h3_", SOURCE_SQL)
+    pg_cluster.sql("ALTER DATABASE h3_all_app SET search_path = app, public")
+    pg_cluster.sql("ALTER DATABASE h3_all_app SET TimeZone = 'Pacific/Auckland'")
+    before = dict((name, group_digests(pg_cluster, name)) for name in SOURCE_SQL)
+    before_roles = roles(pg_cluster, "h3_")
     backup_dir = str(tmp_path / "backups")
     connection = dict((k, v) for k, v in pg_cluster.params().items() if k != "tools_bindir")
 
@@ -112,8 +79,9 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
         # a run whose backup of one database failed: its group is incomplete and refused
         step("partial", "pg_backup", database="h3_all_app", group_id="h3-partial",
              group_databases=["h3_all_app", "h3_all_lost"], **source),
-        step("partial_group", "pg_backup_group_info", group_id="h3-partial", require_verified=False, **source),
-        step("newest_group", "pg_backup_group_info", **source),
+        step("partial_group", "pg_backup_group_info", group_id="h3-partial", require_verified=False,
+             backup_dir=backup_dir),
+        step("newest_group", "pg_backup_group_info", backup_dir=backup_dir),
     ], label="h3-all-checks")
     assert "postgres" not in checks["listed"]["names"]
     assert {"name": "template0", "reason": "template"} in checks["listed"]["left_out"]
@@ -121,28 +89,40 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
     assert checks["partial_group"]["failed"] and "incomplete: no set of h3_all_lost" in checks["partial_group"]["msg"]
     assert checks["newest_group"]["group"]["id"] == group_id, "an incomplete group is never the default"
 
-    # stackops restore --all-databases onto a fresh server: refused without consent (its postgres database exists),
-    # and nothing is touched then
+    # stackops restore --all-databases onto a fresh server. Its image made postgres and the POSTGRES_DB database
+    # (here h3_all_app), both empty: they are restored into without consent (issue 20, failed 2), and the database
+    # settings come from the backup, not from the empty database (failed 3).
+    empty_server.sql("DROP DATABASE IF EXISTS h3_all_app WITH (FORCE)")
+    empty_server.sql("CREATE DATABASE h3_all_app")
     target_inventory = inventory(tmp_path, empty_server, "target", backup_dir)
-    refused = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-refused",
-                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": False})
-    assert refused.status == "failed"
-    assert "replaces the existing databases postgres" in refused.stdout, refused.stdout
-    assert roles(empty_server) == []
     restore = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-restore",
-                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": True})
+                           extravars={"stackops_restore_all_databases": True, "stackops_restore_replace": False})
     assert restore.status == "successful", restore.stdout
     restored = stackops_result(restore)["node-target"]
     assert restored["group_id"] == group_id and sorted(restored["restored"]) == sorted(names)
     assert {"h3_owner", "h3_reader"} <= set(restored["created_roles"])
+    assert restored["would_replace"] == [] and {"h3_all_app", "postgres"} <= set(restored["would_replace_empty"])
+    assert settings(empty_server, "h3_all_app") == settings(pg_cluster, "h3_all_app") == SETTINGS
 
-    assert roles(empty_server) == before_roles
-    assert [tuple(row) for row in roles(empty_server)] == [("h3_owner", True, True, ["h3_reader"]),
-                                                           ("h3_reader", False, False, [])]
+    # A second disaster recovery finds content: refused in the playbook user's words, and nothing is touched.
+    empty_server.sql("INSERT INTO public.daily VALUES ('2030-01-01', 1)", dbname="h3_all_reports")
+    refused = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-refused",
+                           extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": False})
+    assert refused.status == "failed"
+    assert ("replaces databases that are not empty: h3_all_app (objects schema app, table app.orders, 1 database or "
+            "role setting rows); h3_all_reports (objects table public.daily)") in refused.stdout, refused.stdout
+    assert "set stackops_restore_replace=true and stackops_restore_confirm=true to go ahead" in refused.stdout
+    assert "confirm=true" not in refused.stdout.replace("stackops_restore_confirm=true", ""), refused.stdout
+    assert empty_server.sql("SELECT count(*) FROM public.daily", dbname="h3_all_reports") == [(101,)]
+    empty_server.sql("DELETE FROM public.daily WHERE day = '2030-01-01'", dbname="h3_all_reports")
+
+    assert roles(empty_server, "h3_") == before_roles
+    assert [tuple(row) for row in roles(empty_server, "h3_")] == [("h3_owner", True, True, ["h3_reader"]),
+                                                                  ("h3_reader", False, False, [])]
     for name in SOURCE_SQL:
         assert empty_server.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
                                 params=(name,)) == [("h3_owner",)]
-        assert table_digests(empty_server, name) == before[name], name
+        assert group_digests(empty_server, name) == before[name], name
 
     # replaying the globals again changes nothing; check mode says what exists
     target = dict(empty_server.params(), backup_dir=backup_dir)

@@ -3,52 +3,21 @@ a fault point (module_utils/fault.py), killed with SIGKILL, and the next run mus
 connectable, clean up every orphan under its lock and say so, and leave no set that looks complete but is not."""
 import json
 import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from backup_helpers import backup_sets, cluster_batch, create_db, fingerprint, module, scratch_databases, step
+from support import processes
+from support.backup import backup_sets, cluster_batch, create_db, fingerprint, module, scratch_databases, step
 
 pytestmark = pytest.mark.pg
 
 DB = "crash_db"
 
 
-def stopped_module(name, timeout=120):
-    """The pid of our AnsiballZ process of module ``name`` once it has stopped itself (state T)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                argv = (entry / "cmdline").read_bytes()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if ("AnsiballZ_%s.py" % name).encode() in argv and state == "T":
-                return int(entry.name)
-        time.sleep(0.05)
-    pytest.fail("module %s never reached its fault point" % name)
-
-
 def kill_at(monkeypatch, phase, name, cluster, backup_dir, **args):
     """Run module ``name`` until it stops at fault point ``phase``, SIGKILL it, and return its (failed) result."""
-    monkeypatch.setenv("STACKOPS_FAULT_PAUSE", phase)
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(res=module(name, cluster, backup_dir, **args)))
-    worker.start()
-    try:
-        pid = stopped_module(name)
-        os.kill(pid, signal.SIGKILL)
-    finally:
-        worker.join(180)
-        monkeypatch.delenv("STACKOPS_FAULT_PAUSE")
-    assert outcome["res"]["failed"], outcome["res"]
-    return outcome["res"]
+    return processes.kill_at(monkeypatch, phase, name, lambda: module(name, cluster, backup_dir, **args))
 
 
 def connectable(cluster, name):
@@ -206,22 +175,14 @@ def test_counts_hold_locks_until_done(pg_cluster, tmp_path, monkeypatch):
     that has them (TRUNCATE is not MVCC-safe)."""
     create_db(pg_cluster, "count_db", "CREATE TABLE a (x int); CREATE TABLE z (x int);"
               "INSERT INTO a SELECT generate_series(1, 100); INSERT INTO z SELECT generate_series(1, 100)")
-    monkeypatch.setenv("STACKOPS_FAULT_PAUSE", "count")
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(res=module("pg_backup", pg_cluster, tmp_path,
-                                                                        database="count_db")))
-    worker.start()
-    try:
-        pid = stopped_module("pg_backup")
+    def truncate_waits():
         with pg_cluster.connect("count_db") as conn:
             conn.execute("SET lock_timeout = '300ms'")
             with pytest.raises(Exception, match="lock timeout"):
                 conn.execute("TRUNCATE z")
-        os.kill(pid, signal.SIGCONT)
-    finally:
-        worker.join(180)
-        monkeypatch.delenv("STACKOPS_FAULT_PAUSE")
-    res = outcome["res"]
+
+    res = processes.pause_at(monkeypatch, "count", "pg_backup",
+                             lambda: module("pg_backup", pg_cluster, tmp_path, database="count_db"), truncate_waits)
     assert not res["failed"], res["msg"]
     assert [(t["name"], t["rows"]) for t in res["manifest"]["tables"]] == [("a", 100), ("z", 100)]
 

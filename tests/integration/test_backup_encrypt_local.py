@@ -9,25 +9,22 @@ restore roles encrypt and decrypt a single database and an --all-databases group
 """
 import hashlib
 import json
-import os
 import secrets
 import shutil
-import signal
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import catalog
-from backup_helpers import create_db, db_exists, fingerprint, run, step
-from offsite_helpers import age_key, run_steps
+from support import processes
+from support.backup import create_db, db_exists, fingerprint, run, step
+from support.offsite import age_key, run_steps
 from support.pgcluster import PgCluster
 from support.ports import port
 from support.runner import run_playbook
 from support.s3server import S3Server
-from test_backup_crash_safety import stopped_module
 
 pytestmark = pytest.mark.pg
 
@@ -182,16 +179,7 @@ def test_encrypted_set_round_trip_refusals_retention_and_offsite(pg_cluster, key
 
 
 def kill_encrypt_at(monkeypatch, phase, params):
-    monkeypatch.setenv("STACKOPS_FAULT_PAUSE", phase)
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(res=run("pg_backup_encrypt", params)))
-    worker.start()
-    try:
-        os.kill(stopped_module("pg_backup_encrypt"), signal.SIGKILL)
-    finally:
-        worker.join(180)
-        monkeypatch.delenv("STACKOPS_FAULT_PAUSE")
-    assert outcome["res"]["failed"], outcome["res"]
+    processes.kill_at(monkeypatch, phase, "pg_backup_encrypt", lambda: run("pg_backup_encrypt", params))
 
 
 def test_kill_around_the_exchange_leaves_the_old_or_the_new_set(pg_cluster, keys, monkeypatch, tmp_path):
@@ -258,7 +246,7 @@ def inventory(tmp_path, cluster, backup_dir, keys, name="role"):
 
 
 def test_backup_role_encrypts_and_restore_role_decrypts(pg_cluster, keys, tmp_path):
-    from backup_helpers import stackops_result
+    from support.backup import stackops_result
     create_db(pg_cluster, "encl_role")
     backups = tmp_path / "backups"
     hosts = inventory(tmp_path, pg_cluster, backups, keys)
@@ -291,7 +279,7 @@ def server():
 
 
 def test_all_databases_group_encrypted_restores_after_losing_its_databases(server, keys, tmp_path):
-    from backup_helpers import stackops_result
+    from support.backup import stackops_result
     server.sql("CREATE ROLE encl_owner LOGIN")
     server.sql("CREATE DATABASE encl_group OWNER encl_owner")
     with server.connect("encl_group") as conn:

@@ -13,15 +13,15 @@ import pytest
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     MANIFEST_VERSION, ensure_backup_dir, isoformat, new_backup_id)
-from backup_helpers import batch, step
+from support.backup import batch, step
 
 pytestmark = pytest.mark.pg
 
 NOW = datetime.datetime.now(datetime.timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
-def write_set(backup_dir, database, started, verified=True, size=1000):
-    """One published backup set; returns its id."""
+def write_set(backup_dir, database, started, verified=True, size=1000, group=None, group_databases=()):
+    """One published backup set (of the all-databases run ``group``, when given); returns its id."""
     backup_id = new_backup_id(database, started)
     path = backup_dir / backup_id
     path.mkdir(parents=True)
@@ -31,6 +31,8 @@ def write_set(backup_dir, database, started, verified=True, size=1000):
                     started_at=isoformat(started), finished_at=isoformat(started + datetime.timedelta(seconds=5)),
                     size_bytes=size, tables=[dict(schema="public", name="t", rows=1)], checksum="0" * 64,
                     files={"data.dump": dict(size=size, sha256="0" * 64)})
+    if group:
+        manifest.update(group=group, group_databases=list(group_databases))
     (path / "manifest.json").write_text(json.dumps(manifest))
     if verified is not None:
         (path / "verification.json").write_text(json.dumps(dict(verified=verified, verified_at=isoformat(started))))
@@ -53,7 +55,7 @@ def tree(path):
 @pytest.fixture(scope="module")
 def retention(tmp_path_factory):
     root = tmp_path_factory.mktemp("retention")
-    dirs = {name: root / name for name in ("daily_check", "daily", "verified", "busy")}
+    dirs = {name: root / name for name in ("daily_check", "daily", "verified", "busy", "groups")}
     # Two sets a day for five days, all verified.
     daily = {}
     for name in ("daily_check", "daily"):
@@ -68,6 +70,14 @@ def retention(tmp_path_factory):
     partial.mkdir()
     (partial / "data.dump").write_bytes(b"half")
     before_check = tree(dirs["daily_check"])
+    # Three all-databases runs: A proven whole; B's verify of two failed; C not verified yet. Plus sets of one outside
+    # any group, which the per-database policy handles.
+    both = ("one", "two")
+    groups = {}
+    for name, days_ago, states in (("all-a", 3, (True, True)), ("all-b", 2, (True, False)), ("all-c", 1, (True, None))):
+        groups[name] = [write_set(dirs["groups"], database, day(days_ago, 3), verified=state, group=name,
+                                  group_databases=both) for database, state in zip(both, states)]
+    loose = [write_set(dirs["groups"], "one", day(days_ago, 9)) for days_ago in (0, 4)]
 
     policy = dict(keep_last=2, keep_daily=4, keep_weekly=0, keep_monthly=0)
     ensure_backup_dir(str(dirs["busy"]))
@@ -81,11 +91,13 @@ def retention(tmp_path_factory):
             step("busy", "pg_backup_retention", backup_dir=str(dirs["busy"]), keep_last=1, keep_daily=0,
                  keep_weekly=0, keep_monthly=0, lock_timeout=1),
             step("negative", "pg_backup_retention", backup_dir=str(dirs["daily"]), keep_last=-1),
+            step("groups", "pg_backup_retention", backup_dir=str(dirs["groups"]), keep_last=1, keep_daily=0,
+                 keep_weekly=0, keep_monthly=0),
         ], label="retention")
     finally:
         lock.release()
     return dict(dirs=dirs, results=results, daily=daily, verified=verified, busy_app=busy_app, busy_other=busy_other,
-                partial=partial, before_check=before_check)
+                partial=partial, before_check=before_check, groups=groups, loose=loose)
 
 
 def test_keep_last_and_daily(retention):
@@ -140,3 +152,20 @@ def test_partial_and_locked_sets_are_left_alone(retention):
 def test_negative_policy_is_refused(retention):
     res = retention["results"]["negative"]
     assert res["failed"] and "must be 0 or more" in res["msg"]
+
+
+def test_groups_are_kept_or_deleted_whole(retention):
+    """issue 20 review 10: retention ran per database and deleted one database's set of the only complete verified
+    group (A), leaving no group a disaster recovery could restore. Groups now count as units: A (complete, verified)
+    stays whole, C (newer, awaiting its verify) stays whole, B (a failed verify) goes whole."""
+    res = retention["results"]["groups"]
+    groups = retention["groups"]
+    assert not res["failed"], res["msg"]
+    on_disk = set(sets_in(retention["dirs"]["groups"]))
+    assert set(groups["all-a"]) <= on_disk and set(groups["all-c"]) <= on_disk, on_disk
+    assert not set(groups["all-b"]) & on_disk
+    assert res["deleted_groups"] == ["all-b"] and res["kept_groups"]["all-a"] == ["last", "newest verified"]
+    assert res["kept_groups"]["all-c"] == ["awaiting verification"]
+    # Outside groups, per database as before: keep_last=1 keeps the newest loose set of "one".
+    assert retention["loose"][0] in on_disk and retention["loose"][1] not in on_disk
+    assert sorted(res["deleted"]) == sorted(groups["all-b"] + [retention["loose"][1]])

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from backup_helpers import batch, stackops_result, step
+from support.backup import batch, stackops_result, step
 from support.runner import OUTPUT, run_playbook
 
 pytestmark = pytest.mark.stack

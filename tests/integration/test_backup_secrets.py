@@ -6,15 +6,14 @@ import signal
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from backup_helpers import create_db, module
+from support import processes
+from support.backup import create_db, module
 from support.pgcluster import BINDIR, free_port
-from test_backup_crash_safety import stopped_module
 
 pytestmark = pytest.mark.pg
 
@@ -46,22 +45,15 @@ def test_copied_files_are_private_and_restores_write_with_umask_077(pg_cluster, 
 
     # A verify from a decompressed copy (streaming=false), stopped once the copy is staged: everything it wrote so
     # far is readable by the owner only.
-    monkeypatch.setenv("STACKOPS_FAULT_PAUSE", "verify")
-    outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(res=module(
-        "pg_backup_verify", pg_cluster, backup_dir, backup_id=res["backup_id"], streaming=False)))
-    worker.start()
-    try:
-        pid = stopped_module("pg_backup_verify")
+    def owner_only():
         work = [p for p in backup_dir.iterdir() if p.name.startswith(".stackops-restore-")]
         assert len(work) == 1 and mode(work[0]) == 0o700
         staged = list(work[0].iterdir())
         assert staged and all(mode(p) == 0o600 for p in staged), [(p.name, oct(mode(p))) for p in staged]
-        os.kill(pid, signal.SIGCONT)
-    finally:
-        worker.join(180)
-        monkeypatch.delenv("STACKOPS_FAULT_PAUSE")
-    assert outcome["res"]["verified"], outcome["res"]
+
+    verified = processes.pause_at(monkeypatch, "verify", "pg_backup_verify", lambda: module(
+        "pg_backup_verify", pg_cluster, backup_dir, backup_id=res["backup_id"], streaming=False), owner_only)
+    assert verified["verified"], verified
 
 
 def test_entrypoint_keeps_the_password_off_the_command_line():

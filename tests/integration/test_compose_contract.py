@@ -5,22 +5,20 @@ only exists with `--profile jobs`, other service names, a service on a fixed hos
 file's port range 56100-56199) and no maintenance page. Images are the locally built demo images.
 """
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from support.cli import procedure
+from support.inventory import write_inventory
 from support.ports import port, project
-from support.runner import REPO, run_playbook
+from support.runner import run_playbook
 
 pytestmark = pytest.mark.stack
 
 PROJECT = project("h1-contract")
 DB_PORT = port(56101)
 EDGE_PORT = port(56102)
-STACKOPS = Path(sys.executable).parent / "stackops"
 
 PROD = """\
 services:
@@ -116,12 +114,7 @@ def project(docker_engine, tmp_path_factory):
     # The default compose file name holds something else entirely: only the -f files may be read.
     (project_dir / "compose.yaml").write_text("services:\n  wrong:\n    image: stackops-demo/api:1\n")
     (base / "unready.env").write_text("H1_WEB_READY_FILE=/nonexistent\n")
-    inventory = base / "inventory"
-    (inventory / "group_vars").mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(
-        "all:\n  children:\n    stacks:\n      hosts:\n        %s:\n          ansible_connection: local\n"
-        "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n" % PROJECT)
-    (inventory / "group_vars" / "stacks.yml").write_text(json.dumps({
+    inventory = write_inventory(base / "inventory", PROJECT, {
         "stackops_compose_project_dir": str(project_dir),
         "stackops_compose_project_name": PROJECT,
         "stackops_compose_files": [str(project_dir / "docker-compose.prod.yml"), str(project_dir / "docker-compose.ops.yml")],
@@ -137,20 +130,14 @@ def project(docker_engine, tmp_path_factory):
         "stackops_health_urls": [{"name": "edge", "url": "http://127.0.0.1:%d/" % EDGE_PORT}],
         "stackops_backup_dir": str(base / "backups"),
         "stackops_health_checks": ["compose", "http", "postgres"],
-    }, indent=2))
+    })
     yield dict(dir=project_dir, inventory=inventory, unready_env=base / "unready.env", state=base / "state")
     compose(project_dir, "down", "-v", "--remove-orphans", "-t", "1", check=False)
 
 
 def cli(project, *args):
-    env = dict(os.environ, STACKOPS_STATE_DIR=str(project["state"]), NO_COLOR="1", COLUMNS="160")
-    completed = subprocess.run([str(STACKOPS)] + list(args) + ["-i", str(project["inventory"]), "--json"],
-                               capture_output=True, text=True, timeout=600, env=env, cwd=str(REPO))
-    try:
-        return completed, json.loads(completed.stdout)
-    except ValueError:
-        pytest.fail("stackops %s printed no JSON (rc=%s): %s %s" % (args, completed.returncode, completed.stdout[-2000:],
-                                                                    completed.stderr[-2000:]))
+    summary = procedure(*args, inventory=project["inventory"], state_dir=project["state"], ok=False)
+    return summary["_run"], summary
 
 
 def test_startup_reads_the_compose_files_and_profiles_and_reports(project):

@@ -7,7 +7,7 @@ UTF-8 at all, and the restored copy must hold exactly the same bytes.
 """
 import pytest
 
-from backup_helpers import batch, step
+from support.backup import batch, step
 
 pytestmark = pytest.mark.pg
 

@@ -10,10 +10,10 @@ import secrets
 
 import pytest
 
-from backup_helpers import create_db, fingerprint, step
+from support.backup import create_db, fingerprint, step
 from support.ports import port
 from support.s3server import S3Server
-from offsite_helpers import age_key, run_steps
+from support.offsite import age_key, run_steps
 
 PORT = port(56720)
 

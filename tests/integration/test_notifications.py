@@ -6,82 +6,36 @@ does not fail the procedure but is reported in its result.
 """
 import json
 import secrets
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from backup_helpers import create_db, stackops_result
+from support.backup import create_db, stackops_result
+from support.inventory import write_inventory
 from support.ports import port
+from support.receiver import Receiver, assert_closed
 from support.runner import run_playbook
 
 PORT = port(56730)
 UNREACHABLE = port(56739)  # nothing listens here
 
 
-class Receiver:
-    """Records every request: (method, path, parsed JSON body or None)."""
-
-    def __init__(self, port):
-        self.requests = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                received.append((self.command, self.path, raw))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            do_POST = do_GET = do_HEAD = _record
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def take(self):
-        taken = list(self.requests)
-        del self.requests[:]
-        return taken
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def receiver():
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", UNREACHABLE)) == 0:
-            pytest.fail("port %d must be closed for the unreachable-receiver case" % UNREACHABLE)
-    server = Receiver(PORT)
-    yield server
-    server.stop()
+    assert_closed(UNREACHABLE, "the unreachable-receiver case needs it refused")
+    with Receiver(PORT) as server:
+        yield server
 
 
 def inventory(tmp_path, pg_cluster, port):
     """A stack whose database is the test cluster (pg_dump on the host), port given so a run can be made to fail."""
     (tmp_path / "project").mkdir(exist_ok=True)
-    group_vars = {
+    return write_inventory(tmp_path / ("inventory-%d" % port), "notify-host", {
         "stackops_compose_project_dir": str(tmp_path / "project"), "stackops_db_host": "127.0.0.1",
         "stackops_db_port": port, "stackops_db_name": "notify_db", "stackops_db_user": pg_cluster.user,
         "stackops_db_password": pg_cluster.password, "stackops_backup_dir": str(tmp_path / "backups"),
         "stackops_backup_tools_location": "host", "stackops_backup_config_files": [],
         "stackops_writer_services": [], "stackops_db_service": "postgres",
-    }
-    path = tmp_path / ("inventory-%d" % port)
-    (path / "group_vars").mkdir(parents=True, exist_ok=True)
-    (path / "hosts.yml").write_text(
-        "all:\n  children:\n    stacks:\n      hosts:\n        notify-host:\n          ansible_connection: local\n"
-        "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n")
-    (path / "group_vars" / "stacks.yml").write_text(json.dumps(group_vars))
-    return path
+    })
 
 
 def test_failure_retry_recovery_and_unreachable_receiver(pg_cluster, receiver, tmp_path):

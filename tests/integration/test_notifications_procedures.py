@@ -7,82 +7,37 @@ ping again; the next good run says "recovered"; no payload carries a secret.
 """
 import json
 import secrets
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from backup_helpers import stackops_result
+from support.backup import stackops_result
+from support.inventory import write_inventory
 from support.ports import port, project
+from support.receiver import Receiver, assert_closed
 from support.runner import run_playbook
 
 RECEIVER = port(56690)
 SERVICE = port(56691)  # the "api" the health checks probe: closed until the test starts it
 
 
-class Server:
-    """Records every request (method, path, body) and answers 200."""
-
-    def __init__(self, port):
-        self.requests = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                received.append((self.command, self.path, self.rfile.read(length) if length else b""))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"status": "ok"}')
-
-            do_POST = do_GET = do_HEAD = _record
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def take(self):
-        taken = list(self.requests)
-        del self.requests[:]
-        return taken
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", SERVICE)) == 0:
-            pytest.fail("port %d must be free: the test starts its own service there" % SERVICE)
-    server = Server(RECEIVER)
-    yield server
-    server.stop()
+    assert_closed(SERVICE, "the test starts its own service there")
+    with Receiver(RECEIVER) as server:
+        yield server
 
 
 def inventory(tmp_path, secret):
     """A stack with no compose file and one HTTP health URL; a DB password that must never leave the host."""
-    project = tmp_path / "project"
-    project.mkdir()
-    group_vars = {
-        "stackops_compose_project_dir": str(project), "stackops_compose_project_name": project("h-notify-procs"),
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    return write_inventory(tmp_path / "inventory", "notify-procs", {
+        "stackops_compose_project_dir": str(project_dir), "stackops_compose_project_name": project("h-notify-procs"),
         "stackops_db_host": "127.0.0.1", "stackops_db_port": port(56689), "stackops_db_password": secret,
         "stackops_backup_dir": str(tmp_path / "backups"), "stackops_writer_services": [],
         "stackops_health_checks": ["http"], "stackops_maintenance_health_checks": ["http"],
         "stackops_health_urls": [{"name": "api", "url": "http://127.0.0.1:%d/health" % SERVICE}],
-    }
-    path = tmp_path / "inventory"
-    (path / "group_vars").mkdir(parents=True)
-    (path / "hosts.yml").write_text(
-        "all:\n  children:\n    stacks:\n      hosts:\n        notify-procs:\n          ansible_connection: local\n"
-        "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n")
-    (path / "group_vars" / "stacks.yml").write_text(json.dumps(group_vars))
-    return path
+    })
 
 
 def paths(requests):
@@ -147,7 +102,7 @@ def test_every_procedure_pings_its_start_and_pages_its_failure_once(receiver, tm
     assert [(h["event"], h["procedure"]) for h in hooks(got)] == [("failure", "maintenance")]
 
     # The service is back: the next health run says "recovered" and pings success.
-    api = Server(SERVICE)
+    api = Receiver(SERVICE)
     try:
         good, result, got = run("health.yml", "health-2", "procs-health-ok")
     finally:

@@ -15,6 +15,7 @@ import time
 import pytest
 import yaml
 
+from ansible_collections.stackops.runbooks.plugins.module_utils.recoverability import offsite_copies
 from backup_helpers import create_db, fingerprint, stackops_result, step
 from offsite_helpers import age_key, output_text, run_steps
 from support.ports import port, project
@@ -84,6 +85,10 @@ def test_copy_check_list_retention_and_fetch(pg_cluster, s3, tmp_path):
     assert s3.keys("hostA/%s/" % ids[0]) == []
     keys = s3.keys("hostA/%s/" % ids[1])
     assert "hostA/%s/stackops-copy.json" % ids[1] in keys and "hostA/%s/manifest.json" % ids[1] in keys
+    # Each copy run leaves the target's newest verified copy where `stackops status` reads it (docs/status.md).
+    copies = offsite_copies(str(backup_dir), time.time())
+    assert [(copy["database"], copy["newest_verified"]) for copy in copies] == [("offsite_db", ids[1])], copies
+    assert copies[0]["age_seconds"] is not None and copies[0]["target"]
 
     # One changed byte in a stored object: the check names it, a fetch refuses it.
     client = s3.client()

@@ -5,13 +5,13 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import ensure_backup_dir
-from backup_helpers import (backup_sets, batch, cluster_batch, create_db, db_exists, fingerprint, module,
+from support import processes
+from support.backup import (backup_sets, batch, cluster_batch, create_db, db_exists, fingerprint, module,
                             scratch_databases, step)
 
 pytestmark = pytest.mark.pg
@@ -29,21 +29,6 @@ def verified_backup(cluster, backup_dir, database, **options):
     return backup
 
 
-def pids_of(tool, marker):
-    """Our own pg_dump processes, found by the unique database name in their argv."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(tool.encode()) and any(marker.encode() in a for a in argv):
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.parametrize("verify", [False, True], ids=["no-verify", "verify-while-dumping"])
 def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path, verify):
     """With verify, the trial restore waiting for the dump's first bytes fails with it and leaves nothing either."""
@@ -58,12 +43,7 @@ def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path, verify):
         res=module("pg_backup", pg_cluster, tmp_path, database="kill_db", verify=verify)))
     worker.start()
     try:
-        deadline = time.monotonic() + 60
-        while not pids_of("pg_dump", "kill_db") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        pids = pids_of("pg_dump", "kill_db")
-        assert pids, "pg_dump never started"
-        for pid in pids:
+        for pid in processes.wait_for_process("pg_dump", "kill_db"):
             os.kill(pid, signal.SIGKILL)
     finally:
         blocker.rollback()
@@ -228,7 +208,7 @@ def test_restore_connection_terminated_midway(pg_cluster, tmp_path):
     assert scratch_databases(pg_cluster) == []
 
 
-def test_concurrent_operations_wait_or_fail_naming_holder(pg_cluster, tmp_path):
+def test_concurrent_operations_wait_or_fail_naming_holder(pg_cluster, tmp_path, monkeypatch):
     create_db(pg_cluster, "busy_db")
     ensure_backup_dir(str(tmp_path))
     lock = DatabaseLock(str(tmp_path), "busy_db", "restore", 0).acquire()
@@ -236,19 +216,17 @@ def test_concurrent_operations_wait_or_fail_naming_holder(pg_cluster, tmp_path):
         refused = module("pg_backup", pg_cluster, tmp_path, database="busy_db", lock_timeout=1)
         assert refused["failed"] and "is locked by restore (pid %d" % os.getpid() in refused["msg"]
         assert backup_sets(tmp_path) == []
-        outcome = {}
-        waiter = threading.Thread(target=lambda: outcome.update(
-            res=module("pg_backup", pg_cluster, tmp_path, database="busy_db", lock_timeout=120)))
-        waiter.start()
-        time.sleep(3)
-        assert waiter.is_alive(), "backup did not wait for the lock"
+        # The backup finds the lock held and waits (it stops at the lock-wait fault point, so the wait is seen,
+        # not timed); the lock is released and only then does the backup go on, and it succeeds.
+        waited = processes.pause_at(
+            monkeypatch, "lock-wait", "pg_backup",
+            lambda: module("pg_backup", pg_cluster, tmp_path, database="busy_db", lock_timeout=120), lock.release)
     finally:
         lock.release()
-    waiter.join(120)
-    assert not outcome["res"]["failed"], outcome["res"]["msg"]
+    assert not waited["failed"], waited["msg"]
 
     # A real backup and a real restore of the same database at once: both end well, one after the other.
-    backup_id = outcome["res"]["backup_id"]
+    backup_id = waited["backup_id"]
     module("pg_backup_verify", pg_cluster, tmp_path, backup_id=backup_id)
     results = {}
     jobs = [threading.Thread(target=lambda: results.update(backup=module("pg_backup", pg_cluster, tmp_path, database="busy_db"))),

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from backup_helpers import (backup_sets, cluster_batch, create_db, db_exists, fingerprint, manifest, scratch_databases,
+from support.backup import (backup_sets, cluster_batch, create_db, db_exists, fingerprint, manifest, scratch_databases,
                             step)
 
 pytestmark = pytest.mark.pg

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from backup_helpers import cluster_batch, create_db, fingerprint, step
+from support.backup import cluster_batch, create_db, fingerprint, step
 from support.pgcluster import BINDIR
 
 pytestmark = pytest.mark.pg
@@ -40,8 +40,14 @@ def fidelity(pg_cluster, tmp_path_factory):
     backup_dir = tmp_path_factory.mktemp("fidelity")
     for role in ("fid_owner", "fid_reader", "fid_app"):
         pg_cluster.sql("DO $$ BEGIN CREATE ROLE %s; EXCEPTION WHEN duplicate_object THEN NULL; END $$" % role)
-    for name in ("fid_src", "fid_new"):
+    for name in ("fid_src", "fid_new", "fid_empty", "fid_full"):
         pg_cluster.sql('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    # What a fresh server's image leaves: an empty database with default properties; and one that has content.
+    pg_cluster.sql("CREATE DATABASE fid_empty")
+    pg_cluster.sql("CREATE DATABASE fid_full")
+    with pg_cluster.connect("fid_full") as conn:
+        conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (1)")
+    pg_cluster.sql("ALTER DATABASE fid_full SET TimeZone = 'UTC'")
     pg_cluster.sql("CREATE DATABASE fid_src OWNER fid_owner TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
     with pg_cluster.connect("fid_src") as conn:
         conn.execute(PROPERTIES_SCHEMA)
@@ -68,8 +74,19 @@ def fidelity(pg_cluster, tmp_path_factory):
              require_verified=False),
         step("replace", "pg_backup_restore", backup_id="{{ backup.backup_id }}", replace=True, confirm=True,
              require_verified=False),
+        # Disaster recovery: the empty database needs no consent and gets the backup's properties, not its own.
+        step("into_empty", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="fid_empty",
+             require_verified=False),
+        step("refused_full", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="fid_full",
+             require_verified=False, option_variables=CALLER),
+        step("dr_full", "pg_backup_restore", backup_id="{{ backup.backup_id }}", target_database="fid_full",
+             replace=True, confirm=True, properties_from="backup", require_verified=False),
     ], label="fidelity")
     return dict(results=results, before=before)
+
+
+CALLER = {"replace": "stackops_restore_replace", "confirm": "stackops_restore_confirm",
+          "target_database": "stackops_restore_target_database"}
 
 
 def test_properties_survive_restore_to_a_new_target(pg_cluster, fidelity):
@@ -92,6 +109,69 @@ def test_properties_survive_replace(pg_cluster, fidelity):
     with pg_cluster.connect("fid_src") as conn:
         assert conn.execute("SHOW search_path").fetchone()[0] == "app, public"
         assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 200
+
+
+def test_an_empty_database_is_restored_into_without_consent_and_gets_the_backups_properties(pg_cluster, fidelity):
+    """A fresh server's image creates its databases empty: restoring over one needs no replace/confirm, and the
+    copy gets the owner, settings, ACL, connection limit, comment and ICU locale the backup recorded (issue 20,
+    failed 2 and 3: DR was refused, and with --replace lost search_path and TimeZone)."""
+    res = fidelity["results"]["into_empty"]
+    assert not res["failed"], res["msg"]
+    assert res["action"] == "replace_empty" and res["target_content"] == []
+    assert database_facts(pg_cluster, "fid_empty") == fidelity["before"]
+    with pg_cluster.connect("fid_empty") as conn:
+        assert conn.execute("SHOW search_path").fetchone()[0] == "app, public"
+        assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 200
+
+
+def test_a_database_with_content_is_refused_in_the_callers_words_and_replaced_with_the_backups_properties(
+        pg_cluster, fidelity):
+    refused = fidelity["results"]["refused_full"]
+    assert refused["failed"] and refused["action"] == "replace"
+    assert "objects table public.kept" in refused["msg"] and "1 database or role setting rows" in refused["msg"], refused["msg"]
+    assert "set stackops_restore_replace=true and stackops_restore_confirm=true" in refused["msg"], refused["msg"]
+    assert "stackops_restore_target_database=NAME" in refused["msg"] and " replace=" not in refused["msg"]
+    done = fidelity["results"]["dr_full"]
+    assert not done["failed"], done["msg"]
+    assert database_facts(pg_cluster, "fid_full") == fidelity["before"]
+
+
+def test_what_counts_as_content(pg_cluster):
+    """database_content() against the catalog: extension members, initdb's comment and temporary schemas are not
+    content; a user object, a large object, a setting, a grant, a comment or another session is."""
+    from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import database_content
+    pg_cluster.sql("DROP DATABASE IF EXISTS fid_probe WITH (FORCE)")
+    pg_cluster.sql("CREATE DATABASE fid_probe")
+    with pg_cluster.connect("fid_probe") as conn:
+        assert database_content(conn) == []
+        conn.execute("CREATE EXTENSION citext; CREATE TEMP TABLE scratch (x int)")
+        assert database_content(conn) == [], "an extension's own objects and a temporary table are not content"
+        for statement, reason in (
+                ("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "function public.f()"),
+                ("CREATE TYPE mood AS ENUM ('ok')", "type public.mood"),
+                ("CREATE SCHEMA s", "schema s"),
+                ("SELECT lo_create(4242)", "large object 4242"),
+                ("CREATE TABLE t (id serial PRIMARY KEY)", "table public.t")):
+            conn.execute(statement)
+            assert reason in database_content(conn)[0], (statement, database_content(conn))
+    pg_cluster.sql("DROP DATABASE fid_probe WITH (FORCE)")
+    pg_cluster.sql("CREATE DATABASE fid_probe")
+    for statement, reason in (("ALTER DATABASE fid_probe SET work_mem = '8MB'", "setting rows"),
+                              ("COMMENT ON DATABASE fid_probe IS 'mine'", "a comment on the database"),
+                              ("REVOKE TEMPORARY ON DATABASE fid_probe FROM PUBLIC", "privileges granted")):
+        pg_cluster.sql(statement)
+        with pg_cluster.connect("fid_probe") as conn:
+            assert any(reason in item for item in database_content(conn)), (statement, database_content(conn))
+    pg_cluster.sql("DROP DATABASE fid_probe WITH (FORCE)")
+    pg_cluster.sql("CREATE DATABASE fid_probe")
+    with pg_cluster.connect("fid_probe") as other, pg_cluster.connect("fid_probe") as conn:
+        assert other.execute("SELECT 1").fetchone() == (1,)
+        assert database_content(conn) == ["1 other sessions connected"]
+    with pg_cluster.connect("postgres") as conn:
+        comment = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                               "WHERE datname = 'postgres'").fetchone()[0]
+        assert comment in (None, "default administrative connection database")
+    pg_cluster.sql("DROP DATABASE fid_probe WITH (FORCE)")
 
 
 def test_checksums_do_not_depend_on_database_settings(fidelity):

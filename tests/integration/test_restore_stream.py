@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
     CopyWorker, ScriptLoader, StreamFailed, StreamNotSupported, split_post_data, toc_entries)
-from backup_helpers import create_db, fingerprint
+from support.backup import create_db, fingerprint
 
 pytestmark = pytest.mark.pg
 

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     MANIFEST_VERSION, isoformat, new_backup_id)
-from backup_helpers import batch, step
+from support.backup import batch, step
 
 pytestmark = pytest.mark.pg
 

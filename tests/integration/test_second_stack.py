@@ -9,147 +9,54 @@ the procedure.
 """
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
-from support.ports import port, project
+import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-SHOP = REPO / "examples" / "shop"
-STACKOPS = Path(sys.executable).parent / "stackops"
+from support.digest import table_digests
+from support.drill import LiveProbe, drill_resources, live_fingerprint
+from support.ports import port, project
+from support.shop import FILES, SHOP, ShopStack
+
 PROJECT = os.environ.get("STACKOPS_SHOP_PROJECT", project("h2-shop"))
 DB_PORT = int(os.environ.get("STACKOPS_SHOP_DB_PORT", port(56220)))
 BACKEND_PORT = int(os.environ.get("STACKOPS_SHOP_BACKEND_PORT", port(56221)))
-FILES = [SHOP / "docker-compose.prod.yml", SHOP / "docker-compose.local.yml"]
 DATABASES = ("shop", "legacy")
 RUN = {}  # what earlier tests found, for the later ones
 
 
-def _base_image():
-    env = REPO / "examples" / "stack" / ".env"
-    for line in (env.read_text().splitlines() if env.exists() else []):
-        if line.startswith("STACKOPS_BASE_IMAGE="):
-            return line.split("=", 1)[1]
-    return "debian:bookworm-slim"
-
-
 @pytest.fixture(scope="module")
 def shop(docker_engine, tmp_path_factory):
-    if not (SHOP / "secrets" / "db_password").is_file():
-        pytest.fail("examples/shop/secrets/db_password is missing: run scripts/bootstrap.sh")
-    work = tmp_path_factory.mktemp("shop")
-    env_file = work / "local.env"
-    env_file.write_text("SHOP_PROJECT=%s\nSHOP_DB_PORT=%d\nSHOP_BACKEND_PORT=%d\nSTACKOPS_BASE_IMAGE=%s\n" % (
-        PROJECT, DB_PORT, BACKEND_PORT, _base_image()))
-    context = dict(work=work, env_files=[SHOP / "shop.env", env_file], inventory=work / "inventory",
-                   state=work / "state", password=(SHOP / "secrets" / "db_password").read_text().strip())
-    context["state"].mkdir()
-
-    def compose(*args, check=True):
-        argv = ["docker", "compose", "--project-directory", str(SHOP)]
-        for path in FILES:
-            argv += ["-f", str(path)]
-        for path in context["env_files"]:
-            argv += ["--env-file", str(path)]
-        return subprocess.run(argv + list(args), capture_output=True, text=True, timeout=300, check=check)
-
-    context["compose"] = compose
-    compose("down", "-v", "--remove-orphans", check=False)
-    started = compose("up", "-d", "--wait", check=False)
-    if started.returncode != 0:
-        pytest.fail("the shop stack did not start (run scripts/bootstrap.sh to build its images): %s" % started.stderr)
-    yield context
-    if os.environ.get("STACKOPS_KEEP_STACK") != "1":
-        compose("down", "-v", "--remove-orphans", check=False)
-
-
-def stackops(shop, *args, timeout=300):
-    if not STACKOPS.exists():
-        pytest.fail("%s missing: install the package (pip install -e .)" % STACKOPS)
-    env = dict(os.environ, STACKOPS_STATE_DIR=str(shop["state"]), COLUMNS="160", NO_COLOR="1")
-    env.pop("STACKOPS_COLLECTION_DIR", None)
-    return subprocess.run([str(STACKOPS)] + [str(arg) for arg in args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=str(shop["work"]), stdin=subprocess.DEVNULL)
-
-
-def procedure(shop, *args, ok=True):
-    """A procedure run on the generated inventory with --json; its summary document."""
-    completed = stackops(shop, *args, "-i", shop["inventory"], "--json")
-    try:
-        summary = json.loads(completed.stdout)
-    except ValueError:
-        pytest.fail("stackops %s printed no JSON (rc %s): %s %s" % (" ".join(args), completed.returncode,
-                                                                    completed.stdout[-2000:], completed.stderr[-2000:]))
-    if ok:
-        assert completed.returncode == 0, "stackops %s failed: %s; failed tasks: %s" % (
-            " ".join(args), summary.get("error"), json.dumps(summary.get("failed_tasks"))[:3000])
-    return summary
-
-
-def connect(shop, dbname, **options):
-    conn = psycopg.connect(host="127.0.0.1", port=DB_PORT, user="shop", password=shop["password"], dbname=dbname,
-                           autocommit=True, connect_timeout=5, **options)
-    # Asked of the server, not of psycopg's codec table, which module_utils/pg.py extends when a test imports it.
-    if not options and conn.info.parameter_status("client_encoding") == "SQL_ASCII":
-        # An SQL_ASCII server converts nothing: reading its bytes as Latin-1 gives str that round-trip exactly.
-        conn.close()
-        return connect(shop, dbname, client_encoding="LATIN1")
-    return conn
+    stack = ShopStack(tmp_path_factory.mktemp("shop"), PROJECT, DB_PORT, BACKEND_PORT)
+    stack.up()
+    yield stack
+    stack.teardown()
 
 
 def checksums(shop, dbname):
     """{schema.table: (rows, md5 of the sorted rows)} of every user table."""
-    with connect(shop, dbname) as conn:
-        tables = conn.execute(
-            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2").fetchall()
-        result = {}
-        for schema, table in tables:
-            query = sql.SQL("SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {} t").format(
-                sql.Identifier(schema, table))
-            result["%s.%s" % (schema, table)] = tuple(conn.execute(query).fetchone())
-    return result
+    with shop.connect(dbname) as conn:
+        return table_digests(conn)
 
 
 def encoding(shop, dbname):
-    with connect(shop, "postgres") as conn:
+    with shop.connect("postgres") as conn:
         row = conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
     return row[0] if row else None
 
 
-def backend_containers(shop, service):
-    out = shop["compose"]("ps", "--all", "--format", "json", service).stdout.strip()
-    rows = json.loads(out) if out.startswith("[") else [json.loads(line) for line in out.splitlines() if line.strip()]
-    return [row for row in rows if row.get("Service") == service]
-
-
-def init_args(shop):
-    args = ["init", "--project-dir", SHOP]
-    for path in FILES:
-        args += ["-f", path]
-    for path in shop["env_files"]:
-        args += ["--env-file", path]
-    return args + ["-o", shop["inventory"], "--backup-dir", shop["work"] / "backups"]
-
-
 def test_init_writes_an_inventory_without_the_password(shop):
-    checked = stackops(shop, *init_args(shop), "--check")
+    checked = shop.stackops(*shop.init_args(), "--check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert not (shop["inventory"] / "hosts.yml").exists(), "--check wrote files"
+    assert not (shop.inventory / "hosts.yml").exists(), "--check wrote files"
     assert "database service: db" in checked.stdout and "legacy (SQL_ASCII" in checked.stdout, checked.stdout
 
-    written = stackops(shop, *init_args(shop))
+    written = shop.stackops(*shop.init_args())
     assert written.returncode == 0, written.stdout + written.stderr
-    group_vars = (shop["inventory"] / "group_vars" / "stacks.yml").read_text()
+    group_vars = (shop.inventory / "group_vars" / "stacks.yml").read_text()
     for text in (checked.stdout, checked.stderr, written.stdout, written.stderr, group_vars,
-                 (shop["inventory"] / "hosts.yml").read_text()):
-        assert shop["password"] not in text, "the password leaked"
-    import yaml
+                 (shop.inventory / "hosts.yml").read_text()):
+        assert shop.password not in text, "the password leaked"
     found = yaml.safe_load(group_vars)
     assert found["stackops_db_service"] == "db" and found["stackops_db_port"] == DB_PORT
     assert found["stackops_db_name"] == "shop" and found["stackops_db_user"] == "shop"
@@ -162,20 +69,20 @@ def test_init_writes_an_inventory_without_the_password(shop):
     assert found["stackops_health_urls"] == [{"name": "backend", "url": "http://127.0.0.1:%d/healthz" % BACKEND_PORT}]
     assert sorted(found["stackops_maintenance_databases"]) == ["legacy", "shop"]
 
-    again = stackops(shop, *init_args(shop))
+    again = shop.stackops(*shop.init_args())
     assert again.returncode == 2 and "pass --force" in again.stderr, again.stdout + again.stderr
 
 
 def test_startup_from_stopped(shop):
-    shop["compose"]("stop")
-    summary = procedure(shop, "startup")
+    shop.compose("stop")
+    summary = shop.procedure("startup")
     assert summary["status"] == "successful"
     assert all(row.get("State") == "running" for name in ("db", "cache", "backend", "worker")
-               for row in backend_containers(shop, name))
+               for row in shop.containers(name))
 
 
 def test_health_is_green_with_no_edits(shop):
-    summary = procedure(shop, "health")
+    summary = shop.procedure("health")
     result = summary["result"][PROJECT]
     assert result["severity"] in ("OK", "WARNING") and result["counts"]["critical"] == 0, result
 
@@ -183,14 +90,14 @@ def test_health_is_green_with_no_edits(shop):
 def test_backup_every_database_verified(shop):
     RUN["before"] = dict((name, checksums(shop, name)) for name in DATABASES)
     assert any("gr\xf6\xdfe" in table for table in RUN["before"]["legacy"]), RUN["before"]["legacy"]
-    result = procedure(shop, "backup", "--all-databases")["result"][PROJECT]
+    result = shop.procedure("backup", "--all-databases")["result"][PROJECT]
     assert sorted(result["databases"]) == ["legacy", "postgres", "shop"], result
     assert result["verified"] == [True] * len(result["databases"]), result
     RUN["backups"] = dict((name, backup) for name, backup in zip(result["databases"], result["backups"]) if name in DATABASES)
-    listing = procedure(shop, "backups", "-e", "stackops_backup_database=legacy")["result"][PROJECT]
+    listing = shop.procedure("backups", "-e", "stackops_backup_database=legacy")["result"][PROJECT]
     assert [item["id"] for item in listing["backups"] if item.get("verified")][:1] == [RUN["backups"]["legacy"]], listing
 
-    table = stackops(shop, "backups", "-i", shop["inventory"])
+    table = shop.stackops("backups", "-i", shop.inventory)
     assert table.returncode == 0, table.stderr
     for column in ("id", "database", "age", "size", "verified", "rows"):
         assert column in table.stdout, table.stdout
@@ -202,7 +109,7 @@ def test_restore_into_a_new_database(shop, name):
     if name not in RUN.get("backups", {}):
         pytest.fail("no verified backup of %s from the backup test" % name)
     target = "%s_restored" % name
-    procedure(shop, "restore", "--backup-id", RUN["backups"][name], "--target-db", target)
+    shop.procedure("restore", "--backup-id", RUN["backups"][name], "--target-db", target)
     assert checksums(shop, target) == RUN["before"][name]
     assert encoding(shop, target) == encoding(shop, name)
 
@@ -211,18 +118,44 @@ def test_restore_into_a_new_database(shop, name):
 def test_restore_replace(shop, name):
     if name not in RUN.get("backups", {}):
         pytest.fail("no verified backup of %s from the backup test" % name)
-    result = procedure(shop, "restore", "--backup-id", RUN["backups"][name], "--target-db", name, "--replace",
+    result = shop.procedure("restore", "--backup-id", RUN["backups"][name], "--target-db", name, "--replace",
                        "--yes")["result"][PROJECT]
     assert checksums(shop, name) == RUN["before"][name]
     assert encoding(shop, name) == ("SQL_ASCII" if name == "legacy" else "UTF8")
     # The writers are stopped while the database they use (stackops_db_name) is replaced, and only then.
     writers = ["backend", "worker"] if name == "shop" else []
     assert sorted(result["services_stopped"]) == sorted(result["services_restarted"]) == writers, result
-    assert all(row.get("State") == "running" for row in backend_containers(shop, "backend") + backend_containers(shop, "worker"))
+    assert all(row.get("State") == "running" for row in shop.containers("backend") + shop.containers("worker"))
+
+
+def test_drill_on_the_restored_copy_while_the_shop_serves(shop):
+    """`stackops drill` (docs/drill.md) on the inventory `stackops init` wrote: db, cache, backend and worker come up
+    in project <project>-drill on the restored `shop` set and pass the drill's checks, while the live backend keeps
+    answering and none of its containers, volumes or networks changes. The human summary is text, not a repr."""
+    if "shop" not in RUN.get("backups", {}):
+        pytest.fail("no verified backup of shop from the backup test")
+    orders = RUN["before"]["shop"]["public.orders"][0]
+    backend = "http://127.0.0.1:%d" % BACKEND_PORT
+    checks = {"stackops_drill_checks": [
+        # SQL checks run after the HTTP ones, so the order placed below is there too.
+        {"name": "orders restored", "sql": "select count(*) > %d from orders" % orders, "expect": True},
+        {"name": "order count", "url": backend + "/orders/count", "json": {"orders": orders}},
+        {"name": "place an order", "url": backend + "/orders", "method": "POST", "status": 201}]}
+    before = live_fingerprint(PROJECT)
+    with LiveProbe(backend + "/healthz") as probe:
+        completed = shop.stackops("drill", "-i", shop.inventory, "-e", json.dumps(checks), timeout=900)
+    probe.assert_served()
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+    assert "{'" not in completed.stdout and "drill on %s: PASSED" % PROJECT in completed.stdout, completed.stdout
+    drill = shop.procedure("status", "-e", "stackops_status_fail=false")["result"][PROJECT]["drills"]["last"]
+    assert drill["status"] == "passed" and drill["backup"]["id"] == RUN["backups"]["shop"], drill
+    assert {item["name"] for item in drill["checks"] if item["ok"]} == {
+        "backend", "orders restored", "order count", "place an order"}, drill["checks"]
+    assert drill_resources(PROJECT + "-drill") == [] and live_fingerprint(PROJECT) == before
 
 
 def test_maintenance_weekly_without_a_page(shop):
-    summary = procedure(shop, "maintenance", "--level", "weekly")
+    summary = shop.procedure("maintenance", "--level", "weekly")
     result = summary["result"][PROJECT]
     assert (result["maintenance_strategy"], sorted(result["writers_held"])) == ("stop_writers", ["backend", "worker"]), result
     assert result["health_after"] == "OK", result
@@ -230,33 +163,33 @@ def test_maintenance_weekly_without_a_page(shop):
 
 
 def test_service_restart(shop):
-    before = [row["ID"] for row in backend_containers(shop, "backend")]
-    procedure(shop, "service", "restart", "backend")
-    after = backend_containers(shop, "backend")
+    before = [row["ID"] for row in shop.containers("backend")]
+    shop.procedure("service", "restart", "backend")
+    after = shop.containers("backend")
     assert len(after) == 1 and after[0]["State"] == "running"
     assert [row["ID"] for row in after] == before  # restart keeps the container
 
 
 def test_scale_rollable_service_and_back(shop):
-    procedure(shop, "scale", "worker", "--replicas", "2")
-    assert [row["State"] for row in backend_containers(shop, "worker")] == ["running", "running"]
-    procedure(shop, "scale", "worker", "--replicas", "1")
-    assert [row["State"] for row in backend_containers(shop, "worker")] == ["running"]
+    shop.procedure("scale", "worker", "--replicas", "2")
+    assert [row["State"] for row in shop.containers("worker")] == ["running", "running"]
+    shop.procedure("scale", "worker", "--replicas", "1")
+    assert [row["State"] for row in shop.containers("worker")] == ["running"]
 
 
 def test_scale_fixed_port_service_is_refused_leaving_nothing(shop):
-    before = backend_containers(shop, "backend")
-    summary = procedure(shop, "scale", "backend", "--replicas", "2", ok=False)
+    before = shop.containers("backend")
+    summary = shop.procedure("scale", "backend", "--replicas", "2", ok=False)
     assert summary["exit_code"] != 0
     message = json.dumps(summary.get("failed_tasks")) + str(summary.get("error"))
     assert "port" in message, message
-    after = backend_containers(shop, "backend")
+    after = shop.containers("backend")
     assert [(row["ID"], row["State"]) for row in after] == [(row["ID"], "running") for row in before]
 
 
 def test_incident_api_not_responding(shop):
-    shop["compose"]("stop", "backend")
-    summary = procedure(shop, "incident", "--runbook", "api_not_responding")
+    shop.compose("stop", "backend")
+    summary = shop.procedure("incident", "--runbook", "api_not_responding")
     actions = summary["result"][PROJECT]["actions"]
     assert [(item["name"], item["done"]) for item in actions] == [("restart backend", True)], actions
-    assert [row["State"] for row in backend_containers(shop, "backend")] == ["running"]
+    assert [row["State"] for row in shop.containers("backend")] == ["running"]

@@ -1,89 +1,41 @@
 """Procedures over real SSH: a throwaway sshd on 127.0.0.1, a managed-node Python without psycopg, and
 `prepare`, health, backup and restore into a new database against a real PostgreSQL 15 (pg_cluster)."""
-import os
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
-import yaml
 
-from backup_helpers import stackops_result
+from support.backup import stackops_result
+from support.inventory import host_inventory
 from support.ports import port_range
 from support.runner import run_playbook
+from support.sshd import Sshd
 
 pytestmark = pytest.mark.pg
 
 PORTS = port_range(56300, 56390)
 
 
-def free_port_in_range():
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail("no free port in %s-%s for the test sshd" % (PORTS[0], PORTS[-1]))
-
-
 @pytest.fixture(scope="module")
 def ssh_node(tmp_path_factory):
-    """sshd on 127.0.0.1 with its own host key, pid file and authorized_keys (nothing in /root/.ssh is touched)."""
-    sshd = "/usr/sbin/sshd"
-    if not os.path.exists(sshd):
-        pytest.fail("%s missing: run scripts/bootstrap.sh (Debian package openssh-server)" % sshd)
+    """A real sshd on loopback (support/sshd.py) and a managed-node Python without psycopg."""
     root = tmp_path_factory.mktemp("h3-ssh")
-    for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
-    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
-    os.chmod(root / "authorized_keys", 0o600)
-    port = free_port_in_range()
-    config = root / "sshd_config"
-    config.write_text("\n".join([
-        "ListenAddress 127.0.0.1", "Port %d" % port, "HostKey %s" % (root / "host_key"),
-        "PidFile %s" % (root / "sshd.pid"), "AuthorizedKeysFile %s" % (root / "authorized_keys"),
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
-        "PermitRootLogin prohibit-password", "UsePAM no", "StrictModes no", "Subsystem sftp internal-sftp", ""]))
-    os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege separation directory
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=open(root / "sshd.log", "w"))
-    deadline = time.monotonic() + 10
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("sshd did not start: %s" % (root / "sshd.log").read_text())
-        time.sleep(0.1)
+    sshd = Sshd(root / "sshd", PORTS).start()
     # The managed node's Python: a fresh virtualenv without psycopg, so prepare has real work to do.
     python_dir = root / "node-python"
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(python_dir)], check=True)
-    yield dict(root=root, port=port, key=root / "client_key", python=str(python_dir / "bin" / "python"))
-    proc.terminate()
-    proc.wait(timeout=10)
+    yield dict(sshd=sshd, python=str(python_dir / "bin" / "python"))
+    sshd.stop()
     shutil.rmtree(python_dir, ignore_errors=True)
 
 
 def inventory(ssh_node, pg_cluster, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    host = dict(
-        ansible_host="127.0.0.1", ansible_port=ssh_node["port"], ansible_user="root", ansible_connection="ssh",
-        ansible_ssh_private_key_file=str(ssh_node["key"]),
-        ansible_ssh_common_args="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes",
-        ansible_python_interpreter=ssh_node["python"],
-        stackops_db_host=pg_cluster.host, stackops_db_port=pg_cluster.port, stackops_db_user=pg_cluster.user,
-        stackops_db_password=pg_cluster.password, stackops_db_name="h3_ssh_app", stackops_db_service="db",
-        stackops_compose_project_dir=str(project), stackops_backup_dir=str(tmp_path / "backups"),
-        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
-        stackops_restore_stop_services=[], stackops_health_urls=[])
-    path = tmp_path / "inventory.yml"
-    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node": host}}}))
-    return path
+    sshd = ssh_node["sshd"]
+    return host_inventory(
+        tmp_path, pg_cluster, "ssh", tmp_path / "backups", "h3_ssh_app", ansible_connection="ssh",
+        ansible_host="127.0.0.1", ansible_port=sshd.port, ansible_user="root",
+        ansible_ssh_private_key_file=str(sshd.key), ansible_ssh_common_args=sshd.ssh_options(),
+        ansible_python_interpreter=ssh_node["python"])
 
 
 def test_prepare_health_backup_restore_over_ssh(ssh_node, pg_cluster, tmp_path):
@@ -109,7 +61,7 @@ def test_prepare_health_backup_restore_over_ssh(ssh_node, pg_cluster, tmp_path):
     health = run_playbook("health.yml", inventory=inv, label="h3-ssh-health",
                           extravars={"stackops_health_checks": ["postgres"]})
     assert health.status == "successful", health.stdout
-    assert stackops_result(health)["node"]["severity"] in ("OK", "WARNING")
+    assert stackops_result(health)["node-ssh"]["severity"] in ("OK", "WARNING")
     checks = {check["name"]: check for check in health.result("Run the checks and aggregate them into one report")[
         "report"]["checks"]}
     assert checks["postgres readiness"]["severity"] == "OK", checks

@@ -21,6 +21,7 @@ import yaml
 
 from .ports import project as slot_project
 from .runner import REPO
+from .stack import base_image
 
 SHOP = REPO / "examples" / "shop"
 APP_SCRIPT = Path(__file__).resolve().parent / "shape_app.py"
@@ -67,14 +68,6 @@ SHAPES = {
               database="ledger"),
     )
 }
-
-
-def base_image():
-    env = REPO / "examples" / "stack" / ".env"
-    for line in (env.read_text().splitlines() if env.exists() else []):
-        if line.startswith("STACKOPS_BASE_IMAGE="):
-            return line.split("=", 1)[1]
-    return "debian:bookworm-slim"
 
 
 def compose_model(shape):

@@ -5,10 +5,20 @@ import subprocess
 import time
 import urllib.request
 
+from .inventory import write_inventory
 from .ports import port, project as slot_project
 from .runner import OUTPUT, REPO
 
 STACK_DIR = REPO / "examples" / "stack"
+
+
+def base_image():
+    """The base image scripts/bootstrap.sh chose for this machine's locally built images (examples/stack/.env)."""
+    env = STACK_DIR / ".env"
+    for line in (env.read_text().splitlines() if env.exists() else []):
+        if line.startswith("STACKOPS_BASE_IMAGE="):
+            return line.split("=", 1)[1]
+    return "debian:bookworm-slim"
 
 
 def stack_env_text(project, postgres_port, frontend_port):
@@ -67,14 +77,8 @@ class TestStack:
     def write_config(self):
         OUTPUT.mkdir(parents=True, exist_ok=True)
         self.env_file.write_text(stack_env_text(self.project, self.postgres_port, self.frontend_port))
-        (self.inventory / "group_vars").mkdir(parents=True, exist_ok=True)
-        (self.inventory / "hosts.yml").write_text(
-            "all:\n  children:\n    stacks:\n      hosts:\n        %s:\n"
-            "          ansible_connection: local\n"
-            "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n" % self.project)
-        group_vars = stack_group_vars(self.project, self.env_file, self.postgres_port, self.frontend_port,
-                                      OUTPUT / "backups" / self.project)
-        (self.inventory / "group_vars" / "stacks.yml").write_text(json.dumps(group_vars, indent=2))
+        write_inventory(self.inventory, self.project, stack_group_vars(
+            self.project, self.env_file, self.postgres_port, self.frontend_port, OUTPUT / "backups" / self.project))
 
     def compose(self, *args, check=True, timeout=300, env=None):
         argv = ["docker", "compose", "--project-directory", str(self.dir), "-p", self.project,

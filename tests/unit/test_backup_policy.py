@@ -145,3 +145,16 @@ def test_lock_names_holder(tmp_path):
     finally:
         first.release()
     assert not backup_lock.DatabaseLock(str(tmp_path), "db", "list", 0).is_held_elsewhere()
+
+
+def test_backup_metrics_are_one_gauge_each_with_the_database_escaped():
+    from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import backup_metrics
+    manifest = {"database": 'shop "eu"\\1', "finished_at": "2026-01-02T03:04:05.000000Z", "size_bytes": 1234,
+                "duration_seconds": 2.5}
+    text = backup_metrics(manifest, verified=True)
+    label = '{database="shop \\"eu\\"\\\\1"}'
+    assert "stackops_backup_last_success_timestamp_seconds%s 1767323045\n" % label in text
+    assert "stackops_backup_last_size_bytes%s 1234\n" % label in text
+    assert "stackops_backup_last_duration_seconds%s 2.5\n" % label in text
+    assert "stackops_backup_last_verified%s 1\n" % label in text
+    assert text.count("# TYPE ") == 4 and backup_metrics(manifest, verified=False).endswith("%s 0\n" % label)

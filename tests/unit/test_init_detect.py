@@ -72,11 +72,14 @@ def test_password_file_in_a_bind_mount():
     assert (password["kind"], password["host_path"]) == ("file", "/srv/app/secrets/pg/password")
 
 
-def test_unreadable_password_and_unpublished_port_are_problems_that_say_what_to_do():
-    model = {"services": {"db": {"image": "postgres:15", "environment": {"POSTGRES_PASSWORD_FILE": "/run/x"}}}}
-    problems = detect.detect(model)["problems"]
-    assert any("publishes no fixed host port" in problem and "override file" in problem for problem in problems)
-    assert any("not readable from the host" in problem for problem in problems)
+def test_an_unreadable_password_is_a_problem_an_unpublished_port_is_not():
+    model = {"name": "shop", "services": {"db": {"image": "postgres:15", "environment": {
+        "POSTGRES_PASSWORD_FILE": "/run/x", "PGPORT": "5433"}}}}
+    found = detect.detect(model)
+    assert any("not readable from the host" in problem for problem in found["problems"])
+    assert not any("port" in problem for problem in found["problems"]), found["problems"]
+    # Reached on its compose network, looked up at connect time (pg.login_host), on the port inside the container.
+    assert (found["db"]["host"], found["db"]["port"], found["db"]["published"]) == ("compose:shop/db", 5433, False)
 
 
 def test_no_database_found_names_the_flag():

@@ -151,6 +151,8 @@ def test_a_role_reads_an_optional_contract_variable_only_guarded():
             if not path.is_file() or path.suffix not in (".yml", ".j2") or "meta" in path.parts:
                 continue
             for expression in EXPRESSION.findall(path.read_text()):
+                # A name inside a string literal (an undef() hint naming the variable to set) is not a read.
+                expression = re.sub(r"'[^']*'|\"[^\"]*\"", "''", expression)
                 for name in rows:
                     if name in defaults or (options.get(name) or {}).get("required"):
                         continue
@@ -173,7 +175,9 @@ def test_one_private_prefix_named_after_its_role_or_playbook():
     problems = []
     for path in yaml_sources():
         relative = path.relative_to(ROOT)
-        owners = roles + [path.stem] if relative.parts[0] == "playbooks" else roles
+        # A playbook's own, and __stackops_route: the play header every playbook shares (playbooks/vars/route.yml),
+        # which the result role checks is there.
+        owners = roles + ["route"] + ([path.stem] if relative.parts[0] == "playbooks" else [])
         for underscores, rest in PRIVATE.findall(path.read_text()):
             name = underscores + "stackops_" + rest
             if underscores != "__":
@@ -181,3 +185,106 @@ def test_one_private_prefix_named_after_its_role_or_playbook():
             elif not any(rest == owner or rest.startswith(owner + "_") for owner in owners):
                 problems.append("%s: %s names no role (__stackops_<role>_...)" % (relative, name))
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+# ------------------------------------------------------------------ the one route (playbooks/vars/route.yml)
+ROUTE_FILE = ROOT / "playbooks" / "vars" / "route.yml"
+HEADER = re.compile(r"^  vars_files: \[vars/route\.yml\]\n  module_defaults:\n((?:    group/stackops\.runbooks\.[a-z_]+: .*\n)+)", re.M)
+# Groups the route fills from variables that are not the contract's (the pitr role's own, see route.yml).
+NOT_CONTRACT = {"pitr"}
+
+
+def route():
+    return yaml.safe_load(ROUTE_FILE.read_text())["__stackops_route"]
+
+
+def action_groups():
+    return yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["action_groups"]
+
+
+def test_every_procedure_playbook_sets_every_group_from_the_route_in_its_header():
+    wanted = "".join('    group/stackops.runbooks.%s: "{{ __stackops_route.%s }}"\n' % (group, group) for group in route())
+    assert set(route()) == set(action_groups()), "route.yml fills %s, meta/runtime.yml has %s" % (
+        sorted(route()), sorted(action_groups()))
+    playbooks = [path for path in sorted((ROOT / "playbooks").glob("*.yml")) if path.stem != "init"]
+    assert len(playbooks) >= 11
+    for path in playbooks:
+        plays = [play for play in yaml.safe_load(path.read_text()) if "hosts" in play]
+        headers = HEADER.findall(path.read_text())
+        assert len(headers) == len(plays) and all(header == wanted for header in headers), (
+            "%s: every play starts with the header of playbooks/vars/route.yml:\n%s" % (
+                path.relative_to(ROOT), "  vars_files: [vars/route.yml]\n  module_defaults:\n" + wanted))
+
+
+def test_the_route_feeds_each_contract_variable_to_its_option_and_nothing_else():
+    rows = contract()
+    fed = {}
+    for group, options in route().items():
+        for option, value in options.items():
+            match = re.fullmatch(r"\{\{ (stackops_[a-z0-9_]+) \| default\(omit\) \}\}", value)
+            assert match, "route.yml %s.%s: %r; the route reads one variable, unset means omitted" % (group, option, value)
+            name = match.group(1)
+            if group in NOT_CONTRACT:
+                assert name not in rows, "%s is in the contract: route it through a contract group" % name
+                continue
+            assert name in rows, "route.yml %s.%s reads %s, which docs/inventory.md does not declare" % (group, option, name)
+            fed.setdefault(name, set()).add(option)
+    for name, row in rows.items():
+        # stackops_health_urls fills urls of the health checks, which each procedure picks from (not a group option).
+        if row["option"] and row["option"] != "urls":
+            assert row["option"] in fed.get(name, ()), "%s feeds %s (docs/inventory.md), the route does not" % (
+                name, row["option"])
+
+
+def test_no_role_passes_a_routed_option_by_hand():
+    """The connection, compose and service options reach modules only through the play header; the other routed
+    options (backup_dir, pitr_dir, ...) may be given by hand only with another value than the route's."""
+    by_hand_never = {option for group in ("postgresql", "compose", "db_service", "scratch_check")
+                     for option in route()[group]}
+    groups = action_groups()
+    module = re.compile(r"^stackops\.runbooks\.([a-z0-9_]+)$")
+    problems = []
+
+    def walk(node, path):
+        if isinstance(node, list):
+            for item in node:
+                walk(item, path)
+        elif isinstance(node, dict):
+            if "module_defaults" in node:
+                problems.append("%s: task %r sets module_defaults; the play header does" % (path, node.get("name")))
+            for key, args in node.items():
+                name = module.match(str(key))
+                if name and isinstance(args, dict):
+                    routed = {option: value for group, options in route().items() if name.group(1) in groups[group]
+                              for option, value in options.items()}
+                    for option, value in args.items():
+                        variable = re.search(r"stackops_[a-z0-9_]+", routed.get(option, ""))
+                        if option in by_hand_never or (variable and re.search(
+                                r"\{\{\s*%s\s*[|}]" % variable.group(0), str(value))):
+                            problems.append("%s: task %r passes %s by hand" % (path, node.get("name"), option))
+            for value in node.values():
+                walk(value, path)
+
+    for path in sorted((ROOT / "roles").glob("*/tasks/*.yml")):
+        walk(yaml.safe_load(path.read_text()), path.relative_to(ROOT))
+    assert not problems, "\n".join(problems)
+
+
+def test_the_db_service_has_no_default_anywhere():
+    assert contract()["stackops_db_service"]["default"] is NO_DEFAULT
+    for path in yaml_sources():
+        assert not re.search(r"stackops_db_service\s*\|\s*default\(\s*['\"][^'\"]", path.read_text()), (
+            "%s gives stackops_db_service a default; a service name is the stack's own" % path.relative_to(ROOT))
+    assert "default" not in pg_tools_spec()["compose_service"]
+
+
+def test_the_unpublished_database_host_is_the_one_the_modules_resolve():
+    """The contract names the form of stackops_db_host for a database without a published port; compose.py parses
+    exactly that form (and nothing else) as a compose service to look up at connect time."""
+    from ansible_collections.stackops.runbooks.plugins.module_utils.compose import parse_service_host, service_host
+    meaning = contract()["stackops_db_host"]["meaning"]
+    documented = re.search(r"`(compose:<project>/<service>)`", meaning)
+    assert documented, meaning
+    assert service_host("<project>", "<service>") == documented.group(1)
+    assert parse_service_host("compose:shop/db") == ("shop", "db")
+    assert parse_service_host("127.0.0.1") is None and parse_service_host("db.internal") is None

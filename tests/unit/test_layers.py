@@ -91,3 +91,45 @@ def test_architecture_page_names_only_paths_that_exist():
         elif not (ROOT / item.rstrip("/")).exists():
             missing.append(item)
     assert not missing, "docs/architecture.md names paths that do not exist: %s" % missing
+
+
+def _section(text, heading):
+    match = re.search(r"^## %s\n(.*?)(?=^## |\Z)" % re.escape(heading), text, re.S | re.M)
+    assert match, "docs/architecture.md has no section '## %s'" % heading
+    return match.group(1)
+
+
+def _named(section):
+    return set(re.findall(r"`([A-Za-z0-9_./-]+)`", section))
+
+
+def test_architecture_page_places_every_file_of_every_layer():
+    """Every CLI file, playbook, role, module, module_utils file and filter is placed on the page, in its
+    section, and the page places nothing that does not exist."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    layers = [
+        ("CLI", {p.name for p in (ROOT / "src" / "stackops").glob("*.py")}),
+        ("Playbooks", {p.name for p in (ROOT / "playbooks").glob("*.yml")} | {"vars/route.yml"}),
+        ("Roles, and the roles they call", {p.name for p in (ROOT / "roles").iterdir() if p.is_dir()}),
+        ("Modules", {p.stem for p in _files("plugins/modules")}),
+        ("module_utils", {p.name for p in _files("plugins/module_utils")} | {p.name for p in _files("plugins/filter")}),
+    ]
+    for heading, files in layers:
+        named = _named(_section(text, heading))
+        missing = sorted(files - named)
+        assert not missing, "docs/architecture.md, section '%s', does not place %s" % (heading, missing)
+    listed = set(re.findall(r"`([a-z0-9_]+)`", "".join(re.findall(r"^\| [a-zA-Z -]+ \| (.+) \|$",
+                                                                   _section(text, "Modules"), re.M))))
+    assert listed == layers[3][1], "the modules table names %s that do not exist" % sorted(listed - layers[3][1])
+    roles_table = _section(text, "Roles, and the roles they call")
+    rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|$", roles_table, re.M)
+    assert {role for role, _ in rows} == layers[2][1]
+    calls = {role: set(re.findall(r"`([a-z_]+)`", called)) for role, called in rows}
+    roles = layers[2][1]
+    for role in sorted(roles):
+        called = set()
+        for path in (ROOT / "roles" / role / "tasks").glob("*.yml"):
+            called.update(re.findall(r"name: stackops\.runbooks\.([a-z_]+)\s*$", path.read_text(), re.M))
+        called = (called & roles) - {role}
+        placed = calls[role] & roles
+        assert called == placed, "roles/%s calls %s, docs/architecture.md says %s" % (role, sorted(called), sorted(placed))

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import yaml
 
+from support.module_docs import module_options
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "stackops.runbooks.attributes"
 KINDS = {BASE + ".info_module", BASE + ".changes_state"}
@@ -62,4 +64,24 @@ def test_the_fragment_declares_every_group_fragment_used():
     used = {f.split(".")[-1].upper() for path in _modules()
             for f in _documentation(path).get("extends_documentation_fragment") or [] if f.startswith(BASE + ".")}
     for name in used:
-        assert re.search(r"^    %s = r'''" % name, fragment, re.M), "attributes.py lacks %s" % name
+        assert re.search(r"^    %s = " % name, fragment, re.M), "attributes.py lacks %s" % name
+
+
+def test_each_action_group_lists_every_module_that_takes_its_options():
+    """An action group is an option set: every module that takes all of the options the play header gives the group
+    (playbooks/vars/route.yml) is in it, and no module that lacks one of them."""
+    route = yaml.safe_load((ROOT / "playbooks" / "vars" / "route.yml").read_text())["__stackops_route"]
+    groups = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["action_groups"]
+    routing = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())["plugin_routing"]["modules"]
+    options = {path.stem: set(module_options(path.stem)) for path in _modules()}
+    assert {"login_host", "project_dir", "compose_service", "backup_dir"} <= options["pg_backup"]
+    for group, members in groups.items():
+        wanted = set(route[group])
+        takes = sorted(name for name, has in options.items() if wanted <= has)
+        # An old name that redirects (plugin_routing) stays in its new name's groups, so old playbooks keep working.
+        listed = sorted(name for name in members if name not in routing)
+        assert listed == takes, "group %s (%s): lists %s, the modules that take these options are %s" % (
+            group, sorted(wanted), listed, takes)
+        for old in (name for name in members if name in routing):
+            new = routing[old]["redirect"].split(".")[-1]
+            assert new in members, "%s redirects to %s, which is not in group %s" % (old, new, group)

@@ -7,6 +7,7 @@ into a program while it is hashed."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ctypes
 import hashlib
 import os
 import re
@@ -14,7 +15,8 @@ import subprocess
 import tempfile
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, describe_os_error
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import CHUNK, Pipeline, widen_pipe
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import (
+    CHUNK, Pipeline, describe_rc, first_failure, widen_pipe)
 
 
 # pg_dump before 16 compresses custom/directory output with zlib only.
@@ -23,32 +25,71 @@ DEFAULT_LEVELS = {'zstd': 3, 'gzip': 4, 'lz4': 1, 'none': 0}
 EXTENSIONS = {'zstd': '.zst', 'gzip': '.gz', 'lz4': '.lz4', 'none': ''}
 
 
-def stream_to_file(stages, env, target, digest=None):
-    """Run ``stages`` (argv lists) as a pipeline and copy the last stdout into ``target``.
+def stream_to_file(stages, env, target, digest=None, feed=None):
+    """Run ``stages`` (argv lists) as a pipeline and copy the last stdout into ``target``, fsynced.
 
-    We copy in Python rather than redirect so the sha256 is computed while writing and a
-    full disk surfaces as an OSError we can name. Returns (bytes written, [(argv, rc, stderr)]).
+    We copy in Python rather than redirect so the sha256 is computed while writing and a full disk surfaces as an
+    OSError we can name. ``feed`` (a GrowingFile of ``target``: the trial restore of a verified backup reads the file
+    while it is written) learns every byte written, and the end once the file holds them all, before the fsync, so
+    its reader goes on meanwhile. Returns (bytes written, [(argv, rc, stderr)]).
     """
     pipeline = Pipeline(stages, env)
     written = 0
-    write_error = None
+    results = None
     try:
         with open(target, 'wb') as out:
+            flusher = Writeback(out.fileno())
             for chunk in iter(lambda: pipeline.stdout.read(CHUNK), b''):
                 out.write(chunk)
                 if digest is not None:
                     digest.update(chunk)
                 written += len(chunk)
+                if feed is not None:
+                    out.flush()
+                    feed.wrote(written)
+                flusher.written(written, out)
             out.flush()
+            results = pipeline.wait()
+            if feed is not None:
+                failure = first_failure(results)
+                feed.end(failure and '%s %s' % (os.path.basename(failure[0][0]), describe_rc(failure[1])))
             os.fsync(out.fileno())
-    except (IOError, OSError) as exc:
-        write_error = exc
+    except BaseException as exc:
         pipeline.kill()
-    finally:
-        results = pipeline.wait()
-    if write_error is not None:
-        raise BackupError(describe_os_error(write_error, target))
+        if results is None:
+            results = pipeline.wait()
+        if feed is not None and not feed.ended:
+            feed.end(exc)
+        if isinstance(exc, (IOError, OSError)):
+            raise BackupError(describe_os_error(exc, target))
+        raise
     return written, results
+
+
+SYNC_FILE_RANGE_WRITE = 2
+WRITEBACK_EVERY = 32 * CHUNK
+
+
+class Writeback(object):
+    """Starts the disk writes of a file being streamed every WRITEBACK_EVERY bytes (sync_file_range, which does not
+    wait for them), so the fsync that makes the backup durable finds little left to write: without it the whole
+    file sits dirty in the page cache until that fsync, and the backup waits for all of it at the end."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.started = 0
+        try:
+            self.call = ctypes.CDLL(None, use_errno=True).sync_file_range
+            self.call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        except (OSError, AttributeError):
+            self.call = None  # not Linux/glibc: the final fsync does all of it, as it would anyway
+
+    def written(self, offset, handle):
+        if self.call is None or offset - self.started < WRITEBACK_EVERY:
+            return
+        handle.flush()
+        self.call(self.fd, self.started, offset - self.started, SYNC_FILE_RANGE_WRITE)
+        self.started = offset
 
 
 def feed_hashed(argv, source, stdout=subprocess.DEVNULL):

@@ -19,7 +19,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database impo
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import select_toc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
-    StreamFailed, StreamNotSupported, StreamingRestore, timed)
+    DumpFile, DumpStream, StreamFailed, StreamNotSupported, StreamingRestore, timed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import REMOVE_DIRECTORY
 
 
@@ -55,6 +55,7 @@ class RestoreSession(object):
         # How the last restore ran ('stream', 'pg_restore' or 'psql') and, when streamed, seconds per phase.
         self.method = None
         self.timings = {}
+        self.compared = None
         self.tools.extra_env['PGOPTIONS'] = RESTORE_SESSION_OPTIONS
 
     def run(self, argv, what):
@@ -151,16 +152,23 @@ class RestoreSession(object):
             self.decompress()
         return self.point_at_dump()
 
-    def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False, recreate=None):
+    def restore(self, dbname, jobs=1, tables=(), schemas=(), no_owner=False, recreate=None, feed=None, compare=None):
         """Restore into the existing, empty ``dbname``. ``recreate`` (drop and create it again) lets a streamed
-        restore that meets something it does not handle start over the classic way."""
+        restore that meets something it does not handle start over the classic way. With ``feed`` (a GrowingFile:
+        the dump while pg_backup writes it into this set) the restore reads the stream; it cannot start over, so
+        StreamNotSupported reaches the caller, which restores from the written file instead. ``compare()`` (the
+        check of the restored rows) runs once the rows are in: a streamed restore runs it beside the index builds.
+        Its result is ``self.compared``."""
         where = describe_target(self.params, dbname)
+        self.compared = None
         if self.streams and self.source is None and not (tables or schemas):
             try:
-                self.restore_streaming(dbname, jobs, no_owner)
+                self.compared = self.restore_streaming(dbname, jobs, no_owner, feed, compare)
                 self.method = 'stream'
                 return
             except StreamNotSupported as exc:
+                if feed is not None:
+                    raise
                 if recreate is None:
                     raise BackupError('streamed restore of %s into %s: %s' % (self.manifest['id'], where, exc))
                 self.module.warn('%s: %s; restoring it from a decompressed copy with pg_restore instead' % (
@@ -178,6 +186,7 @@ class RestoreSession(object):
                 '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', self.source])
             self.run(argv, 'psql restore of %s into %s' % (self.manifest['id'], where))
             self.method = 'psql'
+            self.compare_after(compare)
             return
         args = self.tools.connection_args(conninfo_dbname(dbname)) + ['--exit-on-error', '-j', str(max(jobs, 1))]
         if no_owner:
@@ -195,21 +204,28 @@ class RestoreSession(object):
         argv = self.tools.argv('pg_restore', args + [self.source])
         self.run(argv, 'pg_restore of %s into %s' % (self.manifest['id'], where))
         self.method = 'pg_restore'
+        self.compare_after(compare)
 
-    def restore_streaming(self, dbname, jobs, no_owner):
+    def compare_after(self, compare):
+        if compare is not None:
+            with timed(self.timings, 'compare'):
+                self.compared = compare()
+
+    def restore_streaming(self, dbname, jobs, no_owner, feed=None, compare=None):
         path = os.path.join(self.set_dir, self.manifest['data'])
+        decompressor = None
         if self.compressed_outside_pg_dump():
-            source = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
-        elif self.tools.in_container:
-            source = [self.module.get_bin_path('cat', required=True)]  # the container cannot see host paths
-        else:
-            source = None
-        restore = StreamingRestore(self.tools, self.params, path, source, dbname, jobs, self.scratch_dir(),
-                                   options=RESTORE_SESSION_OPTIONS, no_owner=no_owner)
+            decompressor = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
+        dump = DumpFile(path, decompressor or (
+            [self.module.get_bin_path('cat', required=True)] if self.tools.in_container else None))  # no host paths
+        source = DumpStream(feed, decompressor, dump) if feed is not None else dump
+        restore = StreamingRestore(self.tools, self.params, source, dbname, jobs, self.scratch_dir(),
+                                   options=RESTORE_SESSION_OPTIONS, no_owner=no_owner, on_loaded=compare)
         try:
             restore.run()
         finally:
             self.timings.update(restore.timings)
+        return restore.loaded
 
     def scratch_dir(self):
         """This session's directory in ``work_dir`` (a decompressed dump, list files), made on first use."""

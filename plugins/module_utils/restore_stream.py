@@ -34,7 +34,7 @@ import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import (
-    CHUNK, Pipeline, describe_rc, first_failure)
+    CHUNK, FeedFailed, Pipeline, describe_rc, first_failure)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, conninfo_dbname
 
 # DOTALL: a quoted column name may hold a newline, so a COPY statement may span lines.
@@ -283,15 +283,81 @@ class ScriptLoader(object):
         self.barrier()
 
 
-class StreamingRestore(object):
-    """One restore of ``dump_path`` (compressed by ``decompressor`` argv) into the existing, empty ``dbname``."""
+class DumpFile(object):
+    """A dump on disk that every pass reads from its start, through ``decompressor`` (argv) when compressed (or
+    ``cat`` when the tools run in a container that cannot see the host's paths)."""
 
-    def __init__(self, tools, params, dump_path, decompressor, dbname, jobs, list_dir, options=None,
-                 no_owner=False):
+    def __init__(self, path, decompressor=None):
+        self.path = path
+        self.decompressor = list(decompressor) if decompressor else None
+
+    def open(self, argv, env, read_output):
+        if self.decompressor:
+            return Pipeline([self.decompressor + [self.path], argv], env=env, read_output=read_output)
+        return Pipeline([argv + [self.path]], env=env, read_output=read_output)
+
+    def after_data(self):
+        return self
+
+
+class DumpStream(object):
+    """A dump while pg_backup writes it (a GrowingFile): the trial restore of a verified backup reads the file as it
+    is written. Every pass reads it from its first byte, following the writer; the passes after the data read
+    ``written``, the DumpFile itself, once it holds every byte."""
+
+    def __init__(self, feed, decompressor, written):
+        self.feed = feed
+        self.decompressor = list(decompressor) if decompressor else None
+        self.written = written
+
+    def open(self, argv, env, read_output):
+        stages = [self.decompressor, argv] if self.decompressor else [argv]
+        return Pipeline(stages, env=env, read_output=read_output, feed=self.feed.reader())
+
+    def after_data(self):
+        try:
+            self.feed.wait_ended()
+        except FeedFailed as exc:
+            raise StreamFailed('writing the dump: %s' % exc)
+        return self.written
+
+
+class Beside(threading.Thread):
+    """``work()`` in a thread of its own, timed as ``timings[phase]``; result() joins it and returns what it returned
+    or raises what it raised."""
+
+    def __init__(self, work, timings, phase):
+        super(Beside, self).__init__(name=phase)
+        self.daemon = True
+        self.work, self.timings, self.phase = work, timings, phase
+        self.value, self.error = None, None
+        self.start()
+
+    def run(self):
+        try:
+            with timed(self.timings, self.phase):
+                self.value = self.work()
+        except Exception as exc:  # raised again by result(), in the caller's thread
+            self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class StreamingRestore(object):
+    """One restore of the dump ``source`` (DumpFile or DumpStream) into the existing, empty ``dbname``."""
+
+    def __init__(self, tools, params, source, dbname, jobs, list_dir, options=None, no_owner=False, on_loaded=None):
         self.tools = tools
+        # Run beside the post-data section once every row is in (the row counts against the manifest: indexes,
+        # constraints and triggers change no row, so counting need not wait for them). Its result: ``loaded``.
+        self.on_loaded = on_loaded
+        self.loaded = None
         self.params = params
-        self.dump_path = dump_path
-        self.decompressor = list(decompressor) + [dump_path] if decompressor else None
+        self.source = source
         self.dbname = dbname
         self.jobs = max(jobs, 1)
         self.list_dir = list_dir
@@ -300,9 +366,7 @@ class StreamingRestore(object):
         self.timings = {}
 
     def pg_restore(self, args, read_output):
-        argv = self.tools.argv('pg_restore', args + ([] if self.decompressor else [self.dump_path]))
-        stages = [self.decompressor, argv] if self.decompressor else [argv]
-        return Pipeline(stages, env=self.tools.run_env(), read_output=read_output)
+        return self.source.open(self.tools.argv('pg_restore', args), self.tools.run_env(), read_output)
 
     def finish(self, pipeline, what, reader_error=None):
         """Wait for the pipeline; raise for a tool that failed on its own (the deeper cause), else ``reader_error``."""
@@ -310,8 +374,10 @@ class StreamingRestore(object):
         harmless = set()
         if results[-1][1] == 0:
             # pg_restore stops reading once it has what it needs (the table of contents); the decompressor
-            # feeding it then dies of SIGPIPE, which is not a failure.
+            # feeding it then dies of SIGPIPE, which is not a failure, nor one we killed once we stopped feeding it.
             harmless.update((-13, 141))
+            if pipeline.cut:
+                harmless.update(rc for dummy, rc, dummy2 in results[:-1])
         if reader_error is not None:
             harmless.update((-9, -13, 141))  # we killed the tools because the reader had failed
         failure = first_failure([(argv, 0 if rc in harmless else rc, err) for argv, rc, err in results])
@@ -319,14 +385,10 @@ class StreamingRestore(object):
             argv, rc, err = failure
             raise StreamFailed('%s: %s %s: %s' % (what, os.path.basename(argv[0]), describe_rc(rc),
                                                   (err or 'no error output')[-2000:]))
+        if pipeline.feed_error is not None:
+            raise StreamFailed('%s: reading the dump while it is written: %s' % (what, pipeline.feed_error))
         if reader_error is not None:
             raise reader_error
-
-    def output_of(self, args, what):
-        pipeline = self.pg_restore(args, read_output=True)
-        output = pipeline.stdout.read()
-        self.finish(pipeline, what)
-        return output.decode('utf-8', 'replace')
 
     def start_into_db(self, args):
         return self.pg_restore(self.tools.connection_args(conninfo_dbname(self.dbname)) + ['--exit-on-error'] + args,
@@ -336,13 +398,10 @@ class StreamingRestore(object):
         self.finish(self.start_into_db(args), what)
 
     def run(self):
-        listing = {}
-        for section in ('pre-data', 'data', 'post-data'):
-            listing[section] = toc_entries(self.output_of(['-l', '--section=%s' % section],
-                                                          'reading the table of contents (%s)' % section))
+        with timed(self.timings, 'toc'):
+            listing = self.table_of_contents()
         # The listing hides pg_dump's own ENCODING/STDSTRINGS/SEARCHPATH entries, so compare entries, not counts.
-        whole = toc_entries(self.output_of(['-l'], 'reading the table of contents'))
-        if sorted(whole) != sorted(listing['pre-data'] + listing['data'] + listing['post-data']):
+        if sorted(listing[None]) != sorted(listing['pre-data'] + listing['data'] + listing['post-data']):
             raise StreamNotSupported('the archive has entries outside the pre-data, data and post-data sections')
         with timed(self.timings, 'pre-data'):
             self.run_into_db(['--section=pre-data'] + self.owner_args, 'creating the schema (pre-data)')
@@ -350,8 +409,38 @@ class StreamingRestore(object):
             if listing['data']:
                 self.load_data()
         with timed(self.timings, 'post-data'):
-            fault_point('index-build')
-            self.build_post_data(listing['post-data'])
+            self.source = self.source.after_data()
+            beside = Beside(self.on_loaded, self.timings, 'compare') if self.on_loaded else None
+            try:
+                fault_point('index-build')
+                self.build_post_data(listing['post-data'])
+            except Exception:
+                if beside is not None:
+                    beside.join()  # the post-data failure is the one to report
+                raise
+            if beside is not None:
+                self.loaded = beside.result()
+
+    def table_of_contents(self):
+        """The entries of each section and of the whole archive ({section or None: [entry]}). The four listings only
+        read the head of the dump: they run side by side."""
+        sections = ('pre-data', 'data', 'post-data', None)
+        running = {}
+        try:
+            for section in sections:
+                running[section] = self.pg_restore(['-l'] + (['--section=%s' % section] if section else []), True)
+        except Exception:
+            for pipeline in running.values():
+                pipeline.kill()
+            raise
+        outputs = {}
+        for section in sections:
+            outputs[section] = running[section].stdout.read()
+        listing = {}
+        for section in sections:
+            self.finish(running[section], 'reading the table of contents%s' % (' (%s)' % section if section else ''))
+            listing[section] = toc_entries(outputs[section].decode('utf-8', 'replace'))
+        return listing
 
     def load_data(self):
         control = self.open_connection(self.options)

@@ -136,6 +136,22 @@ options:
       - Mode to enforce on O(backup_dir) (created or existing), for example C(0700).
       - Without it a directory this module creates gets mode C(0700) and an existing one is left as it is.
     type: raw
+  verify:
+    description:
+      - Prove the set restores before publishing it, with the checks of M(stackops.runbooks.pg_backup_verify)
+        (sha256 of every file, a trial restore into a scratch database that is always dropped, row counts and content
+        checksums against the manifest). The set is published together with its C(verification.json), so no listing
+        ever shows it before its verdict. A set that does not verify is still published, marked unverified, and the
+        task fails.
+      - A custom-format dump is restored while it is dumped, from the bytes written to its file (decompressed again
+        for it), so the verification costs about the slower of the dump and the restore, not their sum. Other formats,
+        and a dump the streamed restore does not handle, are restored from the written set after the dump.
+    type: bool
+    default: false
+  verify_jobs:
+    description: Connections that load rows and build indexes in the trial restore (O(verify)), as O(stackops.runbooks.pg_backup_verify#module:jobs).
+    type: int
+    default: 2
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
@@ -146,6 +162,8 @@ extends_documentation_fragment:
   - stackops.runbooks.attributes.changes_state
   - stackops.runbooks.attributes.actiongroup_catalog_compose_db_service_postgresql
 notes:
+  - With O(verify) the module holds two more connections for the trial restore, and the scratch database needs room
+    for one restored copy of the database on the server.
   - Check mode connects to the database and reports the backup that would be written; it writes nothing. The free
     space pre-check (O(free_space_factor)) runs for real in check mode too.
 seealso:
@@ -214,8 +232,8 @@ duration_seconds:
   type: float
 metrics:
   description:
-    - The new set's Prometheus textfile (node_exporter textfile collector), not yet verified
-      (M(stackops.runbooks.pg_backup_verify) returns it with the verification's outcome).
+    - The new set's Prometheus textfile (node_exporter textfile collector), with the verification's outcome when
+      O(verify) is set (else not verified; M(stackops.runbooks.pg_backup_verify) returns it once it verifies the set).
   returned: when a backup was taken
   type: str
 throughput_mib_per_second:
@@ -263,239 +281,34 @@ latest_verified:
   description: The newest verified set of O(database) before this run (C(id), C(age_seconds), C(path)), or V(null).
   returned: always
   type: dict
+verified:
+  description: With O(verify), whether every check passed (also recorded in the set's C(verification.json)).
+  returned: when O(verify) is set and a set was written
+  type: bool
+verification:
+  description:
+    - With O(verify), what M(stackops.runbooks.pg_backup_verify) returns - C(verified), C(checksums_ok), C(differences),
+      C(scratch_database), C(content_compared), C(restore_method), C(phase_seconds) of the trial restore,
+      C(duration_seconds) (from the start of the trial restore, which overlaps the dump) - and C(during_backup)
+      (V(true) when it restored the dump while it was written).
+  returned: when O(verify) is set and a set was written
+  type: dict
+phase_seconds:
+  description:
+    - Where the time went - C(dump) (pg_dump to the fsynced file), C(count-wait) (row counts still running after
+      it), C(extras) (globals, files, volumes), C(publish) (fsync of the set and the rename), C(retention), C(total);
+      with O(verify) also C(trial) (the trial restore from its start), C(overlap) (of it with the dump),
+      C(trial-pre-data), C(trial-data), C(trial-post-data), C(trial-compare) (row counts of the scratch database) and
+      C(checksums) (the written files read back).
+  returned: when a set was written
+  type: dict
 '''
 
-import hashlib
-import os
-import re
-import shutil
-import threading
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import (
-    backup_metrics, catalog, common_module_spec)
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
-    apply_retention, retention_policy_problem, retention_policy_spec)
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    MANIFEST, MANIFEST_VERSION, PARTIAL_SUFFIX, BackupError, PublishedNotDurable, compose_project_files, describe_os_error,
-    ensure_backup_dir, file_inventory, fsync_path, isoformat, new_backup_id, publish, record_last_backup, remove_tree,
-    set_checksum, slug, space_plan, utcnow, write_json)
-from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import (
-    DEFAULT_LEVELS, EXTENSIONS, compressor_argv, pg_major, stream_to_file, tool_version)
-from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
-from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
-    PgTools, connect, conninfo_dbname, describe_target, prepare, sql)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
-    connect_for_stats, database_info, database_properties, relation_map, table_stats, user_tables)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc, first_failure
-from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import clean_up_after_killed_runs
-
-
-def plan(module, params, tools_major):
-    """Decide file names and where compression happens for this format/method/pg_dump version."""
-    fmt, method = params['format'], params['compression']
-    level = params['compression_level'] if params['compression_level'] is not None else DEFAULT_LEVELS[method]
-    if params['jobs'] > 1 and fmt != 'directory':
-        raise BackupError('jobs=%d needs format=directory: pg_dump parallelises only directory-format dumps' % params['jobs'])
-    if fmt == 'directory':
-        if method in ('zstd', 'lz4') and (tools_major or 0) < 16:
-            raise BackupError('pg_dump %s compresses directory-format dumps with gzip only; use compression=gzip or '
-                              'format=custom (zstd through a host compressor)' % tools_major)
-        where, data = 'pg_dump', 'data'
-    elif fmt == 'custom':
-        # zstd/lz4 go through the host compressor even where pg_dump could do it: it uses every core.
-        where = 'pg_dump' if method in ('gzip', 'none') else 'external'
-        data = 'data.dump' + (EXTENSIONS[method] if where == 'external' else '')
-    else:
-        where = 'external' if method != 'none' else 'none'
-        data = 'data.sql' + EXTENSIONS[method]
-    return dict(method=method, level=level, where=where), data
-
-
-def pg_dump_args(params, compression, snapshot, target):
-    args = ['-F', params['format'][0], '--no-sync']
-    if compression['where'] == 'pg_dump':
-        if compression['method'] in ('gzip', 'none'):
-            args += ['-Z', str(compression['level'] if compression['method'] == 'gzip' else 0)]
-        else:
-            args += ['-Z', '%s:%d' % (compression['method'], compression['level'])]
-    elif params['format'] == 'custom':
-        args += ['-Z', '0']
-    if snapshot:
-        args += ['--snapshot', snapshot]
-    if params['jobs'] > 1:
-        args += ['-j', str(params['jobs'])]
-    if target:
-        args += ['-f', target]
-    return args
-
-
-class StatsThread(threading.Thread):
-    """Counts rows in the exported snapshot while pg_dump streams, so the counts cost no extra wall time.
-
-    It first takes ACCESS SHARE locks on every table, held until the counts are done: TRUNCATE is not MVCC-safe, so
-    one committed after pg_dump exits (and releases its locks) would otherwise show a not-yet-counted table as empty
-    in the snapshot, and the manifest would say 0 rows for a dump that has them.
-    """
-
-    def __init__(self, conn, tables, content):
-        threading.Thread.__init__(self)
-        self.conn, self.tables, self.content = conn, tables, content
-        self.result, self.error = None, None
-
-    def run(self):
-        try:
-            if self.tables:
-                self.conn.execute(sql.SQL('LOCK TABLE {} IN ACCESS SHARE MODE').format(
-                    sql.SQL(', ').join(sql.Identifier(schema, name) for schema, name in self.tables)))
-            fault_point('count')
-            self.result = table_stats(self.conn, self.tables, content=self.content)
-        except Exception as exc:  # reported by the main thread with context
-            self.error = exc
-
-
-def run_dump(module, params, tools, partial, compression, data_name, snapshot, dbname):
-    """Produce the data file(s) in ``partial``; returns {relative path: sha256} for files hashed while streaming."""
-    env = tools.run_env()
-    target_db = conninfo_dbname(dbname)
-    hashed = {}
-    if params['format'] == 'directory':
-        if tools.in_container:
-            inner = '/tmp/stackops-backup-%s' % os.path.basename(partial)
-            argv = tools.argv('pg_dump', tools.connection_args(target_db) + pg_dump_args(params, compression, snapshot, inner))
-            try:
-                run_checked(module, argv, env, 'pg_dump in service %s' % params['compose_service'])
-                run_checked(module, compose_command(module, params, [
-                    'cp', '%s:%s' % (params['compose_service'], inner), os.path.join(partial, data_name)]), env,
-                    'copying the dump out of service %s' % params['compose_service'])
-            finally:
-                module.run_command(compose_command(module, params, ['exec', '-T', params['compose_service'], 'rm', '-rf', inner]))
-        else:
-            argv = tools.argv('pg_dump', tools.connection_args(target_db) + pg_dump_args(
-                params, compression, snapshot, os.path.join(partial, data_name)))
-            run_checked(module, argv, env, 'pg_dump')
-        return hashed
-    stages = [tools.argv('pg_dump', tools.connection_args(target_db) + pg_dump_args(params, compression, snapshot, None))]
-    if compression['where'] == 'external':
-        stages.append(compressor_argv(module, compression['method'], compression['level']))
-    digest = hashlib.sha256()
-    dummy, results = stream_to_file(stages, env, os.path.join(partial, data_name), digest)
-    failure = first_failure(results)
-    if failure:
-        argv, rc, err = failure
-        name = os.path.basename(argv[0])
-        if argv is stages[0]:
-            name = 'pg_dump in service %s' % params['compose_service'] if tools.in_container else 'pg_dump'
-        raise BackupError('%s %s while dumping %s: %s' % (
-            name, describe_rc(rc), describe_target(params, dbname), err[-2000:] or 'no error output'))
-    hashed[data_name] = digest.hexdigest()
-    return hashed
-
-
-def run_checked(module, argv, env, what):
-    rc, out, err = module.run_command(argv, environ_update=env)
-    if rc != 0:
-        raise BackupError('%s %s: %s' % (what, describe_rc(rc), ((err or out) or 'no error output').strip()[-2000:]))
-    return out
-
-
-def copy_files(module, partial, paths):
-    """Config files go into files/ under their base name; a clash gets a numeric prefix, never overwrites."""
-    copied = []
-    if not paths:
-        return copied
-    os.makedirs(os.path.join(partial, 'files'))
-    for index, path in enumerate(paths):
-        name = os.path.basename(path.rstrip('/'))
-        target = os.path.join(partial, 'files', name)
-        if os.path.exists(target):
-            target = os.path.join(partial, 'files', '%d-%s' % (index, name))
-        try:
-            if os.path.isdir(path):
-                shutil.copytree(path, target, symlinks=True)
-            else:
-                shutil.copy2(path, target)
-            make_private(target)
-        except (IOError, OSError) as exc:
-            raise BackupError('cannot copy %s into the backup set: %s' % (path, describe_os_error(exc, target)))
-        copied.append(dict(source=path, stored=os.path.relpath(target, partial)))
-    return copied
-
-
-def make_private(path):
-    """0600 files and 0700 directories, like the dump: copy2 keeps the source's mode, and env files hold secrets."""
-    if os.path.islink(path):
-        return
-    if not os.path.isdir(path):
-        os.chmod(path, 0o600)
-        return
-    for dirpath, dirnames, filenames in os.walk(path):
-        os.chmod(dirpath, 0o700)
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                os.chmod(full, 0o600)
-
-
-def helper_image(module, params):
-    if params.get('volume_helper_image'):
-        return params['volume_helper_image']
-    rc, out, err = module.run_command(compose_command(module, params, ['ps', '-q', params['compose_service']]))
-    container = out.strip().splitlines()[0] if rc == 0 and out.strip() else None
-    if container:
-        rc, out, err = module.run_command([module.get_bin_path('docker', required=True), 'inspect', '--format',
-                                           '{{.Config.Image}}', container])
-        if rc == 0 and out.strip():
-            return out.strip()
-    raise BackupError('cannot find the image of compose service %s to archive volumes with; set volume_helper_image '
-                      'to an image that has tar' % params['compose_service'])
-
-
-def archive_volumes(module, params, partial, volumes, compression):
-    archived = []
-    if not volumes:
-        return archived
-    os.makedirs(os.path.join(partial, 'volumes'))
-    image = helper_image(module, params)
-    docker = module.get_bin_path('docker', required=True)
-    for volume in volumes:
-        stages = [[docker, 'run', '--rm', '--network', 'none', '-v', '%s:/volume:ro' % volume, '--entrypoint', 'tar',
-                   image, '-C', '/volume', '-cf', '-', '.']]
-        method = compression['method'] if compression['method'] != 'none' else None
-        if method:
-            stages.append(compressor_argv(module, method, DEFAULT_LEVELS[method]))
-        name = '%s.tar%s' % (slug(volume), EXTENSIONS[method] if method else '')
-        dummy, results = stream_to_file(stages, None, os.path.join(partial, 'volumes', name))
-        failure = first_failure(results)
-        if failure:
-            raise BackupError('archiving docker volume %s %s: %s; check that the volume exists (docker volume ls)' % (
-                volume, describe_rc(failure[1]), failure[2][-1000:]))
-        archived.append(dict(volume=volume, stored='volumes/' + name))
-    return archived
-
-
-def dump_globals(module, params, tools, partial):
-    argv = tools.argv('pg_dumpall', tools.connection_args() + ['--globals-only', '--no-role-passwords'])
-    dummy, results = stream_to_file([argv], tools.run_env(), os.path.join(partial, 'globals.sql'))
-    failure = first_failure(results)
-    if failure:
-        raise BackupError('pg_dumpall --globals-only %s on %s: %s' % (describe_rc(failure[1]), describe_target(params),
-                                                                      failure[2][-1000:]))
-
-
-def remove_stale_partials(backup_dir, database):
-    """Partials of this database left by a killed run; safe to remove because we hold its lock. The name must be
-    exactly this database's slug and a backup timestamp: 'app-' is also the start of a running 'app-prod-...'."""
-    pattern = re.compile(re.escape(slug(database)) + r'-\d{8}T\d{9}Z' + re.escape(PARTIAL_SUFFIX) + '$')
-    removed = []
-    for name in os.listdir(backup_dir):
-        if pattern.match(name):
-            remove_tree(os.path.join(backup_dir, name))
-            removed.append(name)
-    return removed
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import common_module_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import retention_policy_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_take import back_up
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import prepare
 
 
 def main():
@@ -519,182 +332,15 @@ def main():
         record_last_backup=dict(type='bool', default=False),
         backup_dir_mode=dict(type='raw'),
         retention=dict(type='dict', options=retention_policy_spec()),
+        verify=dict(type='bool', default=False),
+        verify_jobs=dict(type='int', default=2),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     prepare(module)
-    params = module.params
-    dbname = params['database']
-    tools = PgTools(module)
-    started = utcnow()
-    clock = time.monotonic()
-    backup_id = new_backup_id(dbname, started)
-    final = os.path.join(params['backup_dir'], backup_id)
-    partial = final + PARTIAL_SUFFIX
-    result = dict(changed=False, backup_id=backup_id, path=final, manifest_path=os.path.join(final, MANIFEST),
-                  due=True, skipped_reason=None, latest_verified=None)
-    retention_error = None
-
-    try:
-        sets = catalog(params['backup_dir'], dbname, now=started)[0]
-        verified = [entry for entry in sets if entry['verified']]
-        if verified:
-            result['latest_verified'] = dict((key, verified[0][key]) for key in ('id', 'age_seconds', 'path'))
-        if params['min_interval'] > 0 and verified and verified[0]['age_seconds'] < params['min_interval']:
-            result.update(due=False, skipped_reason='verified backup %s is %ss old, younger than min_interval (%ss)' % (
-                verified[0]['id'], verified[0]['age_seconds'], params['min_interval']))
-            result['msg'] = 'nothing to do: %s' % result['skipped_reason']
-            module.exit_json(**result)
-        include_files = list(params['include_files'])
-        if params['include_compose_files']:
-            include_files = compose_project_files(params['project_dir']) + include_files
-        dump_version = tool_version(module, tools.argv('pg_dump', ['--version']), tools.environ())
-        if not dump_version:
-            raise BackupError('pg_dump --version failed (%s); check tools_location/tools_bindir' % (
-                'in service %s' % params['compose_service'] if tools.in_container else 'on the host'))
-        compression, data_name = plan(module, params, pg_major(dump_version))
-        try:
-            info_conn = connect(params, dbname=dbname, application_name='stackops-backup')
-        except Exception as exc:
-            raise BackupError('cannot connect to %s: %s; check that the server is up and the credentials' % (
-                describe_target(params, dbname), exc))
-        with info_conn:
-            server_version = info_conn.execute('SHOW server_version').fetchone()[0]
-            info = database_info(info_conn, dbname)
-            properties = database_properties(info_conn, dbname)
-            tables = user_tables(info_conn)
-        manifest = dict(
-            manifest_version=MANIFEST_VERSION, id=backup_id, database=dbname, database_info=info,
-            database_properties=properties, group=params['group_id'], group_databases=params['group_databases'],
-            server_version=server_version, format=params['format'], compression=compression, data=data_name,
-            jobs=params['jobs'], tools_location=params['tools_location'],
-            tools=dict(pg_dump=dump_version), host=os.uname()[1],
-            options=dict(content_checksums=params['content_checksums'], include_globals=params['include_globals'],
-                         include_files=include_files, include_volumes=params['include_volumes']))
-        result.update(database_size_bytes=info['size_bytes'], tables=len(tables))
-        space = space_plan(params['backup_dir'], sets[0]['size_bytes'] if sets else info['size_bytes'],
-                           params['free_space_factor'])
-        result.update(space=space, would_create_backup_dir=not space['backup_dir_exists'])
-        if params['free_space_factor'] > 0 and space['free_bytes'] < space['needed_bytes']:
-            raise BackupError('only %d bytes free in %s, the backup needs about %d (free_space_factor %s x %d); free '
-                              'space or point backup_dir at a larger filesystem' % (
-                                  space['free_bytes'], space['measured_path'], space['needed_bytes'],
-                                  params['free_space_factor'], space['expected_size_bytes']))
-        retention_problem = retention_policy_problem(params['retention']) if params['retention'] else None
-        if retention_problem:
-            raise BackupError('retention %s' % retention_problem)
-        if module.check_mode:
-            if params['retention']:
-                result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
-                apply_retention(params['backup_dir'], dbname, params['retention'], result['retention'], delete=False)
-            result.update(changed=True, manifest=manifest, msg='would write backup set %s (%s, %s) of %s' % (
-                final, params['format'], compression['method'], describe_target(params, dbname)))
-            module.exit_json(**result)
-
-        # Dumps hold every row of the database: readable by the backup owner only.
-        os.umask(0o077)
-        ensure_backup_dir(params['backup_dir'])
-        if params['backup_dir_mode'] is not None:
-            set_mode(module, params['backup_dir'], params['backup_dir_mode'])
-        with DatabaseLock(params['backup_dir'], dbname, 'backup', params['lock_timeout']):
-            result['removed_stale_partials'] = remove_stale_partials(params['backup_dir'], dbname)
-            result['cleaned_up'] = clean_up_after_killed_runs(params, [dbname])
-            os.makedirs(partial)
-            try:
-                hashed = take_backup(module, params, tools, partial, manifest, compression, data_name, dbname,
-                                     include_files)
-                files = file_inventory(partial, known=hashed)
-                manifest.update(files=files, checksum=set_checksum(files), size_bytes=sum(f['size'] for f in files.values()))
-                finished = utcnow()
-                manifest.update(started_at=isoformat(started), finished_at=isoformat(finished),
-                                duration_seconds=round(time.monotonic() - clock, 3))
-                write_json(os.path.join(partial, MANIFEST), manifest)
-                publish(partial, final)
-            except PublishedNotDurable as exc:
-                result.update(changed=True, published=True)
-                module.fail_json(msg='backup of %s: %s' % (dbname, exc), **result)
-            except (IOError, OSError) as exc:
-                remove_tree(partial)
-                raise BackupError(describe_os_error(exc, partial))
-            except BaseException:
-                remove_tree(partial)
-                raise
-            if params['retention']:
-                result['retention'] = dict(deleted=[], kept={}, freed_bytes=0, busy={})
-                try:
-                    apply_retention(params['backup_dir'], dbname, params['retention'], result['retention'], delete=True)
-                except (BackupError, OSError) as exc:
-                    retention_error = exc
-            if params['record_last_backup']:
-                try:
-                    record_last_backup(params['backup_dir'], dict(
-                        database=dbname, backup_id=backup_id, last_backup_timestamp=manifest['finished_at'],
-                        size_bytes=manifest['size_bytes'], duration_seconds=manifest['duration_seconds'], verified=None))
-                except (IOError, OSError) as exc:
-                    module.warn('backup %s is published, but last_backup.json could not be written: %s' % (
-                        backup_id, describe_os_error(exc, params['backup_dir'])))
-    except BackupError as exc:
-        module.fail_json(msg='backup of %s failed, nothing was published: %s' % (dbname, exc), **result)
-
-    duration = manifest['duration_seconds']
-    if retention_error is not None:
-        result.update(changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, manifest=manifest)
-        module.fail_json(msg='backup %s was published, but retention in %s failed: %s; sets not yet deleted are intact'
-                         % (backup_id, params['backup_dir'], retention_error), **result)
-    result.update(
-        changed=True, size_bytes=manifest['size_bytes'], duration_seconds=duration, checksum=manifest['checksum'],
-        throughput_mib_per_second=round(info['size_bytes'] / 1048576.0 / max(duration, 0.001), 2), manifest=manifest,
-        metrics=backup_metrics(manifest, verified=False),
-        msg='backup %s of %s written to %s' % (backup_id, describe_target(params, dbname), final))
+    result, failure = back_up(module)
+    if failure:
+        module.fail_json(**dict(result, msg=failure))
     module.exit_json(**result)
-
-
-def set_mode(module, path, mode):
-    """Enforce ``backup_dir_mode`` (an octal string such as '0700', or an int)."""
-    try:
-        wanted = int(mode, 8) if isinstance(mode, str) else int(mode)
-    except ValueError:
-        raise BackupError('backup_dir_mode %r is not an octal mode such as 0700' % (mode,))
-    try:
-        if os.stat(path).st_mode & 0o7777 != wanted:
-            os.chmod(path, wanted)
-            fsync_path(path)
-    except OSError as exc:
-        raise BackupError('cannot set mode %s on %s: %s' % (mode, path, exc))
-
-
-def take_backup(module, params, tools, partial, manifest, compression, data_name, dbname, include_files):
-    """Dump in an exported snapshot while a second connection counts rows in that same snapshot."""
-    try:
-        snap_conn = connect_for_stats(params, dbname, autocommit=False, application_name='stackops-backup-snapshot')
-    except Exception as exc:
-        raise BackupError('cannot connect to %s: %s' % (describe_target(params, dbname), exc))
-    with snap_conn:
-        snap_conn.execute('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-        snapshot = snap_conn.execute('SELECT pg_export_snapshot()').fetchone()[0]
-        tables = user_tables(snap_conn)
-        relations = relation_map(snap_conn)
-        stats = StatsThread(snap_conn, tables, params['content_checksums'])
-        stats.start()
-        try:
-            fault_point('dump')
-            hashed = run_dump(module, params, tools, partial, compression, data_name, snapshot, dbname)
-        finally:
-            stats.join()
-        snap_conn.rollback()
-    if stats.error is not None:
-        raise BackupError('counting rows in %s failed: %s' % (describe_target(params, dbname), stats.error))
-    manifest['tables'] = stats.result
-    manifest['relations'] = relations
-    manifest['snapshot'] = snapshot
-    if params['include_globals']:
-        dump_globals(module, params, tools, partial)
-        manifest['tools']['pg_dumpall'] = tool_version(module, tools.argv('pg_dumpall', ['--version']), tools.environ())
-    if compression['where'] == 'external':
-        manifest['tools'][compression['method']] = tool_version(
-            module, [compressor_argv(module, compression['method'], 1)[0], '--version'])
-    manifest['files_included'] = copy_files(module, partial, include_files)
-    manifest['volumes_included'] = archive_volumes(module, params, partial, params['include_volumes'], compression)
-    return hashed
 
 
 if __name__ == '__main__':

@@ -123,8 +123,8 @@ restore_method:
   type: str
 phase_seconds:
   description:
-    - For a streamed trial restore, seconds spent hashing the set (C(checksums)), on C(pre-data), C(data) and
-      C(post-data); empty otherwise.
+    - Seconds per phase of the trial restore. Streamed, C(checksums) (hashing the set), C(toc), C(pre-data),
+      C(data), C(post-data) and C(compare) (the row counts, beside C(post-data)); otherwise C(compare) only.
   returned: when a trial restore ran
   type: dict
 duration_seconds:
@@ -147,40 +147,12 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
     backup_metrics, check_files, common_module_spec, find_set, record_verification)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    BackupError, ensure_backup_dir, isoformat, mark_last_backup_verified, scratch_name, utcnow)
+    BackupError, ensure_backup_dir, mark_last_backup_verified)
+from ansible_collections.stackops.runbooks.plugins.module_utils.backup_verify import verification_record, verify_set
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import require_identity
-from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
-    admin_db, create_database, drop_database, recreate_database)
-from ansible_collections.stackops.runbooks.plugins.module_utils.restore_session import (
-    RestoreSession, check_restored, restore_session_spec)
-from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import (
-    DROP_DATABASE, RunJournal, clean_up_after_killed_runs)
-
-
-def trial_restore(module, params, session, manifest):
-    """Restore the staged dump into a throwaway database and compare; the scratch database is dropped whatever
-    happens, and journaled first for the next run should this one be killed."""
-    scratch = scratch_name(manifest['database'], 'verify')
-    admin = admin_db(params, scratch)
-    created = False
-    try:
-        like = dict(manifest['database_info'], owner=None)
-        with connect(params, dbname=admin, application_name='stackops-verify') as conn:
-            session.journal.add(DROP_DATABASE, scratch)
-            create_database(conn, scratch, like=like)
-            created = True
-        fault_point('verify')
-        session.restore(scratch, jobs=params['jobs'], no_owner=params['no_owner'],
-                        recreate=lambda: recreate_database(params, admin, scratch, like, 'stackops-verify'))
-        differences, content = check_restored(params, scratch, manifest, content=params['compare_content'])
-    finally:
-        if created:
-            with connect(params, dbname=admin, application_name='stackops-verify') as conn:
-                drop_database(conn, scratch)
-        session.journal.done(DROP_DATABASE, scratch)
-    return scratch, differences, content
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import describe_target, prepare
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_session import restore_session_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import RunJournal, clean_up_after_killed_runs
 
 
 def main():
@@ -216,36 +188,12 @@ def main():
         ensure_backup_dir(params['backup_dir'])
         with DatabaseLock(params['backup_dir'], manifest['database'], 'verify', params['lock_timeout']):
             result['cleaned_up'] = clean_up_after_killed_runs(params, [manifest['database']])
-            session = RestoreSession(module, params, set_dir, manifest, params['work_dir'],
-                                     journal=RunJournal(params['backup_dir'], manifest['database']))
-            try:
-                # With a trial restore the dump is hashed while it is decompressed for it: one read, not two.
-                staging_error = None
-                try:
-                    problems = session.stage_checked() if params['trial_restore'] else check_files(set_dir, manifest)
-                except BackupError as exc:
-                    staging_error = exc
-                    problems = check_files(set_dir, manifest)
-                result.update(checksums_ok=not problems, differences=list(problems))
-                if not problems and params['trial_restore']:
-                    try:
-                        if staging_error is not None:
-                            raise staging_error
-                        scratch, differences, content = trial_restore(module, params, session, manifest)
-                    except BackupError as exc:
-                        scratch, differences, content = None, ['trial restore failed: %s' % exc], False
-                    result.update(scratch_database=scratch, content_compared=content, restore_method=session.method,
-                                  phase_seconds=session.timings)
-                    result['differences'].extend(differences)
-            finally:
-                session.cleanup()
+            result.update(verify_set(module, params, set_dir, manifest, RunJournal(params['backup_dir'], manifest['database']),
+                                     params['jobs'], compare_content=params['compare_content'],
+                                     trial=params['trial_restore'], streaming=params['streaming']))
             result['verified'] = not result['differences']
             result['duration_seconds'] = round(time.monotonic() - clock, 3)
-            record_verification(set_dir, dict(
-                verified=result['verified'], verified_at=isoformat(utcnow()), checksums_ok=result['checksums_ok'],
-                trial_restore=params['trial_restore'] and result['checksums_ok'],
-                content_compared=result.get('content_compared', False), differences=result['differences'],
-                duration_seconds=result['duration_seconds']))
+            record_verification(set_dir, verification_record(result, params['trial_restore']))
             mark_last_backup_verified(params['backup_dir'], manifest['id'], result['verified'])
             result['metrics'] = backup_metrics(manifest, result['verified'])
             result['changed'] = True

@@ -21,6 +21,10 @@ def find_backups(events, summary, trend_length=TREND_LENGTH):
         data = event.get("event_data") or {}
         res = data.get("res") or {}
         host = data.get("host") or "?"
+        if kind in ("runner_on_ok", "runner_on_failed") and _is_action(data, "pg_backup") and res.get("verification"):
+            # pg_backup proves the set itself (its trial restore runs while it dumps): ok, or failed as unverified.
+            slot(host)["verification"] = dict(res["verification"], skipped=False,
+                                              verified=bool(res["verification"].get("verified")))
         if kind == "runner_on_ok" and _is_action(data, "pg_backup") and res.get("backup_id"):
             real = res.get("size_bytes") is not None and res.get("duration_seconds") is not None
             if real or slot(host)["backup"] is None:

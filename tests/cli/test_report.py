@@ -246,6 +246,27 @@ def test_backup_failed_verification_and_rpo_from_the_catalog():
     assert not rpo.rpo_from_summary({}, _backup_events(verified=False), 86400)["web1"]["exceeded"]
 
 
+def _verified_by_pg_backup(verified):
+    """The backup role since pg_backup proves the set itself: its result carries the verification."""
+    action = "stackops.runbooks.pg_backup"
+    proof = {"verified": verified, "duration_seconds": 9.0, "during_backup": True,
+             "differences": [] if verified else ["trial restore failed: <b>COPY</b> t, line 1"]}
+    res = {"backup_id": "appdb-4", "size_bytes": 4000, "duration_seconds": 3.5, "changed": True, "verified": verified,
+           "verification": proof, "manifest": {"database": "appdb", "started_at": "2026-01-04T03:00:00Z"}}
+    return _backup_events()[:5] + [_ok(6, 9, "Take the backup", action=action, res=res,
+                                       kind="runner_on_ok" if verified else "runner_on_failed")]
+
+
+def test_verification_inside_pg_backup():
+    entry = rpo.find_backups(_verified_by_pg_backup(True), {})["web1"]
+    assert entry["verification"]["verified"] is True and entry["verification"]["duration_seconds"] == 9.0
+    assert entry["backup"]["size_bytes"] == 4000 and entry["latest_verified_age"] == 0.0
+    failed = rpo.find_backups(_verified_by_pg_backup(False), {})["web1"]
+    assert failed["verification"]["verified"] is False
+    assert failed["verification"]["differences"] == ["trial restore failed: <b>COPY</b> t, line 1"]
+    assert failed["latest_verified_age"] == 7200  # the catalog's newest verified set, not the one that failed
+
+
 def test_skipped_verification():
     events = _backup_events()[:6] + [_ok(7, 10, "Prove the backup restores", kind="runner_on_skipped",
                                          action="stackops.runbooks.pg_backup_verify")]

@@ -80,6 +80,39 @@ def test_backup_killed_at_each_phase(pg_cluster, crash, monkeypatch):
     assert_intact(pg_cluster, crash)
 
 
+def test_verified_backup_killed_at_each_phase(pg_cluster, crash, monkeypatch):
+    """pg_backup with verify (the trial restore reads the dump while it is written), killed with the set and its
+    verdict complete but not renamed into place, while the trial builds indexes (the dump is complete), and with its
+    scratch database just created: never a set that looks verified, and the next run cleans up every orphan."""
+    published = sorted(name for name in backup_sets(crash["dir"]) if not name.endswith(".partial"))
+    seen = []
+    for phase in ("publish", "index-build", "verify"):
+        kill_at(monkeypatch, phase, "pg_backup", pg_cluster, crash["dir"], database=DB, verify=True)
+        assert connectable(pg_cluster, DB)
+        partials = sorted(name for name in backup_sets(crash["dir"]) if name.endswith(".partial"))
+        assert len(partials) == 1, partials
+        scratch = scratch_databases(pg_cluster)
+        if phase == "publish":
+            # Verified and complete, but a .partial: nothing lists it, and the scratch database is already gone.
+            assert (Path(crash["dir"]) / partials[0] / "verification.json").is_file() and scratch == []
+        else:
+            # Only this run's: each run drops the scratch database of the one killed before it.
+            assert len(scratch) == 1 and "_verify_" in scratch[0] and scratch[0] not in seen, (scratch, seen)
+            seen.append(scratch[0])
+        if phase == "index-build":
+            assert (Path(crash["dir"]) / partials[0] / "data.dump.zst").is_file() and len(work_dirs(crash["dir"])) == 1
+    results = cluster_batch(pg_cluster, crash["dir"], [
+        step("listing", "pg_backup_info", database=DB),
+        step("again", "pg_backup", database=DB, verify=True),
+    ], label="after-verified-backup-kills")
+    assert sorted(entry["id"] for entry in results["listing"]["backups"]) == published  # none of the killed runs'
+    again = results["again"]
+    assert not again["failed"] and again["verified"] is True and again["verification"]["during_backup"], again
+    assert again["removed_stale_partials"] == partials
+    assert "dropped scratch database %s" % seen[-1] in again["cleaned_up"]
+    assert_intact(pg_cluster, crash)
+
+
 def test_verify_killed_with_its_scratch_database(pg_cluster, crash, monkeypatch):
     kill_at(monkeypatch, "verify", "pg_backup_verify", pg_cluster, crash["dir"], backup_id=crash["first"])
     left = scratch_databases(pg_cluster)

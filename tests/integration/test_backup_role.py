@@ -145,7 +145,7 @@ def test_backup_playbook(stack, backup_dir, tmp_path):
     assert second.status == "successful", second.stdout
     take = second.result("Take the backup")
     assert take["due"] is False and take["changed"] is False and manifest["id"] in take["skipped_reason"]
-    assert not second.task_results("Prove the backup restores") and "retention" not in take
+    assert "verification" not in take and "retention" not in take  # nothing was dumped, so nothing was proven
     assert len(backup_sets(backup_dir)) == 1
     skipped = stackops_result(second)[stack.project]
     assert skipped["status"] == "skipped" and skipped["backup_id"] is None

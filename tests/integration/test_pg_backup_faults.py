@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import ensure_backup_dir
 from support import processes
-from support.backup import (backup_sets, batch, cluster_batch, create_db, db_exists, fingerprint, module,
+from support.backup import (backup_sets, batch, cluster_batch, create_db, db_exists, fingerprint, module, run,
                             scratch_databases, step)
 
 pytestmark = pytest.mark.pg
@@ -29,7 +29,9 @@ def verified_backup(cluster, backup_dir, database, **options):
     return backup
 
 
-def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path):
+@pytest.mark.parametrize("verify", [False, True], ids=["no-verify", "verify-while-dumping"])
+def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path, verify):
+    """With verify, the trial restore waiting for the dump's first bytes fails with it and leaves nothing either."""
     create_db(pg_cluster, "kill_db")
     previous = verified_backup(pg_cluster, tmp_path, "kill_db")
     # An exclusive lock parks pg_dump on LOCK TABLE, so it is surely mid-backup when we kill it.
@@ -38,7 +40,7 @@ def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path):
     blocker.execute("LOCK TABLE public.plain IN ACCESS EXCLUSIVE MODE")
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.update(
-        res=module("pg_backup", pg_cluster, tmp_path, database="kill_db")))
+        res=module("pg_backup", pg_cluster, tmp_path, database="kill_db", verify=verify)))
     worker.start()
     try:
         for pid in processes.wait_for_process("pg_dump", "kill_db"):
@@ -50,6 +52,7 @@ def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path):
     res = outcome["res"]
     assert res["failed"] and "pg_dump was killed by signal 9" in res["msg"] and "nothing was published" in res["msg"]
     assert backup_sets(tmp_path) == [previous["backup_id"]]
+    assert scratch_databases(pg_cluster) == [] and "verified" not in res
     after = cluster_batch(pg_cluster, tmp_path, [
         step("listing", "pg_backup_info", database="kill_db"),
         step("verify", "pg_backup_verify", backup_id=previous["backup_id"]),
@@ -57,6 +60,48 @@ def test_killed_pg_dump_publishes_nothing(pg_cluster, tmp_path):
     listing = after["listing"]
     assert [b["id"] for b in listing["backups"]] == [previous["backup_id"]] and listing["in_progress"] == []
     assert after["verify"]["verified"]
+
+
+# pg_dump's scripts run with an empty search_path, so a CHECK on a function whose body finds another function only
+# through the search_path holds here and fails on every restored row: a backup that cannot be restored as it is.
+UNRESTORABLE_SCHEMA = r"""
+CREATE FUNCTION public.plus_one(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT i + 1';
+CREATE FUNCTION public.checked(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT plus_one(i)';
+CREATE TABLE public.t (x int CHECK (public.checked(x) > 0));
+INSERT INTO public.t SELECT generate_series(1, 1000);
+"""
+
+
+def test_backup_that_does_not_restore_is_published_unverified(pg_cluster, tmp_path):
+    """verify: the trial restore fails while the dump itself succeeds. The set is published with its verdict
+    (verified false, so no restore takes it by default), the task fails saying so, nothing is left behind."""
+    create_db(pg_cluster, "unrestorable_db", UNRESTORABLE_SCHEMA)
+    res = module("pg_backup", pg_cluster, tmp_path, database="unrestorable_db", verify=True, record_last_backup=True)
+    assert res["failed"] and "did NOT verify" in res["msg"] and "plus_one" in res["msg"], res["msg"]
+    assert res["verified"] is False and res["verification"]["during_backup"] is True
+    assert any(d.startswith("trial restore failed") for d in res["verification"]["differences"])
+    assert backup_sets(tmp_path) == sorted([res["backup_id"], "last_backup.json"])
+    set_dir = tmp_path / res["backup_id"]
+    assert json.loads((set_dir / "verification.json").read_text())["verified"] is False
+    assert json.loads((tmp_path / "last_backup.json").read_text())["verified"] is False
+    listing = run("pg_backup_info", dict(backup_dir=str(tmp_path), database="unrestorable_db"))  # only the catalog
+    assert listing["backups"][0]["verified"] is False and listing["latest_verified"] is None
+    assert scratch_databases(pg_cluster) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stackops-restore-")]
+
+
+def test_stream_the_trial_cannot_read_is_proven_from_the_written_set(pg_cluster, tmp_path):
+    """A sequence whose name holds ';' and a newline cuts the streamed restore's statement in two (it meets it
+    while the dump is written and cannot start over): the trial restore then restores the written set with
+    pg_restore, before anything is published."""
+    create_db(pg_cluster, "odd_seq_db", 'CREATE SEQUENCE public."seq;\nname" START 5; SELECT nextval(\'public."seq;\nname"\');'
+              "CREATE TABLE public.t AS SELECT generate_series(1, 100) AS x")
+    res = module("pg_backup", pg_cluster, tmp_path, database="odd_seq_db", verify=True)
+    assert not res["failed"], res["msg"]
+    assert res["verified"] is True and res["verification"]["during_backup"] is False
+    assert res["verification"]["restore_method"] == "pg_restore"
+    assert any("proving it with a trial restore of the written set" in w for w in res.get("warnings", [])), res
+    assert scratch_databases(pg_cluster) == []
 
 
 @pytest.fixture

@@ -6,25 +6,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-# What each action group of meta/runtime.yml sets once in module_defaults (playbooks/vars/route.yml fills them).
-GROUP_OPTIONS = {
-    'catalog': 'the backup directory (backup_dir)',
-    'compose': 'the compose project options',
-    'db_service': 'the compose service that runs PostgreSQL (compose_service)',
-    'pitr': "Barman's configuration (pitr_dir, server_name, pg_bindir)",
-    'postgresql': 'the connection options',
-    'scratch_check': 'the role and database of the scratch check (check_user, check_db)',
-}
-
-
-def action_groups(*groups):
-    """The action_group attribute of a module in these groups (ansible-doc merges no lists across fragments, so each
-    combination of groups a module has is one fragment below)."""
-    uses = ', '.join('C(group/stackops.runbooks.%s) for %s' % (group, GROUP_OPTIONS[group]) for group in groups)
-    return ("options: {}\nattributes:\n  action_group:\n    description: Use %s in C(module_defaults) to set them once.\n"
-            "    support: full\n    membership:\n%s" % (uses, ''.join('      - stackops.runbooks.%s\n' % g for g in groups)))
-
-
 class ModuleDocFragment(object):
     """The attributes every stackops module documents: check mode, diff mode and its action group.
 
@@ -69,14 +50,144 @@ attributes:
     support: none
 '''
 
-    ACTIONGROUP_CATALOG = action_groups('catalog')
-    ACTIONGROUP_CATALOG_COMPOSE = action_groups('catalog', 'compose')
-    ACTIONGROUP_CATALOG_COMPOSE_DB_SERVICE_POSTGRESQL = action_groups('catalog', 'compose', 'db_service', 'postgresql')
-    ACTIONGROUP_CATALOG_COMPOSE_PITR_POSTGRESQL = action_groups('catalog', 'compose', 'pitr', 'postgresql')
-    ACTIONGROUP_COMPOSE = action_groups('compose')
-    ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_POSTGRESQL = action_groups('compose', 'db_service', 'pitr', 'postgresql')
-    ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_SCRATCH_CHECK = action_groups('compose', 'db_service', 'pitr', 'scratch_check')
-    ACTIONGROUP_COMPOSE_POSTGRESQL = action_groups('compose', 'postgresql')
-    ACTIONGROUP_PITR = action_groups('pitr')
-    ACTIONGROUP_PITR_POSTGRESQL = action_groups('pitr', 'postgresql')
-    ACTIONGROUP_POSTGRESQL = action_groups('postgresql')
+    ACTIONGROUP_CATALOG = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.catalog) for the backup directory (backup_dir) in C(module_defaults) to set them
+      once.
+    support: full
+    membership:
+      - stackops.runbooks.catalog
+'''
+
+    ACTIONGROUP_CATALOG_COMPOSE = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.catalog) for the backup directory (backup_dir),
+      C(group/stackops.runbooks.compose) for the compose project options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.catalog
+      - stackops.runbooks.compose
+'''
+
+    ACTIONGROUP_CATALOG_COMPOSE_DB_SERVICE_POSTGRESQL = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.catalog) for the backup directory (backup_dir),
+      C(group/stackops.runbooks.compose) for the compose project options, C(group/stackops.runbooks.db_service) for
+      the compose service that runs PostgreSQL (compose_service), C(group/stackops.runbooks.postgresql) for the
+      connection options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.catalog
+      - stackops.runbooks.compose
+      - stackops.runbooks.db_service
+      - stackops.runbooks.postgresql
+'''
+
+    ACTIONGROUP_CATALOG_COMPOSE_PITR_POSTGRESQL = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.catalog) for the backup directory (backup_dir),
+      C(group/stackops.runbooks.compose) for the compose project options, C(group/stackops.runbooks.pitr) for
+      Barman's configuration (pitr_dir, server_name, pg_bindir), C(group/stackops.runbooks.postgresql) for the
+      connection options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.catalog
+      - stackops.runbooks.compose
+      - stackops.runbooks.pitr
+      - stackops.runbooks.postgresql
+'''
+
+    ACTIONGROUP_COMPOSE = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.compose) for the compose project options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.compose
+'''
+
+    ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_POSTGRESQL = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.compose) for the compose project options, C(group/stackops.runbooks.db_service)
+      for the compose service that runs PostgreSQL (compose_service), C(group/stackops.runbooks.pitr) for Barman's
+      configuration (pitr_dir, server_name, pg_bindir), C(group/stackops.runbooks.postgresql) for the connection
+      options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.compose
+      - stackops.runbooks.db_service
+      - stackops.runbooks.pitr
+      - stackops.runbooks.postgresql
+'''
+
+    ACTIONGROUP_COMPOSE_DB_SERVICE_PITR_SCRATCH_CHECK = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.compose) for the compose project options, C(group/stackops.runbooks.db_service)
+      for the compose service that runs PostgreSQL (compose_service), C(group/stackops.runbooks.pitr) for Barman's
+      configuration (pitr_dir, server_name, pg_bindir), C(group/stackops.runbooks.scratch_check) for the role and
+      database of the scratch check (check_user, check_db) in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.compose
+      - stackops.runbooks.db_service
+      - stackops.runbooks.pitr
+      - stackops.runbooks.scratch_check
+'''
+
+    ACTIONGROUP_COMPOSE_POSTGRESQL = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.compose) for the compose project options, C(group/stackops.runbooks.postgresql)
+      for the connection options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.compose
+      - stackops.runbooks.postgresql
+'''
+
+    ACTIONGROUP_PITR = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.pitr) for Barman's configuration (pitr_dir, server_name, pg_bindir) in
+      C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.pitr
+'''
+
+    ACTIONGROUP_PITR_POSTGRESQL = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.pitr) for Barman's configuration (pitr_dir, server_name, pg_bindir),
+      C(group/stackops.runbooks.postgresql) for the connection options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.pitr
+      - stackops.runbooks.postgresql
+'''
+
+    ACTIONGROUP_POSTGRESQL = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.postgresql) for the connection options in C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.postgresql
+'''

@@ -252,6 +252,21 @@ def connect(params, dbname=None, autocommit=True, application_name='stackops', o
     return use_sql_ascii_text(conn)
 
 
+def connect_server(params, application_name='stackops'):
+    """A connection for server-wide catalogs (pg_database, pg_roles) that works whichever databases exist: login_db
+    is often the app database, which a fresh server, or one that lost its databases, does not have yet."""
+    tried = []
+    for name in dict.fromkeys((params['login_db'], 'postgres', 'template1')):
+        try:
+            return connect(params, dbname=name, application_name=application_name)
+        except psycopg.OperationalError as exc:
+            # Only a missing database is worth another try; a wrong password or a dead server fails the same way.
+            if getattr(exc, 'sqlstate', None) != '3D000' and 'does not exist' not in str(exc):
+                raise
+            tried.append(exc)
+    raise tried[-1]
+
+
 def conninfo_dbname(name):
     """``-d`` value that libpq never re-parses: a name containing '=' would otherwise be read as a conninfo string."""
     return "dbname='%s'" % name.replace('\\', '\\\\').replace("'", "\\'")

@@ -88,7 +88,7 @@ left_out:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
-    connect, describe_target, pg_connection_spec, prepare)
+    connect_server, describe_target, pg_connection_spec, prepare)
 
 QUERY = ("SELECT d.datname, pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, r.rolname, d.datistemplate, "
          "d.datallowconn, CASE WHEN d.datallowconn THEN pg_database_size(d.oid) END "
@@ -102,7 +102,7 @@ def main():
     prepare(module)
     params = module.params
     try:
-        with connect(params, application_name='stackops-databases-info') as conn:
+        with connect_server(params, application_name='stackops-databases-info') as conn:
             rows = conn.execute(QUERY).fetchall()
     except Exception as exc:  # pylint: disable=broad-except
         module.fail_json(msg='cannot list the databases of %s: %s; check that the server is up and the credentials' % (

@@ -16,7 +16,7 @@ from support.shapes import SHAPES, ShapeStack
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_compose_accepts_the_override_of_every_shape(name, docker_engine, tmp_path):
-    stack = ShapeStack(SHAPES[name], tmp_path / name, 1, 2).write()
+    stack = ShapeStack(SHAPES[name], tmp_path / name, 1, 2, "drill").write()
     base = ["docker", "compose", "--project-directory", str(stack.work)] + stack.compose_args()
     live = json.loads(subprocess.run(base + ["-p", stack.project, "config", "--format", "json"], capture_output=True,
                                      text=True, check=True).stdout)

@@ -33,7 +33,7 @@ EXTRA = NO_CRON + ("-e", "stackops_pitr_backup_after_restore=false")
 def shaped(request, docker_engine, tmp_path_factory):
     name = request.param
     work = tmp_path_factory.mktemp("pitr-" + name)
-    stack = ShapeStack(SHAPES[name], work / "project", *(port(number) for number in PORTS[name]))
+    stack = ShapeStack(SHAPES[name], work / "project", *(port(number) for number in PORTS[name]), purpose="pitr")
     stack.inventory, stack.state_dir, stack.pitr_dir = work / "inventory", work / "state", work / "backups-pitr"
     live = stack.work / "pgroot"
 
@@ -108,7 +108,8 @@ def test_pitr_on_the_shape(shaped):
 
 def test_unpublished_database_port_is_refused_before_anything_changes(docker_engine, tmp_path):
     """Barman's receiver runs on the host and needs a fixed address: `pitr enable` says how to publish the port."""
-    stack = ShapeStack(SHAPES["named-unpublished"], tmp_path / "project", *(port(n) for n in PORTS["named-unpublished"]))
+    stack = ShapeStack(SHAPES["named-unpublished"], tmp_path / "project", *(port(n) for n in PORTS["named-unpublished"]),
+                       purpose="pitr")
     stack.write()
     pitr_dir = tmp_path / "pitr"
     result = run_module("stackops.runbooks.pg_pitr", {

@@ -74,7 +74,10 @@ def db_exists(cluster, name):
 
 
 def module(name, cluster, backup_dir, check=False, **args):
-    params = cluster.params(backup_dir=str(backup_dir), **args)
+    """Module ``name`` with the cluster's connection options and backup_dir where it takes them (like ``batch``)."""
+    options = module_options(name)
+    params = {key: value for key, value in cluster.params(backup_dir=str(backup_dir)).items() if key in options}
+    params.update(args)
     return run(name, params, check=check)
 
 

@@ -14,7 +14,8 @@ from .shapes import SHAPES, ShapeStack
 def start_shapes(names, root, first_port):
     """{name: ShapeStack} of the shapes ``names``, each seeded and healthy, started in threads side by side.
     Every stack gets two slot-0 ports from ``first_port`` on (database, app)."""
-    stacks = {name: ShapeStack(SHAPES[name], root / name, port(first_port + 2 * index), port(first_port + 2 * index + 1))
+    stacks = {name: ShapeStack(SHAPES[name], root / name, port(first_port + 2 * index), port(first_port + 2 * index + 1),
+                               "dr")
               for index, name in enumerate(names)}
     errors = {}
 

@@ -136,12 +136,13 @@ INSERT INTO daily SELECT d::date, 10 FROM generate_series('2026-01-01'::date, '2
 
 
 class ShapeStack:
-    """One shape's compose project in ``work``, isolated by project name and host ports."""
+    """One shape's compose project in ``work``, isolated by project name and host ports. ``purpose`` (the test file's
+    concern) is part of the project name: test files run side by side and may use the same shape."""
 
-    def __init__(self, shape, work, db_port, app_port):
+    def __init__(self, shape, work, db_port, app_port, purpose):
         self.shape = shape
         self.work = Path(work)
-        self.project = slot_project("shape-" + shape.name)
+        self.project = slot_project("%s-%s" % (purpose, shape.name))
         self.db_port, self.app_port = db_port, app_port
         self.compose_file = self.work / "docker-compose.prod.yml"
         self.env_file = self.work / "shape.env"

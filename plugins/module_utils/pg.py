@@ -252,11 +252,14 @@ def connect(params, dbname=None, autocommit=True, application_name='stackops', o
     return use_sql_ascii_text(conn)
 
 
-def connect_server(params, application_name='stackops'):
-    """A connection for server-wide catalogs (pg_database, pg_roles) that works whichever databases exist: login_db
-    is often the app database, which a fresh server, or one that lost its databases, does not have yet."""
+def connect_server(params, application_name='stackops', avoid=()):
+    """A connection for server-wide work (pg_database, pg_roles, CREATE/DROP DATABASE) that works whichever databases
+    exist: login_db is often the app database, which a fresh server, or one that lost its databases, does not have
+    yet. ``avoid``: databases it must not be in (those about to be dropped or renamed)."""
     tried = []
     for name in dict.fromkeys((params['login_db'], 'postgres', 'template1')):
+        if name in avoid:
+            continue
         try:
             return connect(params, dbname=name, application_name=application_name)
         except psycopg.OperationalError as exc:

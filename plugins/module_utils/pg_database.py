@@ -6,7 +6,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, sql
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, connect_server, sql
 
 # Every connection that counts or hashes rows renders them the same way, whatever the server, database or role
 # configures: row::text of a timestamptz, float, bytea, interval or money depends on these, and a scratch database
@@ -283,11 +283,9 @@ def apply_database_properties(conn, name, properties):
 
 
 def admin_db(params, *avoid):
-    """A database to run CREATE/DROP/RENAME from that is not one of those being changed."""
-    for name in (params['login_db'], 'postgres', 'template1'):
-        if name not in avoid:
-            return name
-    return 'template1'
+    """A database to run CREATE/DROP/RENAME from that exists and is not one of those being changed."""
+    with connect_server(params, 'stackops-admin', avoid) as conn:
+        return conn.info.dbname
 
 
 # initdb's own objects have OIDs below FirstNormalObjectId; anything a user, an init script or an extension made

@@ -89,7 +89,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set impor
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import read_decrypted
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
-    PgTools, connect, describe_target, from_sql_ascii, prepare)
+    PgTools, connect_server, describe_target, from_sql_ascii, prepare)
 
 GLOBALS = 'globals.sql'
 # pg_dumpall writes one CREATE per line: "CREATE ROLE name;" and "CREATE TABLESPACE name OWNER ... LOCATION '...';".
@@ -116,8 +116,9 @@ def unquote(ident):
 
 
 def server_state(params):
-    with connect(params, application_name='stackops-globals-restore') as conn:
-        return [conn.execute(query).fetchall() for query in STATE_QUERIES]
+    """The server's globals, and a database that exists to replay them from (a fresh server lacks the app's)."""
+    with connect_server(params, application_name='stackops-globals-restore') as conn:
+        return [conn.execute(query).fetchall() for query in STATE_QUERIES], conn.info.dbname
 
 
 def plan_script(script, roles, tablespaces):
@@ -159,7 +160,7 @@ def main():
         else:
             with open(path, 'rb') as handle:
                 script = handle.read()
-        before = server_state(params)
+        before, dbname = server_state(params)
         roles = set(row[0] for row in before[0])
         tablespaces = set(row[0] for row in before[3])
         script, plan = plan_script(script, roles, tablespaces)
@@ -170,15 +171,14 @@ def main():
                 GLOBALS, params['backup_id'], target, plan['created_roles'] or 'none',
                 plan['created_tablespaces'] or 'none'), **result)
         tools = PgTools(module)
-        argv = tools.argv('psql', tools.connection_args(params['login_db']) + ['-X', '-q', '-v', 'ON_ERROR_STOP=1',
-                                                                               '-f', '-'])
+        argv = tools.argv('psql', tools.connection_args(dbname) + ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'])
         rc, out, err = module.run_command(argv, data=script, binary_data=True, environ_update=tools.environ())
         if rc != 0:
             raise BackupError('psql replaying %s of %s on %s failed (%s): %s; statements before the failing one were '
                               'applied, fix the cause (a missing tablespace directory?) and run again, existing roles '
                               'and tablespaces are skipped' % (GLOBALS, params['backup_id'], target, describe_rc(rc),
                                                                (err or out).strip()[-1500:]))
-        result['changed'] = server_state(params) != before
+        result['changed'] = server_state(params)[0] != before
     except BackupError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # pylint: disable=broad-except

@@ -56,6 +56,23 @@ def test_copied_files_are_private_and_restores_write_with_umask_077(pg_cluster, 
     assert verified["verified"], verified
 
 
+def test_globals_are_dumped_without_role_passwords(pg_cluster, tmp_path):
+    """A backup with globals holds the roles and their memberships and settings, never a password or its hash: the
+    backup directory is not a secret store, and off-site copies of it even less."""
+    secret = "globals-pw-" + os.urandom(6).hex()
+    pg_cluster.sql("DROP ROLE IF EXISTS globals_reader")
+    pg_cluster.sql("CREATE ROLE globals_reader LOGIN PASSWORD '%s' CONNECTION LIMIT 7" % secret)
+    pg_cluster.sql("ALTER ROLE globals_reader SET statement_timeout = '41s'")
+    create_db(pg_cluster, "globals_db", "CREATE TABLE t (x int)")
+    backup_dir = tmp_path / "backups"
+    res = module("pg_backup", pg_cluster, backup_dir, database="globals_db", include_globals=True)
+    assert not res["failed"], res["msg"]
+    script = (backup_dir / res["backup_id"] / "globals.sql").read_text()
+    assert "CREATE ROLE globals_reader" in script and "CONNECTION LIMIT 7" in script
+    assert "statement_timeout TO '41s'" in script
+    assert "PASSWORD" not in script.upper() and "SCRAM-SHA-256$" not in script and secret not in script
+
+
 def test_entrypoint_keeps_the_password_off_the_command_line():
     """Run the example stack's entrypoint on the host, with a psql shim that records its argv. The copy run listens
     on 127.0.0.1 instead of '*' (this machine binds loopback only); its psql call is the file's, unchanged."""

@@ -132,7 +132,12 @@ PROCEDURES = (
         help="start the stack in dependency order and wait until it is healthy",
         description="Start the compose stack: database first, then the services that depend on it, "
                     "waiting for each to become healthy, and finish with a health check.",
-        examples=("stackops startup", "stackops startup --check",
+        options=(
+            Option("database_only", "stackops_startup_database_only",
+                   "start only the database service (a fresh server before a disaster recovery: the app cannot be "
+                   "healthy until its data is restored)", flags=("--database-only",), kind="true"),
+        ),
+        examples=("stackops startup", "stackops startup --check", "stackops startup --database-only",
                   "stackops startup -i inventories/prod --limit web1 -e stackops_startup_tier_timeout=300"),
     ),
     Procedure(

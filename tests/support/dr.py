@@ -66,8 +66,13 @@ def disaster_recovery(stack, state_dir):
     assert replaced["result"][host]["mode"] == "replace" and replaced["result"][host]["health_ok"], replaced["result"]
     assert stack.state() == before, name
 
-    # Disaster: the data is gone. A fresh server holds only the image's empty databases.
-    stack.fresh_server()
+    # Disaster: the data is gone. `startup --database-only` brings up a fresh server, holding only the image's empty
+    # databases, and nothing else (an app on an empty database cannot be healthy yet).
+    stack.down()
+    db_only = procedure("startup", "--database-only", inventory=inventory, state_dir=state_dir, timeout=900)
+    assert [tier["services"] for tier in db_only["result"][host]["tiers"]] == [[stack.service]], db_only["result"]
+    running = stack.compose("ps", "--services", "--status", "running").stdout.split()
+    assert running == [stack.service], running
     assert stack.databases() == sorted({"postgres", stack.shape.dbname}), stack.databases()
     recovered = procedure("restore", "--all-databases", "--yes", inventory=inventory, state_dir=state_dir, timeout=900)
     result = recovered["result"][host]

@@ -117,6 +117,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.encryption impor
     EncryptionError, decrypt_file, identity_recipients)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import (
     MARKER, OffsiteError, S3Target, copy_groups, s3_target_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_names import checked_set
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
     fetch_spec, publish_fetched, require_verified_copy, reusable_set, timed)
 
@@ -257,6 +258,11 @@ def main():
         # Every key before the first download: a missing identity touches nothing.
         state['stage'] = 'checking the key'
         identities = [check_key(module, params, marker) for marker in markers]
+        # Every name of every copy before the first write: a tampered marker must not reach the disk.
+        state['stage'] = 'checking the names of the copy'
+        for marker, identity in zip(markers, identities):
+            checked_set(params['dest'], marker, target.label, lambda name, marker=marker: target.key(marker['id'], name),
+                        decrypted=bool(identity))
         messages = []
         for marker, identity in zip(markers, identities):
             state['stage'] = 'fetching %s' % marker['id']

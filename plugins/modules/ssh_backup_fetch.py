@@ -91,6 +91,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     PARTIAL_SUFFIX, BackupError, remove_tree, sha256_file, valid_backup_id)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import OffsiteError
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_names import checked_set
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
     fetch_spec, publish_fetched, require_verified_copy, reusable_set, timed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.ssh_offsite import SshTarget, ssh_target_spec
@@ -119,10 +120,13 @@ def choose(params, target):
 
 
 def fetch(params, target, marker, state):
+    # Before anything is written: rsync would put a name with '..' wherever it points.
+    state['stage'] = 'checking the names of the copy'
+    partial = checked_set(params['dest'], marker, target.label,
+                          lambda name: '%s/%s' % (target.set_dir(marker['id']), name))
     final = os.path.join(params['dest'], marker['id'])
     if reusable_set(final):
         return False
-    partial = final + PARTIAL_SUFFIX
     state['partial'] = partial
     if not os.path.isdir(partial):
         os.makedirs(partial, mode=0o700)

@@ -101,7 +101,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    PARTIAL_SUFFIX, BackupError, remove_tree, sha256_file, valid_backup_id)
+    BackupError, remove_tree, sha256_file, valid_backup_id)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import OffsiteError, copy_groups
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_names import checked_set
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (

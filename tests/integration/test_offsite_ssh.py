@@ -28,13 +28,13 @@ DB = "h_offsite_ssh"
 
 
 def free_port():
-    for port in PORTS:
+    for number in PORTS:
         with socket.socket() as sock:
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind(("127.0.0.1", number))
             except OSError:
                 continue
-            return port
+            return number
     pytest.fail("no free port in %d-%d for the test sshd" % (PORTS[0], PORTS[-1]))
 
 

@@ -27,6 +27,8 @@ import re
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import isoformat, utcnow
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import MARKER, OffsiteError, S3Target, json_bytes
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_names import (
+    check_component, checked_paths, tampered)
 
 ROOT = '.pitr'
 WAL_CATALOG = 'wal-catalog.json'
@@ -184,3 +186,28 @@ def needed_wal(catalog_files, local_files, begin_wal, end_wal):
         if SEGMENT.match(base) and begin_wal and end_wal and begin_wal <= base <= end_wal:
             wanted.add(base)
     return sorted(wanted - have)
+
+
+def check_fetch_names(layout, remote, marker, catalog):
+    """Every name a fetch of ``marker`` and the WAL ``catalog`` turns into a local path, checked before anything is
+    written: the base backup id is one name, its objects stay in the staging directory and are the files a base
+    backup copy holds (its base directory, its backup.info, its verified record), and WAL stays in wals/.
+    Returns the staging directory."""
+    backup_id = check_component(marker.get('id'), 'base backup id', remote.label)
+    staging = os.path.join(layout.root, '.from-remote-%s.partial' % backup_id)
+    objects = marker.get('objects') or {}
+    checked_paths(staging, objects, remote.label, lambda name: remote.base_prefix(backup_id) + name)
+    # The staged files are moved into the PITR directory by these names: nothing else of it (Barman's configuration,
+    # pgpass, other backups) may be named.
+    base = '/'.join(('home', layout.server, 'base', backup_id)) + '/'
+    allowed = ('/'.join(('home', layout.server, 'meta', '%s-backup.info' % backup_id)),
+               '/'.join(('verified', '%s.json' % backup_id)))
+    for name in sorted(objects):
+        if not (name.startswith(base) or name in allowed):
+            raise tampered('object %s' % (remote.base_prefix(backup_id) + name), remote.label,
+                           os.path.join(layout.root, name), layout.root,
+                           'not a file of base backup %s: those live below %s, or are %s' % (
+                               backup_id, base, ' or '.join(allowed)))
+    checked_paths(os.path.join(layout.server_home, 'wals'), (catalog.get('files') or {}), remote.label,
+                  remote.wal_key)
+    return staging

@@ -188,6 +188,26 @@ def record_copy_state(backup_dir, result, database=None):
         recorded_at=utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'), recorded_epoch=round(time.time(), 3)))
 
 
+def pick_copy_group(params, groups, label):
+    """The group a fetch with group_id takes from a target's groups (offsite.copy_groups): V(latest) is the newest
+    complete verified one. A group that is not complete there is refused, whatever was asked."""
+    if params['group_id'] == 'latest':
+        picked = [group for group in groups if group['complete'] and (group['verified'] or not params['require_verified'])]
+        if not picked:
+            raise BackupError('%s holds no complete %sbackup group; copy one with stackops backup --all-databases or '
+                              'give group_id' % (label, 'verified ' if params['require_verified'] else ''))
+    else:
+        picked = [group for group in groups if group['id'] == params['group_id']]
+        if not picked:
+            raise BackupError('%s holds no complete copy of backup group %s (groups there: %s)' % (
+                label, params['group_id'], ', '.join(group['id'] for group in groups) or 'none'))
+    group = picked[0]
+    if not group['complete']:
+        raise BackupError('the copy of backup group %s on %s is incomplete (no set of %s); pick another group' % (
+            group['id'], label, ', '.join(group['missing'])))
+    return group
+
+
 def require_verified_copy(params, marker):
     if params['require_verified'] and not marker.get('verified'):
         raise BackupError('copy %s was not verified before it was copied; set require_verified=false to fetch it '

@@ -117,8 +117,9 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.encryption impor
     EncryptionError, decrypt_file, identity_recipients)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import (
     MARKER, OffsiteError, S3Target, copy_groups, s3_target_spec)
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_names import checked_set
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
-    fetch_spec, publish_fetched, require_verified_copy, reusable_set, timed)
+    fetch_spec, pick_copy_group, publish_fetched, require_verified_copy, reusable_set, timed)
 
 
 def choose(params, target):
@@ -182,21 +183,7 @@ def fetch(module, params, target, marker, identity, partial):
 
 def choose_group(params, target):
     sets, dummy = target.catalog()
-    groups = copy_groups(sets)
-    if params['group_id'] == 'latest':
-        picked = [group for group in groups if group['complete'] and (group['verified'] or not params['require_verified'])]
-        if not picked:
-            raise OffsiteError('%s holds no complete %sbackup group; copy one with stackops backup --all-databases or '
-                               'give group_id' % (target.label, 'verified ' if params['require_verified'] else ''))
-    else:
-        picked = [group for group in groups if group['id'] == params['group_id']]
-        if not picked:
-            raise OffsiteError('%s holds no complete copy of backup group %s (groups there: %s)' % (
-                target.label, params['group_id'], ', '.join(group['id'] for group in groups) or 'none'))
-    group = picked[0]
-    if not group['complete']:
-        raise OffsiteError('the copy of backup group %s on %s is incomplete (no set of %s); pick another group' % (
-            group['id'], target.label, ', '.join(group['missing'])))
+    group = pick_copy_group(params, copy_groups(sets), target.label)
     return group, [target.get_json(target.key(backup_id, MARKER)) for backup_id in group['sets']]
 
 
@@ -257,6 +244,11 @@ def main():
         # Every key before the first download: a missing identity touches nothing.
         state['stage'] = 'checking the key'
         identities = [check_key(module, params, marker) for marker in markers]
+        # Every name of every copy before the first write: a tampered marker must not reach the disk.
+        state['stage'] = 'checking the names of the copy'
+        for marker, identity in zip(markers, identities):
+            checked_set(params['dest'], marker, target.label, lambda name, marker=marker: target.key(marker['id'], name),
+                        decrypted=bool(identity))
         messages = []
         for marker, identity in zip(markers, identities):
             state['stage'] = 'fetching %s' % marker['id']

@@ -127,7 +127,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, sha256_file
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import MIB, OffsiteError, s3_target_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_pitr import (
-    newest_segment, open_remote, wal_before, wal_sort_key)
+    check_fetch_names, newest_segment, open_remote, wal_before, wal_sort_key)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, Layout, PitrError, check_target_value, choose_backup, load_marks, pitr_argument_spec)
 
@@ -271,6 +271,7 @@ def main():
         marker = choose(params, layout, bases)
         result['backup_id'] = marker['id']
         catalog = remote.wal_catalog()
+        check_fetch_names(layout, remote, marker, catalog)
         base_changed = fetch_base(module, layout, remote, marker, state)
         result['wal_last'] = fetch_wal(module, layout, remote, catalog, marker, state)
         if not module.check_mode and (base_changed or state['wal_downloaded']):

@@ -12,8 +12,9 @@ module: ssh_backup_copy
 short_description: Copy verified backup sets to a host over SSH (rsync), check the copy, and prune old copies
 version_added: 0.1.0
 description:
-  - Copies verified backup sets of O(database) (the newest, all, or O(backup_id)) below O(path) on an SSH host with
-    C(rsync --partial), so an interrupted copy resumes where it stopped. Unverified sets are never copied.
+  - Copies verified backup sets of O(database) (the newest, all, or O(backup_id)), or every set of a
+    C(--all-databases) group (O(group_id)), below O(path) on an SSH host with C(rsync --partial), so an interrupted
+    copy resumes where it stopped. Unverified sets are never copied.
   - Every local file is hashed first and compared with the manifest. After the transfer the size and sha256 of
     every remote file, computed on the remote host, are compared with those values; a damaged file is sent once
     more, and only a copy that matches completely gets its completion marker C(stackops-copy.json), written last
@@ -28,9 +29,18 @@ author:
   - stackops maintainers (@stackops)
 options:
   database:
-    description: Database whose sets are copied and whose copies retention prunes.
+    description:
+      - Database whose sets are copied and whose copies retention prunes; copies that belong to an
+        C(--all-databases) group are left to O(group_id) runs, so single-set retention never breaks a group.
+      - One of O(database) and O(group_id) is required.
     type: str
-    required: true
+  group_id:
+    description:
+      - Copy every set of this C(--all-databases) group (each holds the server's globals). The group must be
+        complete (a set of every database the run meant to back up) and every set verified.
+      - With O(retention), the policy counts whole groups on the target (a group is verified when complete and all
+        its copies are verified); a group is kept or deleted as a whole and the newest verified group is always kept.
+    type: str
   max_bandwidth_mib:
     description: Upper limit of the transfer rate in MiB/s (rsync C(--bwlimit)); V(0) is unlimited.
     type: int
@@ -44,7 +54,7 @@ extends_documentation_fragment:
   - stackops.runbooks.attributes.actiongroup_catalog
 notes:
   - Check mode lists what would be copied and deleted, after reading the target; it sends and deletes nothing.
-  - Copies of C(--all-databases) groups are not pruned here (they belong to S3 targets, see docs/offsite.md).
+  - Copies of C(--all-databases) groups are pruned only by O(group_id) runs, as whole groups.
 seealso:
   - module: stackops.runbooks.ssh_backup_info
   - module: stackops.runbooks.ssh_backup_fetch
@@ -98,11 +108,19 @@ throughput_mib_per_second:
   type: float
 retention:
   description:
-    - Copies kept (C(kept), id to reasons), deleted (C(deleted)) and unfinished copies removed (C(unfinished_removed)).
+    - Copies kept (C(kept), id to reasons; with O(group_id) group id to reasons), deleted (C(deleted), with
+      O(group_id) the group ids, their set ids in C(deleted_sets)) and unfinished copies removed
+      (C(unfinished_removed)).
   returned: when O(retention) is given
   type: dict
+group_id:
+  description: O(group_id).
+  returned: when O(group_id) is given
+  type: str
 latest_verified:
-  description: Newest verified complete copy of O(database) on the target after this run (id, age_seconds), or V(null).
+  description:
+    - Newest verified complete copy of O(database) on the target after this run (id, age_seconds), or V(null).
+    - With O(group_id), the newest verified complete group (id, age_seconds).
   returned: always
   type: dict
 rpo_seconds:
@@ -123,10 +141,10 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
     backup_dir_spec, catalog, load_manifest, load_verification)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, sha256_file
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import (
-    OffsiteError, check_digest, manifest_files, marker_for)
+    OffsiteError, check_digest, copy_groups, manifest_files, marker_for)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
-    checked_policy, choose_sets, copy_chosen, copy_spec, finish_copy_result, local_ids, newest_verified, retention_decision,
-    single_sets, unfinished_leftovers)
+    age_of, checked_policy, choose_sets, copy_chosen, copy_spec, finish_copy_result, local_ids, newest_verified,
+    retention_decision, single_sets, unfinished_leftovers)
 from ansible_collections.stackops.runbooks.plugins.module_utils.ssh_offsite import SshTarget, ssh_target_spec
 
 
@@ -176,32 +194,56 @@ def prune(module, params, target, local):
     return dict(kept=keep, deleted=doomed, unfinished_removed=leftovers)
 
 
+def prune_groups(module, params, target, local):
+    policy = checked_policy(params['retention'])
+    sets, unfinished = target.catalog()
+    groups = copy_groups(sets)
+    keep, doomed = retention_decision(groups, policy)
+    members = dict((group['id'], group['sets']) for group in groups)
+    doomed_sets = [backup_id for group_id in doomed for backup_id in members[group_id]]
+    databases = sorted(set(name for group in groups for name in group['databases']))
+    leftovers = unfinished_leftovers(unfinished, databases, local)
+    if not module.check_mode:
+        target.delete_sets(doomed_sets + leftovers)
+    return dict(kept=keep, deleted=doomed, deleted_sets=doomed_sets, unfinished_removed=leftovers)
+
+
 def main():
     spec = ssh_target_spec()
     spec.update(backup_dir_spec())
     spec.update(copy_spec())
     spec.update(
-        database=dict(type='str', required=True),
+        database=dict(type='str'),
+        group_id=dict(type='str'),
         max_bandwidth_mib=dict(type='int', default=0),
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_one_of=[('database', 'group_id')],
+                           mutually_exclusive=[('group_id', 'backup_id')])
     params = module.params
     clock = time.monotonic()
     result = dict(changed=False, copied=[], present=[], uploaded_bytes=0, resent=[], throughput_mib_per_second=0.0)
     try:
         target = SshTarget(module, params)
         result.update(target=target.label, target_name=target.name)
-        local_sets, partials = catalog(params['backup_dir'], params['database'])
-        remote_sets, dummy = target.catalog(params['database'])
+        database = None if params['group_id'] else params['database']
+        local_sets, partials = catalog(params['backup_dir'], database)
+        remote_sets, dummy = target.catalog(database)
         remote_ids = set(entry['id'] for entry in remote_sets)
         copy_chosen(module, params, choose_sets(params, local_sets, remote_ids), remote_ids, result,
                     lambda entry: copy_set(params, target, entry, result))
         if params['retention'] is not None:
-            result['retention'] = prune(module, params, target, local_ids(local_sets, partials))
-        result.update(newest_verified(target.catalog(params['database'])[0]))
+            result['retention'] = (prune_groups if params['group_id'] else prune)(
+                module, params, target, local_ids(local_sets, partials))
+        if params['group_id']:
+            result['group_id'] = params['group_id']
+            result.update(newest_verified([dict(group, age_seconds=age_of(group['started_at']))
+                                           for group in copy_groups(target.catalog()[0])]))
+        else:
+            result.update(newest_verified(target.catalog(params['database'])[0]))
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
-        module.fail_json(msg='off-site copy of %s over ssh failed: %s' % (params['database'], exc), **result)
+        what = ('backup group %s' % params['group_id']) if params['group_id'] else params['database']
+        module.fail_json(msg='off-site copy of %s over ssh failed: %s' % (what, exc), **result)
     module.exit_json(**finish_copy_result(result, time.monotonic() - clock, backup_dir=params['backup_dir'],
                                           database=params['database'], check=module.check_mode))
 

@@ -19,8 +19,16 @@ description:
     restores from O(dest) the usual safe way (a set encrypted at rest is decrypted there, with its identity file).
   - A damaged file (one changed byte) is refused; nothing is published then.
   - A set already in O(dest) that matches its manifest is reused (no download).
+  - With O(group_id), every set of a C(--all-databases) group, each checked and published as above, for
+    C(stackops restore --all-databases --from-remote).
 author:
   - stackops maintainers (@stackops)
+options:
+  group_id:
+    description:
+      - Fetch every set of this C(--all-databases) group (V(latest) - the newest complete verified group on the
+        target). The group must be complete there; the names of every set are checked before the first download.
+    type: str
 extends_documentation_fragment:
   - stackops.runbooks.ssh
   - stackops.runbooks.offsite.fetch
@@ -55,15 +63,19 @@ target:
   type: str
 backup_id:
   description: The copy fetched.
-  returned: success
+  returned: success, when O(group_id) is not given
+  type: str
+group_id:
+  description: The group fetched.
+  returned: success, when O(group_id) is given
   type: str
 backup_ids:
-  description: The copies fetched (one; the shape of M(stackops.runbooks.s3_backup_fetch)).
+  description: The copies fetched (one, or every set of the group; the shape of M(stackops.runbooks.s3_backup_fetch)).
   returned: success
   type: list
   elements: str
 path:
-  description: The local set, C(<dest>/<backup id>).
+  description: The local set, C(<dest>/<backup id>) (with O(group_id), O(dest)).
   returned: success
   type: str
 encrypted:
@@ -89,10 +101,11 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
-    PARTIAL_SUFFIX, BackupError, remove_tree, sha256_file, valid_backup_id)
-from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import OffsiteError
+    BackupError, remove_tree, sha256_file, valid_backup_id)
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import OffsiteError, copy_groups
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_names import checked_set
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
-    fetch_spec, publish_fetched, require_verified_copy, reusable_set, timed)
+    fetch_spec, pick_copy_group, publish_fetched, require_verified_copy, reusable_set, timed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.ssh_offsite import SshTarget, ssh_target_spec
 
 
@@ -118,11 +131,26 @@ def choose(params, target):
     return marker
 
 
+def choose_group(params, target):
+    sets, dummy = target.catalog()
+    group = pick_copy_group(params, copy_groups(sets), target.label)
+    markers = dict((entry['id'], entry['marker']) for entry in sets)
+    chosen = [markers[backup_id] for backup_id in group['sets']]
+    for marker in chosen:
+        require_verified_copy(params, marker)
+    return group, chosen
+
+
+def check_names(params, target, marker):
+    # Before anything is written: rsync would put a name with '..' wherever it points.
+    return checked_set(params['dest'], marker, target.label, lambda name: '%s/%s' % (target.set_dir(marker['id']), name))
+
+
 def fetch(params, target, marker, state):
+    partial = check_names(params, target, marker)
     final = os.path.join(params['dest'], marker['id'])
     if reusable_set(final):
         return False
-    partial = final + PARTIAL_SUFFIX
     state['partial'] = partial
     if not os.path.isdir(partial):
         os.makedirs(partial, mode=0o700)
@@ -153,7 +181,9 @@ def fetch(params, target, marker, state):
 def main():
     spec = ssh_target_spec()
     spec.update(fetch_spec())
-    module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database')], supports_check_mode=True)
+    spec.update(group_id=dict(type='str'))
+    module = AnsibleModule(argument_spec=spec, required_one_of=[('backup_id', 'database', 'group_id')],
+                           mutually_exclusive=[('backup_id', 'group_id')], supports_check_mode=True)
     params = module.params
     clock = time.monotonic()
     result = dict(changed=False, downloaded_bytes=0, throughput_mib_per_second=0.0)
@@ -161,17 +191,31 @@ def main():
     try:
         target = SshTarget(module, params)
         result.update(target=target.label, target_name=target.name)
-        marker = choose(params, target)
-        result.update(backup_id=marker['id'], backup_ids=[marker['id']], encrypted=bool(marker.get('encryption')),
-                      path=os.path.join(params['dest'], marker['id']))
-        if module.check_mode:
-            done = os.path.isdir(result['path'])
-            result.update(changed=not done, msg='%s %s from %s into %s' % (
-                'would reuse' if done else 'would download', marker['id'], target.label, params['dest']))
+        if params['group_id']:
+            group, markers = choose_group(params, target)
+            result.update(group_id=group['id'], path=params['dest'])
         else:
-            result['changed'] = fetch(params, target, marker, state)
-            result['msg'] = '%s %s from %s into %s and checked it against its manifest' % (
-                'downloaded' if result['changed'] else 'reused', marker['id'], target.label, params['dest'])
+            markers = [choose(params, target)]
+            result.update(backup_id=markers[0]['id'], path=os.path.join(params['dest'], markers[0]['id']))
+        result.update(backup_ids=[marker['id'] for marker in markers],
+                      encrypted=any(bool(marker.get('encryption')) for marker in markers))
+        state['stage'] = 'checking the names of the copy'
+        for marker in markers:
+            check_names(params, target, marker)
+        messages = []
+        for marker in markers:
+            state['stage'] = 'fetching %s' % marker['id']
+            if module.check_mode:
+                done = os.path.isdir(os.path.join(params['dest'], marker['id']))
+                changed = not done
+                messages.append('%s %s from %s into %s' % (
+                    'would reuse' if done else 'would download', marker['id'], target.label, params['dest']))
+            else:
+                changed = fetch(params, target, marker, state)
+                messages.append('%s %s from %s into %s and checked it against its manifest' % (
+                    'downloaded' if changed else 'reused', marker['id'], target.label, params['dest']))
+            result['changed'] = result['changed'] or changed
+        result['msg'] = '; '.join(messages)
         result['downloaded_bytes'] = state['downloaded']
     except BackupError as exc:
         result['duration_seconds'] = round(time.monotonic() - clock, 3)

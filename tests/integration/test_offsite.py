@@ -4,6 +4,7 @@ Covers: upload, check, list, remote retention; an interrupted (kill -9) multipar
 resumed; a changed remote object is detected by the check and refused by a fetch; wrong credentials fail clearly
 with the secret absent from every byte ansible-runner wrote; fetch + restore gives the same content.
 """
+import hashlib
 import json
 import os
 import secrets
@@ -203,6 +204,43 @@ def test_wrong_credentials_fail_clearly_without_the_secret(pg_cluster, s3, tmp_p
     assert results["nobucket"]["failed"] and "does not exist" in results["nobucket"]["msg"]
     text = output_text(results["copy"]["_run"])
     assert wrong not in text and s3.secret_key not in text
+
+
+def test_a_tampered_marker_cannot_write_outside_the_work_directory(pg_cluster, s3, tmp_path):
+    """Whoever can write to the bucket can rewrite a copy's marker: an object named '../../...' must not make a root
+    restore write outside its work directory (e.g. into /etc/cron.d), not even a directory."""
+    create_db(pg_cluster, "offsite_tamper", schema_sql="CREATE TABLE t (x int); INSERT INTO t VALUES (1)")
+    backup_dir = tmp_path / "backups"
+    target = s3.target("hostT")
+    made = run_steps(pg_cluster, backup_dir, [
+        step("b", "pg_backup", database="offsite_tamper"),
+        step("v", "pg_backup_verify", backup_id="{{ b.backup_id }}"),
+        step("copy", "s3_backup_copy", database="offsite_tamper", **target),
+    ], "offsite-tamper-copy")
+    assert not [name for name, res in made.items() if res["failed"]], made
+    backup_id = made["b"]["backup_id"]
+
+    # The marker names an object outside the set's directory (this server refuses to store a key with '..', others
+    # do not; the name alone decides where a fetch writes).
+    client = s3.client()
+    marker_key = "hostT/%s/stackops-copy.json" % backup_id
+    marker = json.loads(client.get_object(Bucket=s3.bucket, Key=marker_key)["Body"].read())
+    payload = b"* * * * * root touch /tmp/owned\n"
+    evil = "../../escaped/cron.d/stackops"
+    marker["objects"][evil] = dict(marker["objects"]["manifest.json"], size=len(payload),
+                                   sha256=hashlib.sha256(payload).hexdigest())
+    client.put_object(Bucket=s3.bucket, Key=marker_key, Body=json.dumps(marker).encode())
+
+    work = tmp_path / "work"
+    fetched = run_steps(pg_cluster, backup_dir, [
+        step("fetch", "s3_backup_fetch", backup_id=backup_id, dest=str(work), **target),
+    ], "offsite-tamper-fetch")["fetch"]
+    would_be = tmp_path / "escaped" / "cron.d" / "stackops"  # <work>/<id>.partial/../../escaped/...
+    assert fetched["failed"], fetched
+    assert not (tmp_path / "escaped").exists()  # not even the directory a download would go to
+    assert "tampered" in fetched["msg"] and "nothing was written" in fetched["msg"]
+    assert "hostT/%s/%s" % (backup_id, evil) in fetched["msg"] and str(would_be) in fetched["msg"]
+    assert not work.exists() or os.listdir(str(work)) == []
 
 
 class StackDb:

@@ -9,13 +9,16 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
+import yaml
 
 from backup_helpers import create_db, fingerprint, stackops_result, step
 from offsite_helpers import output_text, run_steps
-from support.ports import port_range
+from support.groups import cluster_on, create_group, group_digests, roles
+from support.ports import port, port_range
 from support.runner import run_playbook
 
 pytestmark = pytest.mark.pg
@@ -25,13 +28,13 @@ DB = "h_offsite_ssh"
 
 
 def free_port():
-    for port in PORTS:
+    for number in PORTS:
         with socket.socket() as sock:
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind(("127.0.0.1", number))
             except OSError:
                 continue
-            return port
+            return number
     pytest.fail("no free port in %d-%d for the test sshd" % (PORTS[0], PORTS[-1]))
 
 
@@ -169,3 +172,74 @@ def test_copy_check_retention_resume_and_restore_from_remote(pg_cluster, sshd, t
     assert result["backup_id"] == b2 and result["from_remote"]["target"].startswith("ssh://")
     assert fingerprint(pg_cluster, DB + "_back") == before
     assert pg_cluster.password not in output_text(backup) + output_text(restored)
+
+
+GROUP_SOURCE_PORT = port(56664)
+GROUP_EMPTY_PORT = port(56665)
+GROUP_DATABASES = {
+    "h_offsg_app": "CREATE TABLE public.orders (id serial PRIMARY KEY, note text);"
+                   "ALTER TABLE public.orders OWNER TO h_offsg_owner;"
+                   "INSERT INTO public.orders (note) SELECT 'order ' || i FROM generate_series(1, 200) AS i;"
+                   "GRANT SELECT ON public.orders TO h_offsg_reader;",
+    "h_offsg_reports": "CREATE TABLE public.daily (day date PRIMARY KEY, total numeric);"
+                       "ALTER TABLE public.daily OWNER TO h_offsg_owner;"
+                       "INSERT INTO public.daily SELECT DATE '2026-01-01' + i, i FROM generate_series(0, 29) AS i;",
+}
+
+
+def group_inventory(tmp_path, cluster, name, target):
+    project = tmp_path / ("project-" + name)
+    project.mkdir(exist_ok=True)
+    host = dict(
+        ansible_connection="local", ansible_python_interpreter=sys.executable,
+        stackops_db_host=cluster.host, stackops_db_port=cluster.port, stackops_db_user=cluster.user,
+        stackops_db_password=cluster.password, stackops_db_name="h_offsg_app", stackops_db_service="db",
+        stackops_compose_project_dir=str(project), stackops_backup_dir=str(tmp_path / "group-backups"),
+        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
+        stackops_restore_stop_services=[], stackops_health_urls=[], stackops_backup_exclude_databases=["postgres"],
+        stackops_offsite_targets=[dict(target, name="backuphost", type="ssh",
+                                       retention=dict(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0))])
+    path = tmp_path / ("inventory-%s.yml" % name)
+    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node-" + name: host}}}))
+    return path
+
+
+def test_all_databases_groups_go_to_an_ssh_target_and_restore_from_it(sshd, tmp_path):
+    """An ssh target beside (or instead of) S3 must not fail `backup --all-databases` after its copies: the whole
+    group goes there, pruned as a group, and `restore --all-databases --from-remote` rebuilds an empty server."""
+    source, empty = cluster_on(GROUP_SOURCE_PORT), cluster_on(GROUP_EMPTY_PORT)
+    try:
+        create_group(source, "h_offsg_", GROUP_DATABASES)
+        before = dict((name, group_digests(source, name)) for name in GROUP_DATABASES)
+        before_roles = roles(source, "h_offsg_")
+        remote, target = sshd["remote"], sshd["target"]
+        source_inventory = group_inventory(tmp_path, source, "source", target)
+        reports = []
+        for run in range(2):
+            backup = run_playbook("backup.yml", inventory=source_inventory, label="h-ssh-group-%d" % run,
+                                  extravars={"stackops_backup_all_databases": True})
+            report = stackops_result(backup)["node-source"]
+            assert backup.rc == 0, (report.get("error"), backup.stdout[-3000:])
+            assert report["verified"] == [True] * len(GROUP_DATABASES)
+            (copied,) = report["offsite"]
+            assert copied["group_id"] == report["group_id"] and sorted(copied["copied"]) == sorted(report["backups"])
+            reports.append(report)
+        first, second = reports
+        # keep_last=1 counts groups: the older group went as a whole.
+        assert copied["retention"]["deleted"] == [first["group_id"]]
+        assert sorted(os.listdir(remote)) == sorted(second["backups"])
+
+        shutil.rmtree(tmp_path / "group-backups")
+        restore = run_playbook("restore.yml", inventory=group_inventory(tmp_path, empty, "target", target),
+                               label="h-ssh-group-restore", extravars={
+                                   "stackops_restore_all_databases": True, "stackops_restore_from_remote": True,
+                                   "stackops_restore_confirm": True})
+        restored = stackops_result(restore)["node-target"]
+        assert restore.rc == 0, (restored.get("error"), restore.stdout[-3000:])
+        assert restored["group_id"] == second["group_id"] and sorted(restored["restored"]) == sorted(GROUP_DATABASES)
+        assert roles(empty, "h_offsg_") == before_roles
+        for name in GROUP_DATABASES:
+            assert group_digests(empty, name) == before[name], name
+    finally:
+        source.stop()
+        empty.stop()

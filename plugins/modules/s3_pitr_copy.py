@@ -364,9 +364,9 @@ def main():
         result['encrypted'] = bool(sender.recipients)
         totals = dict(uploaded=0, wal_uploaded=0, wal_skipped=0, wal_below_retention=0, plaintext_refused=[])
         local_wal = local_wal_files(os.path.join(layout.server_home, 'wals'))
-        fresh = [backup for backup in chosen if backup['id'] not in remote_ids]
-        floor = wal_floor(catalog, [parse_backup_info(os.path.join(layout.server_home, 'meta', '%s-backup.info' % b['id']))
-                                    .get('begin_wal') for b in fresh])
+        infos = [os.path.join(layout.server_home, 'meta', '%s-backup.info' % backup['id'])
+                 for backup in chosen if backup['id'] not in remote_ids]
+        floor = wal_floor(catalog, [parse_backup_info(path).get('begin_wal') for path in infos])
         with sender:
             ship_wal(module, params, remote, catalog, local_wal, sender, floor, totals)
             for backup in chosen:

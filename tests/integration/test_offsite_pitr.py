@@ -176,10 +176,13 @@ def pg_control(stack, backup_id):
 
 @pytest.fixture(scope="module")
 def fresh_base(pitr_stack, s3):
-    """A marker row in WAL that Barman archived before a new verified base backup: the archive then holds WAL older
-    than that base backup's begin_wal (what remote retention drops and the next copy must not send again)."""
+    """A marker row in WAL that Barman archived between two verified base backups: the archive then holds WAL older
+    than the newer one's begin_wal (what remote retention drops and the next copy must not send again)."""
     stack = pitr_stack
     stackops(stack, s3, "pitr", "enable", "--yes")
+    if not list((stack.pitr_dir / "home" / PROJECT / "meta").glob("*-backup.info")):
+        # Barman keeps WAL from its oldest base backup on: the marker's WAL must come after one.
+        assert stackops(stack, s3, "backup", "--physical")["backup"]["verified"] is True
     marker = "stackops-plaintext-marker-" + secrets.token_hex(8)
     sql(stack, "CREATE TABLE IF NOT EXISTS markers (note text)")
     sql(stack, "INSERT INTO markers VALUES ('%s')" % marker)

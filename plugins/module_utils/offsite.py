@@ -476,6 +476,26 @@ class S3Target(object):
         be deleted (e.g. under Object Lock retention)."""
         return self.delete_prefix(self.set_prefix(backup_id), MARKER)
 
+    def delete_key(self, key):
+        """Delete exactly ``key`` (every version of it in a versioned bucket; never other keys it is a prefix of).
+        Returns the versions the target refused to delete."""
+        if self.versioned():
+            entries = [entry for entry in self.versions(key) if entry[0] == key]
+        else:
+            entries = [(entry['key'], None) for entry in self.list_keys(key) if entry['key'] == key]
+        refused = []
+        for name, version in entries:
+            kwargs = dict(Bucket=self.bucket, Key=name)
+            if version is not None:
+                kwargs['VersionId'] = version
+            try:
+                self.client.delete_object(**kwargs)
+            except ClientError as exc:
+                refused.append('%s (%s)' % (name, (exc.response.get('Error') or {}).get('Code', '?')))
+            except BotoCoreError as exc:
+                raise self.fail(exc, 'deleting %s' % name)
+        return refused
+
     def delete_prefix(self, prefix, marker_name=None):
         refused = []
         marker_key = prefix + marker_name if marker_name else None

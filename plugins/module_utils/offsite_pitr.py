@@ -12,8 +12,14 @@ whose backup ids never start with one):
   and the WAL the backup needs (``begin_wal`` .. ``end_wal``) is in the WAL catalog.
 - ``wals/<path>``: archived WAL segments, ``.backup`` labels and timeline ``.history`` files by their path below
   Barman's ``wals/`` directory.
-- ``wal-catalog.json``: the WAL objects that count (size, ETag, sha256, mtime), rewritten after each batch. An
-  object that is not in it was never checked and is uploaded again by the next copy.
+- ``wal-catalog.json``: the WAL objects that count (size, ETag, sha256, mtime, and the plaintext's size and sha256),
+  rewritten after each batch. An object that is not in it was never checked and is uploaded again by the next copy.
+  Its ``floor`` is the oldest segment remote retention keeps: older WAL Barman still holds locally is not sent again.
+
+With age recipients every object but the marker and the WAL catalog (ids, times, sizes, checksums) is encrypted on
+the host before it is sent and stored as ``<path>.age``; the catalog and the marker name each object by its plain
+path and say ``encrypted``. Encryption is not deterministic, so "already there" is judged on the plaintext (the
+catalog's plaintext size), never by comparing ciphertext.
 
 ``pgpass`` (the replication password), Barman's configuration and its ``xlog.db`` stay local: a fetch rebuilds the
 xlog.db with ``barman rebuild-xlogdb``.
@@ -24,8 +30,12 @@ __metaclass__ = type
 
 import os
 import re
+import shutil
+import tempfile
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import isoformat, utcnow
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import (
+    AGE_SUFFIX, EncryptionError, decrypt_file, encrypt_file, identity_recipients, normalize_recipients)
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import MARKER, OffsiteError, S3Target, json_bytes
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_names import (
     check_component, checked_paths, tampered)
@@ -155,7 +165,7 @@ class PitrRemote(object):
         """Problems of objects ({relative name: {size, etag}}) below ``prefix_key``: missing, size or ETag differs."""
         problems = []
         for name, meta in sorted(objects.items()):
-            key = prefix_key + name
+            key = prefix_key + stored_name(name, meta)
             found = self.target.head(key)
             if found is None:
                 problems.append('%s: missing' % key)
@@ -166,14 +176,15 @@ class PitrRemote(object):
         return problems
 
 
-def base_marker(server, backup, objects, begin_wal, end_wal):
+def base_marker(server, backup, objects, begin_wal, end_wal, recipients=None):
     return dict(
         copy_format=PITR_COPY_FORMAT, kind='physical', id=backup['id'], server=server, status=backup['status'],
         begin_time=backup['begin_time'], end_time=backup['end_time'], begin_lsn=backup['begin_lsn'],
         end_lsn=backup['end_lsn'], begin_wal=begin_wal, end_wal=end_wal, timeline=backup['timeline'],
         systemid=backup.get('systemid'), version=backup.get('version'), size_bytes=backup['size_bytes'],
         verified=bool(backup.get('verified')), verified_at=backup.get('verified_at'), copied_at=isoformat(utcnow()),
-        remote_size_bytes=sum(meta['size'] for meta in objects.values()), objects=objects)
+        remote_size_bytes=sum(meta['size'] for meta in objects.values()), objects=objects,
+        encryption=dict(method='age', recipients=recipients, suffix=AGE_SUFFIX) if recipients else None)
 
 
 def needed_wal(catalog_files, local_files, begin_wal, end_wal):
@@ -211,3 +222,149 @@ def check_fetch_names(layout, remote, marker, catalog):
     checked_paths(os.path.join(layout.server_home, 'wals'), (catalog.get('files') or {}), remote.label,
                   remote.wal_key)
     return staging
+
+
+# ------------------------------------------------------------------------------------------------ encryption
+
+def stored_name(rel, meta):
+    """Name of the object that holds ``rel``: ``.age`` appended when it was encrypted."""
+    return rel + AGE_SUFFIX if meta.get('encrypted') else rel
+
+
+def plaintext_of(meta):
+    """(size, sha256) of the local file an object holds; copies made before encryption existed recorded only one."""
+    return meta.get('plaintext_size', meta['size']), meta.get('plaintext_sha256', meta['sha256'])
+
+
+def refuse_plaintext(exc, what):
+    """An encryption failure while copying: nothing is sent in its place, and the message names the setting."""
+    return EncryptionError('%s could not be encrypted (%s); nothing of it was sent, not in plaintext either. Fix '
+                           'age_recipients (stackops_offsite_age_recipients: age public keys "age1...") and check '
+                           'that the age package is installed, or empty it to copy without encryption' % (what, exc))
+
+
+class Sender(object):
+    """Sends local files to keys, age-encrypted first (through a staging file in ``staging_parent``) when
+    recipients are set. A file that cannot be encrypted is never sent in plaintext instead."""
+
+    def __init__(self, module, target, recipients, staging_parent, lock, throttle):
+        self.module = module
+        self.target = target
+        self.recipients = normalize_recipients(recipients)
+        self.staging_parent = staging_parent
+        self.lock = lock
+        self.throttle = throttle
+        self.staging = None
+        self.objects = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.staging:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+
+    def send(self, path, key):
+        """Upload ``path`` to ``key`` (``key.age`` when encrypting). Returns {size, etag, sha256 (of the stored
+        object), plaintext_size, plaintext_sha256, encrypted, resumed_bytes}."""
+        if not self.recipients:
+            sent = self.target.upload_file(path, key, None, self.lock, self.throttle)
+            sent.update(plaintext_size=sent['size'], plaintext_sha256=sent['sha256'], encrypted=False)
+            self.objects += 1
+            return sent
+        if self.staging is None:
+            self.staging = tempfile.mkdtemp(prefix='.stackops-offsite-', dir=self.staging_parent)
+        sealed = os.path.join(self.staging, 'object.age')
+        try:
+            plain, cipher, dummy = encrypt_file(self.module, path, sealed, self.recipients)
+        except EncryptionError as exc:
+            raise refuse_plaintext(exc, path)
+        try:
+            sent = self.target.upload_file(sealed, key + AGE_SUFFIX, cipher, self.lock, self.throttle)
+        finally:
+            os.unlink(sealed)
+        sent.update(plaintext_size=os.path.getsize(path), plaintext_sha256=plain, encrypted=True)
+        self.objects += 1
+        return sent
+
+
+def wal_todo(files, local, recipients, floor):
+    """(archived WAL to send, WAL left out because remote retention already dropped it).
+
+    A file goes up when the catalog lacks it, holds it with another plaintext size, or holds it in plaintext while
+    recipients are set (it is replaced by its ciphertext). WAL older than ``floor`` is not sent again: retention
+    deleted it off-site on purpose, and Barman keeping it locally would otherwise make every run upload (and, under
+    Object Lock, lock) it again only for retention to delete it again."""
+    todo, below = [], []
+    for rel, path in local.items():
+        meta = files.get(rel)
+        if meta is not None:
+            if plaintext_of(meta)[0] == os.path.getsize(path) and (meta.get('encrypted') or not recipients):
+                continue
+        elif floor and wal_before(rel, floor):
+            below.append(rel)
+            continue
+        todo.append(rel)
+    return sorted(todo, key=wal_sort_key), below
+
+
+def wal_floor(catalog, begin_wals):
+    """Oldest segment worth sending: the catalog's floor, lowered to the begin_wal of a base backup about to be
+    copied (its WAL must go up whatever retention did before)."""
+    floor = catalog.get('floor')
+    for begin in begin_wals:
+        if floor and begin and begin < floor:
+            floor = begin
+    return floor
+
+
+def require_identity(module, identity_file, encryptions):
+    """Before anything is downloaded: an identity file that holds a key of every encrypted part's recipients.
+    ``encryptions`` are (what, recipients) of the encrypted parts to fetch."""
+    if not encryptions:
+        return None
+    wanted = []
+    for dummy, recipients in encryptions:
+        wanted.extend(r for r in recipients if r not in wanted)
+    if not identity_file:
+        raise EncryptionError('%s is encrypted with age to %s; fetching it needs the identity file of one of them: set '
+                              'age_identity_file (stackops_offsite_age_identity_file). Nothing was downloaded' % (
+                                  encryptions[0][0], ', '.join(wanted) or 'unknown recipients'))
+    mine = identity_recipients(module, identity_file)
+    for what, recipients in encryptions:
+        if recipients and not set(mine) & set(recipients):
+            raise EncryptionError('%s is encrypted to the age recipients %s, but identity file %s holds the keys of %s; '
+                                  'give the identity file of one of those recipients (stackops_offsite_age_identity_file).'
+                                  ' Nothing was downloaded' % (what, ', '.join(recipients), identity_file,
+                                                               ', '.join(mine) or 'none'))
+    return identity_file
+
+
+def fetch_object(target, key, meta, dest, identity_file):
+    """Download the object holding ``key`` next to ``dest``; check what is stored (size, sha256), decrypt it when it
+    is encrypted and check the plaintext; only then move it in place. Returns the bytes downloaded."""
+    parent = os.path.dirname(dest)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, 0o700)
+    tmp = os.path.join(parent, '.stackops-fetch-' + os.path.basename(dest))
+    stored = key + AGE_SUFFIX if meta.get('encrypted') else key
+    fetched = tmp + AGE_SUFFIX if meta.get('encrypted') else tmp
+    size, digest = target.download(stored, fetched)
+    if size != meta['size'] or digest != meta['sha256']:
+        os.unlink(fetched)
+        raise OffsiteError('%s is damaged: %d bytes with sha256 %s, the copy says %d bytes with sha256 %s; refusing it, '
+                           'nothing was put in place' % (stored, size, digest, meta['size'], meta['sha256']))
+    if meta.get('encrypted'):
+        try:
+            plain = decrypt_file(target.module, fetched, tmp, identity_file)
+        finally:
+            os.unlink(fetched)
+        want_size, want_sha = plaintext_of(meta)
+        if plain != want_sha or os.path.getsize(tmp) != want_size:
+            got = os.path.getsize(tmp)
+            os.unlink(tmp)
+            raise OffsiteError('%s decrypted to %d bytes with sha256 %s, the copy says %d bytes with sha256 %s; refusing '
+                               'it, nothing was put in place' % (stored, got, plain, want_size, want_sha))
+    os.rename(tmp, dest)
+    return size

@@ -16,8 +16,17 @@ description:
     O(backup_id)) to one S3 target, below C(<prefix>.pitr/<server>/) (docs/offsite.md). Unverified or failed base
     backups are never copied.
   - Incremental. First Barman moves finished segments from C(streaming/) into the archive (C(barman archive-wal)).
-    Then every archived WAL file that is not yet in the target's WAL catalog C(wal-catalog.json) goes up, its size
-    and ETag are checked, and it is added to the catalog. WAL that was already uploaded and checked is skipped.
+    Then every archived WAL file that is not yet in the target's WAL catalog C(wal-catalog.json) (or is there with
+    another plaintext size) goes up, its size and ETag are checked, and it is added to the catalog. WAL that was
+    already uploaded and checked is skipped, and so is WAL older than what remote retention keeps (the catalog's
+    C(floor)), so WAL Barman still keeps locally does not go up again. A run with nothing new uploads nothing and
+    reports C(changed=false).
+  - With O(age_recipients) every base backup file and WAL file is encrypted with C(age) on this host before it is
+    sent (stored as C(<name>.age)); only the completion markers and the WAL catalog (ids, times, LSNs, sizes,
+    checksums) stay readable. Sizes and ETags are checked on the ciphertext, as stored; the catalog and the marker
+    also record the plaintext's size and sha256. A file that cannot be encrypted fails the copy; nothing is ever
+    sent in plaintext in its place. WAL a target already holds in plaintext (copied before recipients were set) is
+    sent again encrypted and its plaintext object deleted.
   - A base backup copy counts only once its completion marker is written. The marker is written last, after every
     object was checked (size and ETag; with O(remote_check=download) also sha256 read back) and after the WAL from
     the backup's C(begin_wal) to its C(end_wal) is in the WAL catalog.
@@ -47,6 +56,17 @@ options:
     description: Upper limit of the upload rate in MiB/s; V(0) is unlimited.
     type: int
     default: 0
+  age_recipients:
+    description:
+      - age public keys (C(age1...)) to encrypt every base backup file and WAL file to before it is sent (the role
+        passes C(stackops_offsite_age_recipients)); empty sends them as they are (still over TLS).
+      - M(stackops.runbooks.s3_pitr_fetch) needs the identity file of one of them (C(age_identity_file)).
+    type: list
+    elements: str
+    default: []
+  staging_dir:
+    description: Where a file is encrypted before it is sent (one file at a time); default O(pitr_dir).
+    type: path
   retention:
     description: Retention of the base backup copies on this target; omit to keep every copy and all WAL.
     type: dict
@@ -65,7 +85,6 @@ extends_documentation_fragment:
 notes:
   - Check mode reads the local archive and the target and reports what would be uploaded and deleted; it changes
     nothing (not even C(archive-wal)).
-  - Age encryption is not applied to physical copies yet; use a bucket with server-side encryption and TLS.
 seealso:
   - module: stackops.runbooks.s3_pitr_fetch
   - module: stackops.runbooks.pg_pitr_backup
@@ -116,9 +135,23 @@ wal_uploaded:
   returned: always
   type: int
 wal_skipped:
-  description: Archived WAL files already in the target's WAL catalog.
+  description: Archived WAL files not uploaded - already in the target's WAL catalog, or older than what it keeps.
   returned: always
   type: int
+wal_below_retention:
+  description: Of RV(wal_skipped), the WAL files older than the oldest segment remote retention keeps (not sent again).
+  returned: always
+  type: int
+objects_uploaded:
+  description:
+    - Objects written by this run - WAL files, base backup files and markers (not in check mode). V(0) on a run
+      with nothing new.
+  returned: always
+  type: int
+encrypted:
+  description: Whether this run encrypted what it sent (O(age_recipients) given).
+  returned: always
+  type: bool
 wal_last:
   description: Newest WAL segment in the target's WAL catalog after this run, or V(null).
   returned: always
@@ -151,9 +184,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import (
     MARKER, Throttle, json_bytes, lock_from_params, lock_spec, s3_target_spec, OffsiteError)
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import AGE_SUFFIX
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_pitr import (
-    base_backup_files, base_marker, local_wal_files, needed_wal, newest_segment, open_remote, wal_before,
-    wal_sort_key)
+    Sender, base_backup_files, base_marker, local_wal_files, needed_wal, newest_segment, open_remote, stored_name,
+    wal_before, wal_floor, wal_todo)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, Layout, PitrError, parse_backup_info, physical_catalog, pitr_argument_spec)
 
@@ -179,39 +213,49 @@ def choose_bases(params, sets, remote_ids):
     return [entry for entry in verified if entry['id'] not in remote_ids]
 
 
-def ship_wal(module, params, remote, catalog, local, lock, throttle, totals):
+def ship_wal(module, params, remote, catalog, local, sender, floor, totals):
     files = catalog['files']
-    todo = sorted((rel for rel in local if rel not in files), key=wal_sort_key)
-    totals['wal_skipped'] = len(local) - len(todo)
+    todo, below = wal_todo(files, local, sender.recipients, floor)
+    totals.update(wal_skipped=len(local) - len(todo), wal_below_retention=len(below))
     if module.check_mode:
         totals['wal_uploaded'] = len(todo)
         return
-    pending = 0
+    if sender.recipients:
+        catalog['encryption'] = dict(method='age', recipients=sender.recipients, suffix=AGE_SUFFIX)
+    replaced, pending = [], 0
     for rel in todo:
         key = remote.wal_key(rel)
-        sent = remote.target.upload_file(local[rel], key, None, lock, throttle)
-        totals['uploaded'] += sent['size'] - sent['resumed_bytes']
-        found = remote.target.head(key)
+        sent = sender.send(local[rel], key)
+        totals['uploaded'] += sent['size'] - sent.pop('resumed_bytes')
+        stored = key + (AGE_SUFFIX if sent['encrypted'] else '')
+        found = remote.target.head(stored)
         if found is None or found['size'] != sent['size'] or found['etag'] != sent['etag']:
             raise OffsiteError('WAL %s on %s does not match what was sent (%s); it does not count. Run the copy again'
-                               % (key, remote.label, found))
+                               % (stored, remote.label, found))
         if params['remote_check'] == 'download':
-            dummy, digest = remote.target.read_sha256(key)
+            dummy, digest = remote.target.read_sha256(stored)
             if digest != sent['sha256']:
                 raise OffsiteError('WAL %s on %s reads back with sha256 %s, sent %s' % (
-                    key, remote.label, digest, sent['sha256']))
-        files[rel] = dict(size=sent['size'], etag=sent['etag'], sha256=sent['sha256'],
+                    stored, remote.label, digest, sent['sha256']))
+        old = files.get(rel)
+        if old is not None and stored_name(rel, old) != stored_name(rel, sent):
+            replaced.append(remote.wal_key(stored_name(rel, old)))
+        files[rel] = dict(size=sent['size'], etag=sent['etag'], sha256=sent['sha256'], encrypted=sent['encrypted'],
+                          plaintext_size=sent['plaintext_size'], plaintext_sha256=sent['plaintext_sha256'],
                           mtime=os.path.getmtime(local[rel]))
         totals['wal_uploaded'] += 1
         pending += 1
         if pending >= SAVE_EVERY:
-            remote.save_wal_catalog(catalog, lock)
+            remote.save_wal_catalog(catalog, sender.lock)
             pending = 0
     if pending:
-        remote.save_wal_catalog(catalog, lock)
+        remote.save_wal_catalog(catalog, sender.lock)
+    # Plaintext copied before recipients were set, now replaced by its ciphertext in the catalog.
+    for key in replaced:
+        totals['plaintext_refused'].extend(remote.target.delete_key(key))
 
 
-def copy_base(module, params, layout, remote, backup, catalog, local_wal, lock, throttle, totals):
+def copy_base(module, params, layout, remote, backup, catalog, local_wal, sender):
     info = parse_backup_info(os.path.join(layout.server_home, 'meta', '%s-backup.info' % backup['id']))
     begin_wal, end_wal = info.get('begin_wal'), info.get('end_wal')
     missing = needed_wal(catalog['files'], local_wal, begin_wal, end_wal)
@@ -220,23 +264,24 @@ def copy_base(module, params, layout, remote, backup, catalog, local_wal, lock, 
                            'locally?); it was not counted as copied. Run `barman -c %s/barman.conf check-backup %s %s`'
                            % (backup['id'], ', '.join(missing[:5]), layout.root, layout.server, backup['id']))
     prefix = remote.base_prefix(backup['id'])
-    objects = {}
+    objects, uploaded = {}, 0
     for rel, path in base_backup_files(layout, backup['id']):
-        sent = remote.target.upload_file(path, prefix + rel, None, lock, throttle)
-        totals['uploaded'] += sent['size'] - sent['resumed_bytes']
-        sent.pop('resumed_bytes')
+        sent = sender.send(path, prefix + rel)
+        uploaded += sent['size'] - sent.pop('resumed_bytes')
         objects[rel] = sent
     problems = remote.check_objects(prefix, objects)
     if params['remote_check'] == 'download' and not problems:
         for rel, meta in sorted(objects.items()):
-            dummy, digest = remote.target.read_sha256(prefix + rel)
+            dummy, digest = remote.target.read_sha256(prefix + stored_name(rel, meta))
             if digest != meta['sha256']:
-                problems.append('%s%s: sha256 %s, sent %s' % (prefix, rel, digest, meta['sha256']))
+                problems.append('%s%s: sha256 %s, sent %s' % (prefix, stored_name(rel, meta), digest, meta['sha256']))
     if problems:
         raise OffsiteError('the copy of base backup %s on %s does not match what was sent (%s); it does not count. '
                            'Run the copy again' % (backup['id'], remote.label, '; '.join(problems[:5])))
-    marker = base_marker(params['server_name'], backup, objects, begin_wal, end_wal)
-    remote.target.put_bytes(prefix + MARKER, json_bytes(marker), lock)
+    marker = base_marker(params['server_name'], backup, objects, begin_wal, end_wal, sender.recipients)
+    remote.target.put_bytes(prefix + MARKER, json_bytes(marker), sender.lock)
+    sender.objects += 1
+    return uploaded
 
 
 def prune(module, params, remote, catalog, lock):
@@ -268,16 +313,17 @@ def prune(module, params, remote, catalog, lock):
     cutoff = min(marker['begin_wal'] for marker in kept_markers if marker.get('begin_wal'))
     result['wal_cutoff'] = cutoff
     old = sorted(rel for rel in catalog['files'] if wal_before(rel, cutoff))
-    if not old or module.check_mode:
-        result['wal_deleted'] = len(old)
+    result['wal_deleted'] = len(old)
+    if module.check_mode or (not old and catalog.get('floor') == cutoff):
         return result
     # Out of the catalog first (it stops counting), then deleted; a kill in between leaves garbage, never a hole.
-    for rel in old:
-        catalog['files'].pop(rel)
+    # The floor keeps the next runs from sending what is deleted here again.
+    doomed = [(rel, catalog['files'].pop(rel)) for rel in old]
+    catalog['floor'] = cutoff
     remote.save_wal_catalog(catalog, lock)
-    for rel in old:
-        result['refused'].extend(remote.target.delete_prefix(remote.wal_key(rel)))
-    result['wal_deleted'] = len(old)
+    result['catalog_written'] = True
+    for rel, meta in doomed:
+        result['refused'].extend(remote.target.delete_key(remote.wal_key(stored_name(rel, meta))))
     return result
 
 
@@ -291,11 +337,14 @@ def main():
         remote_check=dict(type='str', choices=['etag', 'download'], default='etag'),
         max_bandwidth_mib=dict(type='int', default=0),
         retention=dict(type='dict', options=dict(keep_last=dict(type='int', default=2))),
+        age_recipients=dict(type='list', elements='str', default=[]),
+        staging_dir=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
     clock = time.monotonic()
-    result = dict(changed=False, copied=[], present=[], wal_uploaded=0, wal_skipped=0, uploaded_bytes=0, wal_last=None)
+    result = dict(changed=False, copied=[], present=[], wal_uploaded=0, wal_skipped=0, wal_below_retention=0,
+                  objects_uploaded=0, uploaded_bytes=0, wal_last=None, encrypted=False)
     layout = Layout(params['pitr_dir'], params['server_name'])
     try:
         if not os.path.isdir(layout.server_home):
@@ -310,19 +359,35 @@ def main():
         bases, dummy = remote.bases()
         remote_ids = set(marker['id'] for marker in bases)
         chosen = choose_bases(params, physical_catalog(layout), remote_ids)
-        throttle = Throttle(params['max_bandwidth_mib'])
-        totals = dict(uploaded=0, wal_uploaded=0, wal_skipped=0)
+        sender = Sender(module, remote.target, params['age_recipients'], params['staging_dir'] or layout.root, lock,
+                        Throttle(params['max_bandwidth_mib']))
+        result['encrypted'] = bool(sender.recipients)
+        totals = dict(uploaded=0, wal_uploaded=0, wal_skipped=0, wal_below_retention=0, plaintext_refused=[])
         local_wal = local_wal_files(os.path.join(layout.server_home, 'wals'))
-        ship_wal(module, params, remote, catalog, local_wal, lock, throttle, totals)
-        for backup in chosen:
-            if backup['id'] in remote_ids:
-                result['present'].append(backup['id'])
-                continue
-            result['copied'].append(backup['id'])
-            if not module.check_mode:
-                copy_base(module, params, layout, remote, backup, catalog, local_wal, lock, throttle, totals)
+        infos = [os.path.join(layout.server_home, 'meta', '%s-backup.info' % backup['id'])
+                 for backup in chosen if backup['id'] not in remote_ids]
+        floor = wal_floor(catalog, [parse_backup_info(path).get('begin_wal') for path in infos])
+        with sender:
+            ship_wal(module, params, remote, catalog, local_wal, sender, floor, totals)
+            for backup in chosen:
+                if backup['id'] in remote_ids:
+                    result['present'].append(backup['id'])
+                    continue
+                result['copied'].append(backup['id'])
+                if not module.check_mode:
+                    totals['uploaded'] += copy_base(module, params, layout, remote, backup, catalog, local_wal, sender)
         result.update(wal_uploaded=totals['wal_uploaded'], wal_skipped=totals['wal_skipped'],
-                      uploaded_bytes=totals['uploaded'])
+                      wal_below_retention=totals['wal_below_retention'], uploaded_bytes=totals['uploaded'],
+                      objects_uploaded=sender.objects)
+        if sender.recipients:
+            plain = [marker['id'] for marker in bases if marker['id'] in result['present'] and not marker.get('encryption')]
+            if plain:
+                module.warn('base backup copies %s on %s were made in plaintext before age_recipients was set; they stay '
+                            'until remote retention deletes them' % (', '.join(plain), remote.label))
+            if totals['plaintext_refused']:
+                module.warn('plaintext WAL copied before age_recipients was set was replaced by ciphertext, but the '
+                            'target refused to delete the plaintext objects %s (Object Lock?)' % ', '.join(
+                                totals['plaintext_refused'][:5]))
         if params['retention'] is not None:
             result['retention'] = prune(module, params, remote, catalog, lock)
         result['wal_last'] = newest_segment(catalog['files'])
@@ -333,8 +398,10 @@ def main():
         result['duration_seconds'] = round(time.monotonic() - clock, 3)
         module.fail_json(msg='off-site copy of the PITR archive of %s failed: %s' % (params['server_name'], exc),
                          **result)
-    result['changed'] = bool(result['copied'] or result['wal_uploaded'] or (result.get('retention') or {}).get('deleted')
-                             or (result.get('retention') or {}).get('wal_deleted'))
+    kept = result.get('retention') or {}
+    catalog_written = kept.pop('catalog_written', False)
+    result['changed'] = bool(result['copied'] or result['objects_uploaded'] or kept.get('deleted')
+                             or kept.get('wal_deleted') or catalog_written)
     result['duration_seconds'] = round(time.monotonic() - clock, 3)
     module.exit_json(**result)
 

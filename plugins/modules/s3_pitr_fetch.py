@@ -18,7 +18,8 @@ description:
     file from its C(begin_wal) on into O(pitr_dir), where Barman and M(stackops.runbooks.pg_pitr_restore) find
     them as if they had never left.
   - Every object's size and sha256 are checked against the copy's marker (the WAL against the WAL catalog) before
-    it is put in place. A base backup is downloaded into a staging directory and moved in with its
+    it is put in place; an age-encrypted object is then decrypted with O(age_identity_file) and its plaintext checked
+    the same way. A base backup is downloaded into a staging directory and moved in with its
     C(backup.info) last, so a killed fetch never leaves a base backup that looks complete. WAL files get the
     modification time they had on the source host (the recoverable window is judged on it).
   - Files already in place that match are kept (no download). Then C(barman rebuild-xlogdb) makes Barman's WAL
@@ -43,6 +44,15 @@ options:
     description: Refuse base backup copies that were not verified before they were copied.
     type: bool
     default: true
+  age_identity_file:
+    description:
+      - age identity (private key) file that decrypts copies M(stackops.runbooks.s3_pitr_copy) encrypted to its
+        C(age_recipients) (the role passes C(stackops_offsite_age_identity_file)).
+      - Checked against the recipients of the base backup copy and the WAL catalog before anything is downloaded;
+        an encrypted copy without it, or with a key of none of them, fails then. Every object's ciphertext is checked
+        against the marker or WAL catalog, decrypted (age authenticates every chunk) and the plaintext checked
+        before it is put in place.
+    type: path
 extends_documentation_fragment:
   - stackops.runbooks.pitr
   - stackops.runbooks.s3
@@ -127,7 +137,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, sha256_file
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import MIB, OffsiteError, s3_target_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_pitr import (
-    check_fetch_names, newest_segment, open_remote, wal_before, wal_sort_key)
+    check_fetch_names, fetch_object, newest_segment, open_remote, plaintext_of, require_identity, wal_before,
+    wal_sort_key)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, Layout, PitrError, check_target_value, choose_backup, load_marks, pitr_argument_spec)
 
@@ -165,25 +176,27 @@ def choose(params, layout, bases):
 
 
 def matches(path, meta):
-    return os.path.isfile(path) and os.path.getsize(path) == meta['size'] and sha256_file(path) == meta['sha256']
+    size, digest = plaintext_of(meta)
+    return os.path.isfile(path) and os.path.getsize(path) == size and sha256_file(path) == digest
 
 
-def download_checked(target, key, meta, dest):
-    """Download ``key`` next to ``dest`` and move it in place only when size and sha256 match ``meta``."""
-    parent = os.path.dirname(dest)
-    if not os.path.isdir(parent):
-        os.makedirs(parent, 0o700)
-    tmp = os.path.join(parent, '.stackops-fetch-' + os.path.basename(dest))
-    size, digest = target.download(key, tmp)
-    if size != meta['size'] or digest != meta['sha256']:
-        os.unlink(tmp)
-        raise OffsiteError('%s is damaged: %d bytes with sha256 %s, the copy says %d bytes with sha256 %s; refusing it, '
-                           'nothing was put in place' % (key, size, digest, meta['size'], meta['sha256']))
-    os.rename(tmp, dest)
-    return size
+def download_checked(target, key, meta, dest, identity=None):
+    """Download ``key`` next to ``dest`` (decrypted when it is encrypted) and move it in place only when it matches
+    ``meta``."""
+    return fetch_object(target, key, meta, dest, identity)
 
 
-def fetch_base(module, layout, remote, marker, state):
+def encrypted_parts(marker, catalog):
+    """(what, recipients) of the encrypted parts a fetch of ``marker`` and the WAL after it needs."""
+    parts = []
+    if any(meta.get('encrypted') for meta in marker['objects'].values()):
+        parts.append(('base backup copy %s' % marker['id'], (marker.get('encryption') or {}).get('recipients') or []))
+    if any(meta.get('encrypted') for rel, meta in catalog['files'].items() if not wal_before(rel, marker['begin_wal'])):
+        parts.append(('the WAL catalog', (catalog.get('encryption') or {}).get('recipients') or []))
+    return parts
+
+
+def fetch_base(module, layout, remote, marker, state, identity=None):
     """Base files into a staging directory, then base/<id>/ moved in, verified/<id>.json, and backup.info last."""
     objects = marker['objects']
     backup_id = marker['id']
@@ -199,7 +212,7 @@ def fetch_base(module, layout, remote, marker, state):
     shutil.rmtree(staging, ignore_errors=True)
     prefix = remote.base_prefix(backup_id)
     for rel, meta in sorted(objects.items()):
-        state['downloaded'] += download_checked(remote.target, prefix + rel, meta, os.path.join(staging, rel))
+        state['downloaded'] += download_checked(remote.target, prefix + rel, meta, os.path.join(staging, rel), identity)
     staged_base = os.path.join(staging, base_rel)
     final_base = os.path.join(layout.root, base_rel)
     if os.path.isdir(staged_base):
@@ -223,7 +236,7 @@ def fetch_base(module, layout, remote, marker, state):
     return True
 
 
-def fetch_wal(module, layout, remote, catalog, marker, state):
+def fetch_wal(module, layout, remote, catalog, marker, state, identity=None):
     wals = os.path.join(layout.server_home, 'wals')
     wanted = sorted((rel for rel in catalog['files'] if not wal_before(rel, marker['begin_wal'])), key=wal_sort_key)
     for rel in wanted:
@@ -239,7 +252,7 @@ def fetch_wal(module, layout, remote, catalog, marker, state):
         if module.check_mode:
             state['downloaded'] += meta['size']
             continue
-        state['downloaded'] += download_checked(remote.target, remote.wal_key(rel), meta, dest)
+        state['downloaded'] += download_checked(remote.target, remote.wal_key(rel), meta, dest, identity)
         if meta.get('mtime'):
             os.utime(dest, (meta['mtime'], meta['mtime']))
     return newest_segment(wanted)
@@ -253,6 +266,7 @@ def main():
         target_value=dict(type='str'),
         backup_id=dict(type='str'),
         require_verified=dict(type='bool', default=True),
+        age_identity_file=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
@@ -272,8 +286,9 @@ def main():
         result['backup_id'] = marker['id']
         catalog = remote.wal_catalog()
         check_fetch_names(layout, remote, marker, catalog)
-        base_changed = fetch_base(module, layout, remote, marker, state)
-        result['wal_last'] = fetch_wal(module, layout, remote, catalog, marker, state)
+        identity = require_identity(module, params['age_identity_file'], encrypted_parts(marker, catalog))
+        base_changed = fetch_base(module, layout, remote, marker, state, identity)
+        result['wal_last'] = fetch_wal(module, layout, remote, catalog, marker, state, identity)
         if not module.check_mode and (base_changed or state['wal_downloaded']):
             Barman(module, layout).run(['rebuild-xlogdb', layout.server])
         result.update(changed=bool(base_changed or state['wal_downloaded']), downloaded_bytes=state['downloaded'],

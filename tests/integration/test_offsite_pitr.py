@@ -6,18 +6,22 @@ backups and the WAL (the second only the new WAL: incremental), remote retention
 the WAL before the kept one; WAL archived later is shipped on its own; then the PITR directory loses every base
 backup and WAL file and `restore --to-time --from-remote` undoes a DELETE without WHERE from the remote copies.
 """
+import io
 import json
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from support.backup import batch, step
+from support.offsite import age_key
 from support.ports import port, project
 from support.runner import OUTPUT, run_module
 from support.s3server import S3Server
@@ -153,3 +157,119 @@ def test_base_backups_and_wal_go_off_site_and_recover_from_remote(pitr_stack, s3
     assert not again.get("failed"), again.get("msg")
     assert again["changed"] is False and again["wal_downloaded"] == 0 and again["downloaded_bytes"] == 0
     assert again["backup_id"] == second["backup_id"] and again["wal_present"] >= 1
+
+
+# ---------------------------------------------------------------------------------------------- age, incremental
+
+def backup_info(stack, backup_id):
+    path = stack.pitr_dir / "home" / PROJECT / "meta" / ("%s-backup.info" % backup_id)
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def pg_control(stack, backup_id):
+    """global/pg_control out of the base backup Barman stored (a server-side zstd tar)."""
+    tar = stack.pitr_dir / "home" / PROJECT / "base" / backup_id / "data" / "base.tar.zst"
+    plain = subprocess.run(["zstd", "-dc", str(tar)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(plain)) as archive:
+        return archive.extractfile("global/pg_control").read()
+
+
+@pytest.fixture(scope="module")
+def fresh_base(pitr_stack, s3):
+    """A marker row in WAL that Barman archived between two verified base backups: the archive then holds WAL older
+    than the newer one's begin_wal (what remote retention drops and the next copy must not send again)."""
+    stack = pitr_stack
+    stackops(stack, s3, "pitr", "enable", "--yes")
+    if not list((stack.pitr_dir / "home" / PROJECT / "meta").glob("*-backup.info")):
+        # Barman keeps WAL from its oldest base backup on: the marker's WAL must come after one.
+        assert stackops(stack, s3, "backup", "--physical")["backup"]["verified"] is True
+    marker = "stackops-plaintext-marker-" + secrets.token_hex(8)
+    sql(stack, "CREATE TABLE IF NOT EXISTS markers (note text)")
+    sql(stack, "INSERT INTO markers VALUES ('%s')" % marker)
+    sql(stack, "SELECT pg_switch_wal()")
+    backup = stackops(stack, s3, "backup", "--physical")
+    assert backup["backup"]["verified"] is True
+    return dict(backup_id=backup["backup_id"], marker=marker.encode())
+
+
+def test_physical_copies_never_go_off_site_in_plaintext_when_recipients_are_set(pitr_stack, s3, fresh_base, tmp_path):
+    stack, backup_id = pitr_stack, fresh_base["backup_id"]
+    public, other = age_key(tmp_path / "key.txt"), age_key(tmp_path / "other.txt")
+    base = s3.target("site-enc")
+    common = dict(pitr_dir=str(stack.pitr_dir), server_name=PROJECT)
+    results = batch([
+        step("bad", "s3_pitr_copy", age_recipients=["age1notakey"], **common, **s3.target("site-bad")),
+        step("copy", "s3_pitr_copy", age_recipients=[public], **common, **base),
+    ], label="h-off-pitr-enc")
+    assert results["bad"]["failed"] and "stackops_offsite_age_recipients" in results["bad"]["msg"], results["bad"]
+    assert s3.keys("site-bad/") == [], "a file that could not be encrypted went up anyway"
+    copy = results["copy"]
+    assert not copy["failed"], copy.get("msg")
+    assert copy["encrypted"] is True and copy["copied"] == [backup_id] and copy["wal_uploaded"] >= 2
+
+    # What the host holds in plaintext: the marker row in an archived WAL segment (so its absence remotely means
+    # something), the start of every base backup and WAL file, and pg_control.
+    home = stack.pitr_dir / "home" / PROJECT
+    local = [p for p in (home / "base" / backup_id).rglob("*") if p.is_file()]
+    local += [p for p in (home / "wals").rglob("*") if p.is_file() and p.name != "xlog.db"]
+    assert any(fresh_base["marker"] in p.read_bytes() for p in local if p.relative_to(home).parts[0] == "wals"), \
+        "the marker row is in no archived WAL file: the plaintext check below would prove nothing"
+    samples = [p.open("rb").read(256) for p in local] + [fresh_base["marker"], pg_control(stack, backup_id)[:256]]
+    root = "site-enc/.pitr/%s/" % PROJECT
+    readable = (root + "wal-catalog.json", root + "base/%s/stackops-copy.json" % backup_id)
+    keys = s3.keys(root)
+    assert set(readable) <= set(keys)
+    for key in keys:
+        body = s3.body(key)
+        leaks = [sample[:40] for sample in samples if sample.strip(b"\0") and sample in body]
+        assert not leaks, "plaintext of a local file in %s: %s" % (key, leaks)
+        if key not in readable:
+            assert key.endswith(".age") and body.startswith(b"age-encryption.org/v1"), key
+    marker = json.loads(s3.body(readable[1]))
+    assert marker["encryption"]["recipients"] == [public]
+    assert all(meta["encrypted"] and meta["sha256"] != meta["plaintext_sha256"] for meta in marker["objects"].values())
+
+    # A fetch with the identity gives back exactly the local files; without it, or with another key, nothing is
+    # downloaded. The base backup and its WAL are moved away first (kept to compare with).
+    begin = backup_info(stack, backup_id)["begin_wal"]
+    moved = tmp_path / "moved"
+    wanted = [p.relative_to(stack.pitr_dir) for p in local
+              if p.relative_to(home).parts[0] == "base" or (p.parent.parent.name == "wals" and p.name[:24] >= begin)]
+    wanted += [Path("home", PROJECT, "meta", "%s-backup.info" % backup_id), Path("verified", "%s.json" % backup_id)]
+    for rel in wanted:
+        (moved / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(stack.pitr_dir / rel), str(moved / rel))
+    fetch = dict(common, target="latest", backup_id=backup_id, **base)
+    results = batch([
+        step("nokey", "s3_pitr_fetch", **fetch),
+        step("wrong", "s3_pitr_fetch", age_identity_file=str(tmp_path / "other.txt"), **fetch),
+        step("fetch", "s3_pitr_fetch", age_identity_file=str(tmp_path / "key.txt"), **fetch),
+    ], label="h-off-pitr-enc-fetch")
+    assert results["nokey"]["failed"] and "stackops_offsite_age_identity_file" in results["nokey"]["msg"]
+    assert results["wrong"]["failed"] and other in results["wrong"]["msg"], results["wrong"]["msg"]
+    assert results["nokey"]["downloaded_bytes"] == 0 and results["wrong"]["downloaded_bytes"] == 0
+    assert not results["fetch"]["failed"], results["fetch"].get("msg")
+    assert results["fetch"]["changed"] is True and results["fetch"]["wal_downloaded"] >= 1
+    differ = [str(rel) for rel in wanted if (stack.pitr_dir / rel).read_bytes() != (moved / rel).read_bytes()]
+    assert not differ, "fetched files differ from the local ones: %s" % differ
+    assert not list(stack.pitr_dir.rglob(".stackops-*")), "fetch or copy left scratch files behind"
+
+
+def test_a_second_copy_with_no_new_wal_uploads_nothing(pitr_stack, s3, fresh_base):
+    stack = pitr_stack
+    target = dict(s3.target("site-inc"), pitr_dir=str(stack.pitr_dir), server_name=PROJECT,
+                  retention={"keep_last": 1})
+    first = run_module("stackops.runbooks.s3_pitr_copy", target, label="h-off-pitr-inc-1")
+    assert not first.get("failed"), first.get("msg")
+    assert first["copied"] == [fresh_base["backup_id"]] and first["wal_uploaded"] >= 1
+    # The case that used to repeat: WAL Barman keeps locally that remote retention deletes.
+    assert first["retention"]["wal_deleted"] >= 1, "no WAL older than the kept base backup: the test proves nothing"
+    stored = s3.etags("site-inc/")
+
+    second = run_module("stackops.runbooks.s3_pitr_copy", target, label="h-off-pitr-inc-2")
+    assert not second.get("failed"), second.get("msg")
+    assert second["wal_uploaded"] == 0, "WAL already off-site (or deleted by retention) was sent again"
+    assert second["retention"]["wal_deleted"] == 0 and second["retention"]["deleted"] == []
+    assert second["objects_uploaded"] == 0 and second["changed"] is False
+    assert second["wal_below_retention"] == first["retention"]["wal_deleted"]
+    assert s3.etags("site-inc/") == stored, "the target changed on a run with nothing new"

@@ -91,6 +91,17 @@ class S3Server:
             out.extend(entry["Key"] for entry in page.get("Contents") or [])
         return sorted(out)
 
+    def etags(self, prefix=""):
+        """{key: ETag} of the objects below ``prefix``: a re-upload of a key shows as a changed ETag (ciphertext
+        differs on every encryption) or a new key."""
+        out = {}
+        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            out.update((entry["Key"], entry["ETag"]) for entry in page.get("Contents") or [])
+        return out
+
+    def body(self, key):
+        return self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

@@ -53,3 +53,27 @@ def test_wal_names_are_recognised():
         assert offsite_pitr.WAL_NAME.match(name), name
     for name in ("xlog.db", "h-off-pitr-xlog.db", "000000010000000000000003.partial", ".stackops-fetch-x"):
         assert not offsite_pitr.WAL_NAME.match(name), name
+
+
+def test_wal_is_sent_once_and_never_again_below_the_retention_floor(tmp_path):
+    names = ["000000010000000000000003", "000000010000000000000004", "000000010000000000000005", "00000001.history"]
+    local = {}
+    for name in names:
+        (tmp_path / name).write_bytes(b"w" * 16)
+        local[name] = str(tmp_path / name)
+    plain = dict(size=16, sha256="x")
+    files = {"000000010000000000000004": plain, "00000001.history": dict(plain, size=99)}
+    todo, below = offsite_pitr.wal_todo(files, local, [], "000000010000000000000004")
+    # 3 was deleted by retention (below the floor), 4 is there, the history file changed size, 5 is new.
+    assert below == ["000000010000000000000003"]
+    assert todo == ["00000001.history", "000000010000000000000005"]
+    # With recipients, a plaintext copy in the catalog is replaced by ciphertext; an encrypted one is not.
+    files["000000010000000000000005"] = dict(plain, size=200, encrypted=True, plaintext_size=16)
+    todo, below = offsite_pitr.wal_todo(files, local, ["age1x"], None)
+    assert todo == ["00000001.history", "000000010000000000000003", "000000010000000000000004"]
+    # A base backup about to be copied lowers the floor to its begin_wal.
+    assert offsite_pitr.wal_floor(dict(floor="000000010000000000000004"), ["000000010000000000000003"]) == \
+        "000000010000000000000003"
+    assert offsite_pitr.wal_floor(dict(floor="000000010000000000000004"), ["000000010000000000000009", None]) == \
+        "000000010000000000000004"
+    assert offsite_pitr.stored_name("a", dict(encrypted=True)) == "a.age" and offsite_pitr.stored_name("a", {}) == "a"

@@ -13,14 +13,16 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set impor
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import EXTENSIONS, compressor_argv, feed_hashed
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import decrypt_set
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, conninfo_dbname, describe_target
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, connect, conninfo_dbname, describe_target
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
     compare_tables, connect_for_stats, table_stats, user_tables)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import Pipeline, describe_rc
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_roles import (
+    acl_entries, create_stand_ins, drop_stand_ins, missing_roles, named_roles)
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import select_toc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
     DumpFile, DumpStream, StreamFailed, StreamNotSupported, StreamingRestore, timed)
-from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import REMOVE_DIRECTORY
+from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import DROP_ROLE, REMOVE_DIRECTORY
 
 
 # The restore goes into a database nobody uses yet and is only put in place by a later, synchronous commit (rename or
@@ -56,6 +58,8 @@ class RestoreSession(object):
         self.method = None
         self.timings = {}
         self.compared = None
+        # Roles the dump's privileges name that the target server lacks (restore_roles): left out of the copy.
+        self.skipped_roles = []
         self.tools.extra_env['PGOPTIONS'] = RESTORE_SESSION_OPTIONS
 
     def run(self, argv, what):
@@ -159,6 +163,66 @@ class RestoreSession(object):
         StreamNotSupported reaches the caller, which restores from the written file instead. ``compare()`` (the
         check of the restored rows) runs once the rows are in: a streamed restore runs it beside the index builds.
         Its result is ``self.compared``."""
+        streamed = self.streams and self.source is None and not (tables or schemas)
+        stand_ins = []
+        if feed is None and self.manifest['format'] != 'plain' and not no_owner:
+            # A dump read while it is written is restored on the server it comes from: its roles are there.
+            if not streamed and self.source is None:
+                self.stage()
+            stand_ins = self.stand_in_missing_roles(dbname, streamed)
+        try:
+            self.restore_into(dbname, jobs, tables, schemas, no_owner, recreate, feed, compare)
+        finally:
+            if stand_ins:
+                drop_stand_ins(self.params, dbname, stand_ins)
+                for role in stand_ins:
+                    if self.journal is not None:
+                        self.journal.done(DROP_ROLE, role)
+
+    def read_dump(self, args, streamed, what):
+        """The output of pg_restore ``args`` on the dump (text): from the set's file through its decompressor when
+        the restore streams, else from the staged dump."""
+        argv = self.tools.argv('pg_restore', args)
+        if streamed:
+            pipeline = self.dump_file().open(argv, self.tools.run_env(), True)
+        else:
+            pipeline = Pipeline([argv + [self.source]], env=self.tools.run_env())
+        output = pipeline.stdout.read()
+        results = pipeline.wait()
+        # Only pg_restore's verdict counts: a decompressor it stopped reading from dies of SIGPIPE.
+        argv, rc, err = results[-1]
+        if rc != 0:
+            raise BackupError('%s of %s failed (%s): %s' % (what, self.manifest['id'], describe_rc(rc),
+                                                            (err or 'no error output')[-2000:]))
+        return output.decode('utf-8', 'replace')
+
+    def stand_in_missing_roles(self, dbname, streamed):
+        """Give the roles the dump's privileges name and this server lacks a stand-in for the restore (see
+        restore_roles); returns them (also in ``skipped_roles``)."""
+        entries = acl_entries(self.read_dump(['-l'], streamed, 'listing the table of contents'))
+        if not entries:
+            return []
+        list_path = os.path.join(self.scratch_dir(), 'privileges.list')
+        with open(list_path, 'w') as handle:
+            handle.write('\n'.join(entries) + '\n')
+        script = self.read_dump(['-f', '-', '-L', self.to_tool_path(list_path)], streamed, 'reading the privileges')
+        roles = named_roles(script)
+        with connect(self.params, dbname=dbname, application_name='stackops-restore') as conn:
+            missing = missing_roles(conn, roles) if roles else []
+            for role in missing:
+                if self.journal is not None:
+                    self.journal.add(DROP_ROLE, role)
+            try:
+                create_stand_ins(conn, missing)
+            except Exception as exc:
+                raise BackupError('backup %s grants privileges to roles %s, which %s lacks, and no stand-in could be '
+                                  'created for them (%s): create the roles (the set\'s globals.sql has them), or '
+                                  'restore with no_owner, which leaves out every ownership and privilege' % (
+                                      self.manifest['id'], ', '.join(missing), describe_target(self.params), exc))
+        self.skipped_roles = sorted(set(self.skipped_roles) | set(missing))
+        return missing
+
+    def restore_into(self, dbname, jobs, tables, schemas, no_owner, recreate, feed, compare):
         where = describe_target(self.params, dbname)
         self.compared = None
         if self.streams and self.source is None and not (tables or schemas):
@@ -211,13 +275,19 @@ class RestoreSession(object):
             with timed(self.timings, 'compare'):
                 self.compared = compare()
 
-    def restore_streaming(self, dbname, jobs, no_owner, feed=None, compare=None):
-        path = os.path.join(self.set_dir, self.manifest['data'])
-        decompressor = None
+    def decompressor(self):
         if self.compressed_outside_pg_dump():
-            decompressor = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
-        dump = DumpFile(path, decompressor or (
+            return compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
+        return None
+
+    def dump_file(self):
+        path = os.path.join(self.set_dir, self.manifest['data'])
+        return DumpFile(path, self.decompressor() or (
             [self.module.get_bin_path('cat', required=True)] if self.tools.in_container else None))  # no host paths
+
+    def restore_streaming(self, dbname, jobs, no_owner, feed=None, compare=None):
+        decompressor = self.decompressor()
+        dump = self.dump_file()
         source = DumpStream(feed, decompressor, dump) if feed is not None else dump
         restore = StreamingRestore(self.tools, self.params, source, dbname, jobs, self.scratch_dir(),
                                    options=RESTORE_SESSION_OPTIONS, no_owner=no_owner, on_loaded=compare)

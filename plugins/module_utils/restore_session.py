@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import check_files
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, describe_os_error, remove_tree
@@ -172,6 +173,11 @@ class RestoreSession(object):
             stand_ins = self.stand_in_missing_roles(dbname, streamed)
         try:
             self.restore_into(dbname, jobs, tables, schemas, no_owner, recreate, feed, compare)
+        except BackupError as exc:
+            hint = search_path_hint(str(exc))
+            if hint:
+                raise BackupError('%s; %s' % (exc, hint))
+            raise
         finally:
             if stand_ins:
                 drop_stand_ins(self.params, dbname, stand_ins)
@@ -319,6 +325,26 @@ class RestoreSession(object):
             self.host_tmp = None
 
 
+# What PostgreSQL says when a function body names something its search_path does not find, and the function it was in.
+UNRESOLVED = re.compile(r'(function|relation|operator|type) (\S+) does not exist')
+IN_FUNCTION = re.compile(r'(?:SQL function|PL/pgSQL function) "?([^"\s(]+)')
+
+
+def search_path_hint(text):
+    """What to do when a restore failed because a function body relies on search_path, or None.
+
+    pg_dump names every object with its schema and restores with search_path set to '': a function that names
+    objects of its own schema unqualified finds nothing once it runs during the restore (an expression index, a
+    CHECK constraint, a materialized view). Plain pg_restore fails the same way; the fix belongs in the function."""
+    missing, context = UNRESOLVED.search(text), IN_FUNCTION.search(text)
+    if missing is None or context is None:
+        return None
+    return ('function %s names %s %s without its schema and relies on search_path, which pg_dump sets to an empty '
+            'one for every restore (plain pg_restore fails the same way): schema-qualify the names in its body, or '
+            'give it its own search_path (ALTER FUNCTION %s SET search_path = <its schema>, pg_catalog), then take '
+            'a new backup' % (context.group(1), missing.group(1), missing.group(2), context.group(1)))
+
+
 def expected_tables(manifest, tables=(), schemas=()):
     """Manifest tables narrowed to a selection (all of them without one)."""
     chosen = manifest.get('tables') or []
@@ -331,10 +357,13 @@ def check_restored(params, dbname, manifest, tables=(), schemas=(), content=True
     """Row counts (and content checksums when the manifest has them) of ``dbname`` vs the manifest."""
     expected = expected_tables(manifest, tables, schemas)
     use_content = content and any(t.get('content_checksum') for t in expected)
+    # A table the backup could only count with its database's search_path is counted with that path again.
+    paths = dict(((t['schema'], t['name']), t['search_path']) for t in expected if t.get('search_path'))
     with connect_for_stats(params, dbname, application_name='stackops-verify') as conn:
         present = set(user_tables(conn))
-        actual = table_stats(conn, sorted(present), content=use_content) if not (tables or schemas) else \
-            table_stats(conn, sorted(present & set((t['schema'], t['name']) for t in expected)), content=use_content)
+        if tables or schemas:
+            present &= set((t['schema'], t['name']) for t in expected)
+        actual = table_stats(conn, sorted(present), content=use_content, paths=paths)
     return compare_tables(expected, actual, content=use_content), use_content
 
 

@@ -112,8 +112,9 @@ def table_stats(conn, tables, content=False, fallback_path=None, paths=None):
         ident = sql.Identifier(schema, name)
         if content:
             query = sql.SQL(
-                "SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(('x' OPERATOR(pg_catalog.||) pg_catalog.substr(h, 1, "
-                "15))::pg_catalog.bit(60)::pg_catalog.int8::pg_catalog.numeric), 0)::pg_catalog.text "
+                "SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(('x' OPERATOR(pg_catalog.||) "
+                "pg_catalog.substr(h, 1, 15))::pg_catalog.bit(60)::pg_catalog.int8::pg_catalog.numeric), 0)"
+                "::pg_catalog.text "
                 "OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) coalesce(pg_catalog.sum(('x' "
                 "OPERATOR(pg_catalog.||) pg_catalog.substr(h, 16, 15))::pg_catalog.bit(60)::pg_catalog.int8"
                 "::pg_catalog.numeric), 0)::pg_catalog.text "

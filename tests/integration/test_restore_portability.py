@@ -179,3 +179,25 @@ def test_a_database_restores_onto_a_server_without_the_roles_its_grants_name(pg_
     assert pg_cluster.sql("SELECT count(*) FROM shop.orders", dbname=target) == [(100,)]
     assert pg_cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'Port Gone'") == [(0,)]
     assert pg_cluster.sql("SELECT count(*) FROM pg_default_acl", dbname=target) == [(0,)]
+
+
+def test_a_killed_restores_stand_in_roles_are_dropped_by_the_next_run_and_no_one_elses(pg_cluster, tmp_path):
+    from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import LOCK_DIR
+    from ansible_collections.stackops.runbooks.plugins.module_utils.pg import pg_connection_spec
+    from ansible_collections.stackops.runbooks.plugins.module_utils.restore_roles import create_stand_ins
+    from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import DROP_ROLE, RunJournal
+    for role in ("port_stand_in", "port_real"):
+        pg_cluster.sql("DROP ROLE IF EXISTS %s" % role)
+    with pg_cluster.connect() as conn:
+        create_stand_ins(conn, ["port_stand_in"])
+    pg_cluster.sql("CREATE ROLE port_real")
+    (tmp_path / LOCK_DIR).mkdir()
+    journal = RunJournal(str(tmp_path), "port_db")
+    for role in ("port_stand_in", "port_real"):
+        journal.add(DROP_ROLE, role)
+    params = {name: option.get("default") for name, option in pg_connection_spec().items()}
+    params.update(pg_cluster.params(), backup_dir=str(tmp_path))
+    done = RunJournal(str(tmp_path), "port_db").replay(params)
+    assert done == ["dropped stand-in role port_stand_in of a killed restore"]
+    assert pg_cluster.sql("SELECT rolname FROM pg_roles WHERE rolname IN ('port_stand_in', 'port_real')") == [
+        ("port_real",)]

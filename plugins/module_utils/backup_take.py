@@ -33,7 +33,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fau
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
     PgTools, connect, conninfo_dbname, describe_target, sql)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
-    connect_for_stats, database_info, database_properties, relation_map, table_stats, user_tables)
+    connect_for_stats, database_info, database_properties, database_search_path, relation_map, table_stats, user_tables)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc, first_failure
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import timed
 from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import RunJournal, clean_up_after_killed_runs
@@ -97,7 +97,8 @@ class StatsThread(threading.Thread):
                 self.conn.execute(sql.SQL('LOCK TABLE {} IN ACCESS SHARE MODE').format(
                     sql.SQL(', ').join(sql.Identifier(schema, name) for schema, name in self.tables)))
             fault_point('count')
-            self.result = table_stats(self.conn, self.tables, content=self.content)
+            self.result = table_stats(self.conn, self.tables, content=self.content,
+                                      fallback_path=database_search_path(self.conn))
         except Exception as exc:  # reported by the main thread with context
             self.error = exc
 
@@ -276,8 +277,17 @@ def take_backup(module, params, tools, partial, manifest, compression, data_name
             with timed(phases, 'dump'):
                 if trial is not None:
                     trial.start()
-                hashed = run_dump(module, params, tools, partial, compression, data_name, snapshot, dbname,
-                                  feed=trial.feed if trial is not None else None)
+                try:
+                    hashed = run_dump(module, params, tools, partial, compression, data_name, snapshot, dbname,
+                                      feed=trial.feed if trial is not None else None)
+                except BackupError:
+                    # A count that failed ends the transaction whose snapshot pg_dump imports: pg_dump then only
+                    # says the snapshot is gone, and the count's error is the cause to report.
+                    stats.join()
+                    if stats.error is not None:
+                        raise BackupError('counting rows in %s failed: %s' % (describe_target(params, dbname),
+                                                                              stats.error))
+                    raise
                 if trial is not None:
                     trial.dump_ended = time.monotonic()
         finally:

@@ -75,28 +75,80 @@ def relation_map(conn):
     return [relations[key] for key in sorted(relations)]
 
 
-def table_stats(conn, tables, content=False):
+def database_search_path(conn):
+    """The search_path the sessions of the connected database get from its settings (per role and database, per
+    role, per database, in PostgreSQL's order), else the built-in default: what its functions were written for."""
+    rows = conn.execute(
+        "SELECT s.setdatabase <> 0, s.setrole <> 0, c FROM pg_catalog.pg_db_role_setting s, "
+        "pg_catalog.unnest(s.setconfig) AS c WHERE s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database "
+        "WHERE datname = pg_catalog.current_database())) AND s.setrole IN (0, (SELECT oid FROM pg_catalog.pg_roles "
+        "WHERE rolname = CURRENT_USER)) AND c LIKE 'search\\_path=%%'").fetchall()
+    rank = {(True, True): 0, (False, True): 1, (True, False): 2}
+    for dummy, dummy2, setting in sorted(rows, key=lambda row: rank.get((row[0], row[1]), 3)):
+        return setting.split('=', 1)[1]
+    return conn.execute("SELECT boot_val FROM pg_catalog.pg_settings WHERE name = 'search_path'").fetchone()[0]
+
+
+def name_resolution_error(exc):
+    """An error of a name not found (class 42: undefined function, table, object, ...)."""
+    return (getattr(exc, 'sqlstate', None) or '').startswith('42')
+
+
+def table_stats(conn, tables, content=False, fallback_path=None, paths=None):
     """Exact row counts and optionally an order-independent content checksum per table.
 
     The checksum sums two 60-bit slices of md5(row::text) over all rows: it needs no sort
     and no memory proportional to the table, and a changed, missing or extra row changes it.
+
+    The queries run with the pinned search_path of connect_for_stats and name everything they use with its schema.
+    Planning them loads the table's index expressions and predicates, and a SQL function there is inlined with the
+    session's search_path: one whose body names objects of its own schema unqualified cannot be planned with
+    pg_catalog alone. Such a table (the error is caught in a savepoint, so an exported snapshot survives it) is
+    counted with ``fallback_path``, the database's own search_path, and the entry says so (``search_path``);
+    ``paths`` ({(schema, name): path}, from a manifest) counts a table with the path it was counted with at backup.
     """
     stats = []
     for schema, name in tables:
         ident = sql.Identifier(schema, name)
         if content:
             query = sql.SQL(
-                "SELECT count(*), coalesce(sum(('x' || substr(h, 1, 15))::bit(60)::bigint::numeric), 0)::text || '-' || "
-                "coalesce(sum(('x' || substr(h, 16, 15))::bit(60)::bigint::numeric), 0)::text "
-                "FROM (SELECT md5(t::text) AS h FROM {} AS t) AS s").format(ident)
+                "SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(('x' OPERATOR(pg_catalog.||) "
+                "pg_catalog.substr(h, 1, 15))::pg_catalog.bit(60)::pg_catalog.int8::pg_catalog.numeric), 0)"
+                "::pg_catalog.text "
+                "OPERATOR(pg_catalog.||) '-' OPERATOR(pg_catalog.||) coalesce(pg_catalog.sum(('x' "
+                "OPERATOR(pg_catalog.||) pg_catalog.substr(h, 16, 15))::pg_catalog.bit(60)::pg_catalog.int8"
+                "::pg_catalog.numeric), 0)::pg_catalog.text "
+                "FROM (SELECT pg_catalog.md5(t::pg_catalog.text) AS h FROM {} AS t) AS s").format(ident)
         else:
-            query = sql.SQL("SELECT count(*), NULL FROM {}").format(ident)
-        count, checksum = conn.execute(query).fetchone()
+            query = sql.SQL("SELECT pg_catalog.count(*), NULL FROM {}").format(ident)
+        path = (paths or {}).get((schema, name))
+        try:
+            count, checksum = counted(conn, query, path)
+        except Exception as exc:
+            if path is not None or fallback_path is None or not name_resolution_error(exc):
+                raise
+            path = fallback_path
+            count, checksum = counted(conn, query, path)
         entry = dict(schema=schema, name=name, rows=int(count))
         if content:
             entry['content_checksum'] = checksum
+        if path is not None:
+            entry['search_path'] = path
         stats.append(entry)
     return stats
+
+
+def counted(conn, query, path=None):
+    """One row of ``query`` in a savepoint (or a transaction of its own), with ``path`` as search_path if given."""
+    with conn.transaction():
+        if path is None:
+            return conn.execute(query).fetchone()
+        # Transaction-local, and set back before the savepoint is released: a released savepoint keeps it.
+        pinned = conn.execute("SELECT pg_catalog.current_setting('search_path')").fetchone()[0]
+        conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
+        row = conn.execute(query).fetchone()
+        conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (pinned,))
+        return row
 
 
 def compare_tables(expected, actual, content=True):

@@ -28,6 +28,24 @@ WANTED = (('wal_level', None), ('max_wal_senders', 10), ('max_replication_slots'
 GRANT_FUNCTIONS = ('pg_backup_start(text, boolean)', 'pg_backup_stop(boolean)', 'pg_switch_wal()',
                    'pg_create_restore_point(text)')
 GRANT_ROLES = ('pg_read_all_settings', 'pg_read_all_stats', 'pg_checkpoint')
+# Barman's normal connection goes to the maintenance database. Function grants live in the database they are made in
+# and pg_dump dumps them with it: made in an application database, they would put GRANTs to a role that exists only
+# where PITR is on into every logical backup of it.
+MAINTENANCE_DB = 'postgres'
+# Databases other than ``dbname`` in which the role holds privileges on functions (pg_shdepend records every grant to
+# a role, per database, so no database has to be visited to find them).
+STRAY_GRANTS = (
+    "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+    "JOIN pg_roles r ON r.oid = s.refobjid "
+    "WHERE s.refclassid = 'pg_authid'::regclass AND s.deptype = 'a' AND s.classid = 'pg_proc'::regclass "
+    "AND r.rolname = %s AND d.datname <> %s AND d.datallowconn ORDER BY 1")
+GRANTED_IN_DB = (
+    "SELECT 1 FROM pg_proc p, aclexplode(p.proacl) a JOIN pg_roles r ON r.oid = a.grantee "
+    "WHERE p.oid = %s::regprocedure AND r.rolname = %s")
+ROLE_DATABASES = (
+    "SELECT DISTINCT d.datname FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid "
+    "JOIN pg_roles r ON r.oid = s.refobjid WHERE s.refclassid = 'pg_authid'::regclass AND r.rolname = %s "
+    "AND d.datallowconn ORDER BY 1")
 
 
 def refuse_unpublished(module):
@@ -65,9 +83,16 @@ class Pitr(object):
         self.restart_required = []
         self.role = self.params['role']
         self.slot = self.params['slot']
-        self.dbname = self.params['dbname'] or self.params['login_db']
+        self.dbname = self.params['dbname'] or MAINTENANCE_DB
         self.conn = connect(self.params)
         self.hba_file = self.scalar('SHOW hba_file')
+        if self.params['state'] == 'enabled' and not self.scalar(
+                'SELECT 1 FROM pg_database WHERE datname = %s AND datallowconn', (self.dbname,)):
+            raise PitrError(
+                'database %s, which Barman connects to and where the replication role gets its function grants, does '
+                'not exist on %s (or allows no connections); create it (CREATE DATABASE %s) or set dbname to another '
+                'database that is not an application database: grants made in a database go into its logical '
+                'backups; nothing was changed' % (self.dbname, describe_target(self.params), self.dbname))
 
     def change(self, text):
         self.changes.append(text)
@@ -214,25 +239,51 @@ class Pitr(object):
         except psycopg.OperationalError as exc:
             return 'password authentication failed' not in str(exc)
 
-    def db_conn(self):
-        if self.dbname == self.params['login_db']:
+    def db_conn(self, dbname=None):
+        dbname = dbname or self.dbname
+        if dbname == self.params['login_db']:
             return self.conn
-        return connect(self.params, dbname=self.dbname)
+        return connect(self.params, dbname=dbname)
 
     def ensure_grants(self):
         role_exists = self.scalar('SELECT 1 FROM pg_roles WHERE rolname = %s', (self.role,))
         conn = self.db_conn()
+        try:
+            self.grant_in(conn, role_exists)
+        finally:
+            if conn is not self.conn:
+                conn.close()
+        if role_exists:
+            self.revoke_stray_grants()
+
+    def grant_in(self, conn, role_exists):
         for granted in GRANT_ROLES:
             if not role_exists or not self.scalar("SELECT pg_has_role(%s, %s, 'USAGE')", (self.role, granted)):
                 self.act('grant %s to %s' % (granted, self.role),
                          sql.SQL('GRANT {} TO {}').format(sql.Identifier(granted), sql.Identifier(self.role)))
         for function in GRANT_FUNCTIONS:
             if not role_exists or not self.scalar("SELECT has_function_privilege(%s, %s, 'EXECUTE')",
-                                                  (self.role, function), conn=conn):
+                                                  (self.role, 'pg_catalog.' + function), conn=conn):
                 # The signature is ours, a constant: only the role is an identifier from outside.
                 self.act('allow %s to execute %s in database %s' % (self.role, function, self.dbname),
-                         sql.SQL('GRANT EXECUTE ON FUNCTION ' + function + ' TO {}').format(sql.Identifier(self.role)),
-                         conn=conn)
+                         sql.SQL('GRANT EXECUTE ON FUNCTION pg_catalog.' + function + ' TO {}').format(
+                             sql.Identifier(self.role)), conn=conn)
+
+    def revoke_stray_grants(self):
+        """Grants of earlier versions, which made them in the login database (usually the application's): revoked
+        wherever they are but in ``dbname``, so the application's dumps restore onto servers without the role."""
+        for dbname in [row[0] for row in self.conn.execute(STRAY_GRANTS, (self.role, self.dbname)).fetchall()]:
+            conn = self.db_conn(dbname)
+            try:
+                for function in GRANT_FUNCTIONS:
+                    if self.scalar(GRANTED_IN_DB, ('pg_catalog.' + function, self.role), conn=conn):
+                        self.act('revoke execute on %s from %s in database %s (grants belong in %s only)' % (
+                            function, self.role, dbname, self.dbname),
+                            sql.SQL('REVOKE EXECUTE ON FUNCTION pg_catalog.' + function + ' FROM {}').format(
+                                sql.Identifier(self.role)), conn=conn)
+            finally:
+                if conn is not self.conn:
+                    conn.close()
 
     # -- slot
     def ensure_slot(self):
@@ -409,9 +460,16 @@ class Pitr(object):
         self.drop_slot()
         self.ensure_hba(False)
         if self.scalar('SELECT 1 FROM pg_roles WHERE rolname = %s', (self.role,)):
-            conn = self.db_conn()
-            self.act('revoke the grants of %s in database %s' % (self.role, self.dbname),
-                     sql.SQL('DROP OWNED BY {}').format(sql.Identifier(self.role)), conn=conn)
+            # Every database that holds a grant to the role (also those earlier versions made grants in), or
+            # DROP ROLE refuses.
+            for dbname in [row[0] for row in self.conn.execute(ROLE_DATABASES, (self.role,)).fetchall()]:
+                conn = self.db_conn(dbname)
+                try:
+                    self.act('revoke the grants of %s in database %s' % (self.role, dbname),
+                             sql.SQL('DROP OWNED BY {}').format(sql.Identifier(self.role)), conn=conn)
+                finally:
+                    if conn is not self.conn:
+                        conn.close()
             self.act('drop role %s' % self.role, sql.SQL('DROP ROLE {}').format(sql.Identifier(self.role)))
         for path in (self.layout.passfile, self.layout.server_conf):
             if os.path.exists(path):

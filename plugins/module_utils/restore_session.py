@@ -7,20 +7,23 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import check_files
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, describe_os_error, remove_tree
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools import EXTENSIONS, compressor_argv, feed_hashed
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import decrypt_set
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, conninfo_dbname, describe_target
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import PgTools, connect, conninfo_dbname, describe_target
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
     compare_tables, connect_for_stats, table_stats, user_tables)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import describe_rc
+from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import Pipeline, describe_rc
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_roles import (
+    acl_entries, create_stand_ins, drop_stand_ins, missing_roles, named_roles)
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_selection import select_toc
 from ansible_collections.stackops.runbooks.plugins.module_utils.restore_stream import (
     DumpFile, DumpStream, StreamFailed, StreamNotSupported, StreamingRestore, timed)
-from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import REMOVE_DIRECTORY
+from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal import DROP_ROLE, REMOVE_DIRECTORY
 
 
 # The restore goes into a database nobody uses yet and is only put in place by a later, synchronous commit (rename or
@@ -56,6 +59,8 @@ class RestoreSession(object):
         self.method = None
         self.timings = {}
         self.compared = None
+        # Roles the dump's privileges name that the target server lacks (restore_roles): left out of the copy.
+        self.skipped_roles = []
         self.tools.extra_env['PGOPTIONS'] = RESTORE_SESSION_OPTIONS
 
     def run(self, argv, what):
@@ -159,6 +164,71 @@ class RestoreSession(object):
         StreamNotSupported reaches the caller, which restores from the written file instead. ``compare()`` (the
         check of the restored rows) runs once the rows are in: a streamed restore runs it beside the index builds.
         Its result is ``self.compared``."""
+        streamed = self.streams and self.source is None and not (tables or schemas)
+        stand_ins = []
+        if feed is None and self.manifest['format'] != 'plain' and not no_owner:
+            # A dump read while it is written is restored on the server it comes from: its roles are there.
+            if not streamed and self.source is None:
+                self.stage()
+            stand_ins = self.stand_in_missing_roles(dbname, streamed)
+        try:
+            self.restore_into(dbname, jobs, tables, schemas, no_owner, recreate, feed, compare)
+        except BackupError as exc:
+            hint = search_path_hint(str(exc))
+            if hint:
+                raise BackupError('%s; %s' % (exc, hint))
+            raise
+        finally:
+            if stand_ins:
+                drop_stand_ins(self.params, dbname, stand_ins)
+                for role in stand_ins:
+                    if self.journal is not None:
+                        self.journal.done(DROP_ROLE, role)
+
+    def read_dump(self, args, streamed, what):
+        """The output of pg_restore ``args`` on the dump (text): from the set's file through its decompressor when
+        the restore streams, else from the staged dump."""
+        argv = self.tools.argv('pg_restore', args)
+        if streamed:
+            pipeline = self.dump_file().open(argv, self.tools.run_env(), True)
+        else:
+            pipeline = Pipeline([argv + [self.source]], env=self.tools.run_env())
+        output = pipeline.stdout.read()
+        results = pipeline.wait()
+        # Only pg_restore's verdict counts: a decompressor it stopped reading from dies of SIGPIPE.
+        argv, rc, err = results[-1]
+        if rc != 0:
+            raise BackupError('%s of %s failed (%s): %s' % (what, self.manifest['id'], describe_rc(rc),
+                                                            (err or 'no error output')[-2000:]))
+        return output.decode('utf-8', 'replace')
+
+    def stand_in_missing_roles(self, dbname, streamed):
+        """Give the roles the dump's privileges name and this server lacks a stand-in for the restore (see
+        restore_roles); returns them (also in ``skipped_roles``)."""
+        entries = acl_entries(self.read_dump(['-l'], streamed, 'listing the table of contents'))
+        if not entries:
+            return []
+        list_path = os.path.join(self.scratch_dir(), 'privileges.list')
+        with open(list_path, 'w') as handle:
+            handle.write('\n'.join(entries) + '\n')
+        script = self.read_dump(['-f', '-', '-L', self.to_tool_path(list_path)], streamed, 'reading the privileges')
+        roles = named_roles(script)
+        with connect(self.params, dbname=dbname, application_name='stackops-restore') as conn:
+            missing = missing_roles(conn, roles) if roles else []
+            for role in missing:
+                if self.journal is not None:
+                    self.journal.add(DROP_ROLE, role)
+            try:
+                create_stand_ins(conn, missing)
+            except Exception as exc:
+                raise BackupError('backup %s grants privileges to roles %s, which %s lacks, and no stand-in could be '
+                                  'created for them (%s): create the roles (the set\'s globals.sql has them), or '
+                                  'restore with no_owner, which leaves out every ownership and privilege' % (
+                                      self.manifest['id'], ', '.join(missing), describe_target(self.params), exc))
+        self.skipped_roles = sorted(set(self.skipped_roles) | set(missing))
+        return missing
+
+    def restore_into(self, dbname, jobs, tables, schemas, no_owner, recreate, feed, compare):
         where = describe_target(self.params, dbname)
         self.compared = None
         if self.streams and self.source is None and not (tables or schemas):
@@ -211,13 +281,19 @@ class RestoreSession(object):
             with timed(self.timings, 'compare'):
                 self.compared = compare()
 
-    def restore_streaming(self, dbname, jobs, no_owner, feed=None, compare=None):
-        path = os.path.join(self.set_dir, self.manifest['data'])
-        decompressor = None
+    def decompressor(self):
         if self.compressed_outside_pg_dump():
-            decompressor = compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
-        dump = DumpFile(path, decompressor or (
+            return compressor_argv(self.module, self.manifest['compression']['method'], 0, decompress=True)
+        return None
+
+    def dump_file(self):
+        path = os.path.join(self.set_dir, self.manifest['data'])
+        return DumpFile(path, self.decompressor() or (
             [self.module.get_bin_path('cat', required=True)] if self.tools.in_container else None))  # no host paths
+
+    def restore_streaming(self, dbname, jobs, no_owner, feed=None, compare=None):
+        decompressor = self.decompressor()
+        dump = self.dump_file()
         source = DumpStream(feed, decompressor, dump) if feed is not None else dump
         restore = StreamingRestore(self.tools, self.params, source, dbname, jobs, self.scratch_dir(),
                                    options=RESTORE_SESSION_OPTIONS, no_owner=no_owner, on_loaded=compare)
@@ -249,6 +325,26 @@ class RestoreSession(object):
             self.host_tmp = None
 
 
+# What PostgreSQL says when a function body names something its search_path does not find, and the function it was in.
+UNRESOLVED = re.compile(r'(function|relation|operator|type) (\S+) does not exist')
+IN_FUNCTION = re.compile(r'(?:SQL function|PL/pgSQL function) "?([^"\s(]+)')
+
+
+def search_path_hint(text):
+    """What to do when a restore failed because a function body relies on search_path, or None.
+
+    pg_dump names every object with its schema and restores with search_path set to '': a function that names
+    objects of its own schema unqualified finds nothing once it runs during the restore (an expression index, a
+    CHECK constraint, a materialized view). Plain pg_restore fails the same way; the fix belongs in the function."""
+    missing, context = UNRESOLVED.search(text), IN_FUNCTION.search(text)
+    if missing is None or context is None:
+        return None
+    return ('function %s names %s %s without its schema and relies on search_path, which pg_dump sets to an empty '
+            'one for every restore (plain pg_restore fails the same way): schema-qualify the names in its body, or '
+            'give it its own search_path (ALTER FUNCTION %s SET search_path = <its schema>, pg_catalog), then take '
+            'a new backup' % (context.group(1), missing.group(1), missing.group(2), context.group(1)))
+
+
 def expected_tables(manifest, tables=(), schemas=()):
     """Manifest tables narrowed to a selection (all of them without one)."""
     chosen = manifest.get('tables') or []
@@ -261,10 +357,13 @@ def check_restored(params, dbname, manifest, tables=(), schemas=(), content=True
     """Row counts (and content checksums when the manifest has them) of ``dbname`` vs the manifest."""
     expected = expected_tables(manifest, tables, schemas)
     use_content = content and any(t.get('content_checksum') for t in expected)
+    # A table the backup could only count with its database's search_path is counted with that path again.
+    paths = dict(((t['schema'], t['name']), t['search_path']) for t in expected if t.get('search_path'))
     with connect_for_stats(params, dbname, application_name='stackops-verify') as conn:
         present = set(user_tables(conn))
-        actual = table_stats(conn, sorted(present), content=use_content) if not (tables or schemas) else \
-            table_stats(conn, sorted(present & set((t['schema'], t['name']) for t in expected)), content=use_content)
+        if tables or schemas:
+            present &= set((t['schema'], t['name']) for t in expected)
+        actual = table_stats(conn, sorted(present), content=use_content, paths=paths)
     return compare_tables(expected, actual, content=use_content), use_content
 
 

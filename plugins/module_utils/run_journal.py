@@ -22,11 +22,13 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog i
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     LOCK_DIR, BackupError, read_json, remove_tree, slug, write_json)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, sql
+from ansible_collections.stackops.runbooks.plugins.module_utils.restore_roles import is_stand_in
 
 # What an entry asks the next run to do.
 DROP_DATABASE = 'drop_database'
 REMOVE_DIRECTORY = 'remove_directory'
 ALLOW_CONNECTIONS = 'allow_connections'
+DROP_ROLE = 'drop_role'
 STALE_TEMP = re.compile(r'\.tmp-(\d+)$')
 
 
@@ -44,7 +46,7 @@ class RunJournal(object):
             return []
         entries = data.get('entries') if isinstance(data, dict) else None
         return [entry for entry in entries or [] if isinstance(entry, dict) and entry.get('action') in
-                (DROP_DATABASE, REMOVE_DIRECTORY, ALLOW_CONNECTIONS) and isinstance(entry.get('name'), str)]
+                (DROP_DATABASE, REMOVE_DIRECTORY, ALLOW_CONNECTIONS, DROP_ROLE) and isinstance(entry.get('name'), str)]
 
     def save(self):
         if self.entries:
@@ -87,6 +89,13 @@ class RunJournal(object):
 
     def undo_in_database(self, conn, entry):
         name = entry['name']
+        if entry['action'] == DROP_ROLE:
+            # A restore's stand-in (restore_roles): the scratch database it had privileges in is dropped by the
+            # entry before this one; a role of that name that is not marked as a stand-in is somebody's, and stays.
+            if not is_stand_in(conn, name):
+                return []
+            conn.execute(sql.SQL('DROP ROLE {}').format(sql.Identifier(name)))
+            return ['dropped stand-in role %s of a killed restore' % name]
         row = conn.execute('SELECT datallowconn FROM pg_database WHERE datname = %s', (name,)).fetchone()
         if row is None:
             return []

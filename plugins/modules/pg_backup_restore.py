@@ -144,12 +144,16 @@ cleaned_up:
   description:
     - What killed runs on this database had left and this run removed under the lock, one line each (scratch
       databases dropped, work directories and C(*.tmp-<pid>) files removed, connections to a database blocked by a
-      killed swap allowed again). Empty when there was nothing.
+      killed swap allowed again, stand-in roles of a killed restore dropped). Empty when there was nothing.
   returned: when the lock was taken
   type: list
   elements: str
 skipped_roles:
-  description: Roles named by the database's owner, ACL or settings that this server does not have; left out.
+  description:
+    - Roles named by the database's owner, ACL or settings, or by privileges inside the dump (GRANTs,
+      default privileges), that this server does not have; what the backup gives them is left out of the copy.
+    - Privileges inside the dump to such a role are restored onto a stand-in role (NOLOGIN), taken back and the
+      stand-in dropped before the restore ends, so a single database restores onto a server without the roles.
   returned: success
   type: list
   elements: str
@@ -478,6 +482,7 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas, 
                 # After the rows: a setting such as default_transaction_read_only must not apply to the restore.
                 with connect(params, dbname=admin, application_name='stackops-restore') as conn:
                     skipped_roles = apply_database_properties(conn, temp, properties)
+            skipped_roles = sorted(set(skipped_roles) | set(session.skipped_roles))
         except Exception as exc:
             raise BackupError('%s into temporary database %s: %s; %s' % (
                 'restoring %s' % manifest['id'], temp, exc, untouched))
@@ -499,8 +504,9 @@ def restore(module, params, set_dir, manifest, target, exists, tables, schemas, 
                 drop_database(conn, temp)
             journal.done(DROP_DATABASE, temp)
     if skipped_roles:
-        module.warn('restored %s, but roles %s do not exist on %s: their ownership, privileges and settings on the '
-                    'database were left out; create them (globals.sql) and restore again' % (
+        module.warn('restored %s, but roles %s do not exist on %s: the privileges the backup grants them (and their '
+                    'ownership and settings of the database) were left out; create them (globals.sql) and restore '
+                    'again if they are needed' % (
                         target, ', '.join(skipped_roles), describe_target(params)))
     expected = expected_tables(manifest, tables, schemas)
     msg = '%s database %s from backup %s%s' % (

@@ -41,7 +41,11 @@ options:
     type: str
     default: stackops_pitr
   dbname:
-    description: Database Barman's normal connection uses; the function grants are made in it. Defaults to O(login_db).
+    description:
+      - Database Barman's normal connection uses; the function grants (C(pg_backup_start) and the like) are made in it,
+        and only in it. Defaults to V(postgres), the maintenance database, never an application database, whose
+        logical dumps would otherwise carry GRANTs to a role that only exists where PITR is on.
+      - Grants an earlier version made in other databases are revoked when PITR is enabled again.
     type: str
   hba_address:
     description: Address field of the C(pg_hba) rules for the role. V(samenet) matches the compose network the

@@ -24,6 +24,7 @@ import re
 import shlex
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import utcnow, valid_backup_id
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import normalize_recipients
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import COPY_FORMAT, MARKER, OffsiteError, json_bytes
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import copy_entry
 
@@ -82,6 +83,44 @@ def ssh_target_spec():
         connect_timeout=dict(type='int', default=10),
         target_name=dict(type='str'),
     )
+
+
+def plaintext_problems(manifests, recipients):
+    """Why each set (its manifest) may not go to an ssh target while age ``recipients`` are configured; [] when all may.
+
+    rsync sends the files as they are on disk and nothing encrypts them on the way, so with recipients configured only
+    a set encrypted at rest (encryption.encrypt_set) to every one of them qualifies: what lands is ciphertext the
+    configured keys open. Anything else would put rows on the remote host in plaintext, or sealed to other keys.
+    """
+    wanted = normalize_recipients(recipients)
+    if not wanted:
+        return []
+    problems = []
+    for manifest in manifests:
+        encryption = manifest.get('encryption')
+        if not encryption:
+            problems.append('%s is not encrypted at rest' % manifest['id'])
+            continue
+        missing = [key for key in wanted if key not in (encryption.get('recipients') or [])]
+        if missing:
+            problems.append('%s is encrypted at rest to %s, not to %s' % (
+                manifest['id'], ', '.join(encryption.get('recipients') or []) or 'nobody', ', '.join(missing)))
+    return problems
+
+
+def refuse_plaintext(manifests, recipients, label, group_id=None):
+    """Raise OffsiteError unless every set about to be sent qualifies (plaintext_problems). Called before the first
+    byte goes, with every set of a group, so no part of a group lands unencrypted."""
+    problems = plaintext_problems(manifests, recipients)
+    if problems:
+        what = ('backup group %s' % group_id) if group_id else ', '.join(manifest['id'] for manifest in manifests)
+        raise OffsiteError(
+            'refusing to copy %s to ssh target %s: age_recipients (stackops_offsite_age_recipients) are set, but %s. '
+            'ssh targets receive the files as they are on disk and never encrypt in transit, so nothing was sent. '
+            'Set stackops_backup_encrypt: true so every new verified set is encrypted at rest to '
+            'stackops_offsite_age_recipients before it is copied (or encrypt this set with '
+            'stackops.runbooks.pg_backup_encrypt), or send it to an S3 target, which encrypts at copy time' % (
+                what, label, '; '.join(problems)))
 
 
 class SshTarget(object):

@@ -22,8 +22,10 @@ description:
   - With O(retention) the copies of O(database) on the target are pruned by the same grandfather-father-son rules
     as local sets; the newest verified copy is always kept, copies are identified by their directory name (the
     backup id). Unfinished copies whose local set is gone are removed too.
-  - A set encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)) is copied as it is; the marker records
-    C(encryption.at_rest). Client-side encryption at copy time is an S3-target feature (M(stackops.runbooks.s3_backup_copy)).
+  - A set encrypted at rest (M(stackops.runbooks.pg_backup_encrypt)) is copied as it is, ciphertext only; the marker
+    records C(encryption.at_rest). Nothing is encrypted in transit; encryption at copy time is an S3-target feature
+    (M(stackops.runbooks.s3_backup_copy)). With O(age_recipients), a set that is not encrypted at rest to them is
+    refused, never sent in plaintext.
   - Holds the per-database lock of O(database) while it reads a set, so local retention cannot delete it meanwhile.
 author:
   - stackops maintainers (@stackops)
@@ -41,6 +43,17 @@ options:
       - With O(retention), the policy counts whole groups on the target (a group is verified when complete and all
         its copies are verified); a group is kept or deleted as a whole and the newest verified group is always kept.
     type: str
+  age_recipients:
+    description:
+      - age public keys (C(age1...)) every copy must be encrypted to (the role passes
+        C(stackops_offsite_age_recipients)). Only sets encrypted at rest (M(stackops.runbooks.pg_backup_encrypt),
+        C(stackops_backup_encrypt)) to each of them are sent, as they are (ciphertext only).
+      - Any other set to send fails the module before anything is sent, naming C(stackops_offsite_age_recipients)
+        and C(stackops_backup_encrypt); with O(group_id) the whole group is refused when one of its sets is.
+      - Empty (the default) sends sets as they are on disk, encrypted at rest or not.
+    type: list
+    elements: str
+    default: []
   max_bandwidth_mib:
     description: Upper limit of the transfer rate in MiB/s (rsync C(--bwlimit)); V(0) is unlimited.
     type: int
@@ -72,6 +85,14 @@ EXAMPLES = r'''
     identity_file: /etc/stackops/offsite_ed25519
     known_hosts_file: /etc/stackops/known_hosts
     retention: {keep_last: 14, keep_daily: 14, keep_weekly: 8, keep_monthly: 12}
+
+- name: Copy only sets encrypted at rest to this key (a plaintext set fails the task, nothing is sent)
+  stackops.runbooks.ssh_backup_copy:
+    backup_dir: /var/backups/stackops
+    database: appdb
+    host: backup1.example.com
+    path: /srv/backups/web1
+    age_recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]
 '''
 
 RETURN = r'''
@@ -145,7 +166,8 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import (
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import (
     age_of, checked_policy, choose_sets, copy_chosen, copy_spec, finish_copy_result, local_ids, newest_verified,
     retention_decision, single_sets, unfinished_leftovers)
-from ansible_collections.stackops.runbooks.plugins.module_utils.ssh_offsite import SshTarget, ssh_target_spec
+from ansible_collections.stackops.runbooks.plugins.module_utils.ssh_offsite import (
+    SshTarget, refuse_plaintext, ssh_target_spec)
 
 
 def mismatches(found, local):
@@ -155,6 +177,8 @@ def mismatches(found, local):
 def copy_set(params, target, entry, result):
     set_dir = entry['path']
     manifest = load_manifest(set_dir)
+    # Read again under the lock: this manifest describes the files that are sent.
+    refuse_plaintext([manifest], params['age_recipients'], target.label)
     verification = load_verification(set_dir)
     if not (verification or {}).get('verified'):
         raise BackupError('backup %s is no longer verified; it was not copied' % manifest['id'])
@@ -216,6 +240,7 @@ def main():
         database=dict(type='str'),
         group_id=dict(type='str'),
         max_bandwidth_mib=dict(type='int', default=0),
+        age_recipients=dict(type='list', elements='str', default=[]),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_one_of=[('database', 'group_id')],
                            mutually_exclusive=[('group_id', 'backup_id')])
@@ -229,7 +254,10 @@ def main():
         local_sets, partials = catalog(params['backup_dir'], database)
         remote_sets, dummy = target.catalog(database)
         remote_ids = set(entry['id'] for entry in remote_sets)
-        copy_chosen(module, params, choose_sets(params, local_sets, remote_ids), remote_ids, result,
+        chosen = choose_sets(params, local_sets, remote_ids)
+        refuse_plaintext([load_manifest(entry['path']) for entry in chosen if entry['id'] not in remote_ids],
+                         params['age_recipients'], target.label, params['group_id'])
+        copy_chosen(module, params, chosen, remote_ids, result,
                     lambda entry: copy_set(params, target, entry, result))
         if params['retention'] is not None:
             result['retention'] = (prune_groups if params['group_id'] else prune)(

@@ -2,24 +2,23 @@
 
 Covers: copy and its remote check, remote retention through the backup playbook, a changed remote file detected by
 the check and refused by a fetch, an unfinished copy (no marker) that never counts and is resumed with the damaged
-file sent again, `stackops backups` locations, and restore --from-remote with the local backup dir deleted.
+file sent again, `stackops backups` locations, and restore --from-remote with the local backup dir deleted; with
+age recipients set, sets encrypted at rest go as ciphertext and restore with the identity, a plaintext set is refused.
 """
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 
 import pytest
 import yaml
 
 from backup_helpers import create_db, fingerprint, stackops_result, step
-from offsite_helpers import output_text, run_steps
 from support.groups import cluster_on, create_group, group_digests, roles
+from support.offsite import age_key, output_text, run_steps
 from support.ports import port, port_range
 from support.runner import run_playbook
+from support.sshd import Sshd
 
 pytestmark = pytest.mark.pg
 
@@ -27,55 +26,13 @@ PORTS = port_range(56390, 56400)
 DB = "h_offsite_ssh"
 
 
-def free_port():
-    for number in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", number))
-            except OSError:
-                continue
-            return number
-    pytest.fail("no free port in %d-%d for the test sshd" % (PORTS[0], PORTS[-1]))
-
-
 @pytest.fixture
 def sshd(tmp_path):
-    """sshd on 127.0.0.1 with its own host key (pinned in a known_hosts file) and a throwaway client key."""
-    binary = "/usr/sbin/sshd"
-    if not os.path.exists(binary):
-        pytest.fail("%s missing: run scripts/bootstrap.sh (Debian package openssh-server)" % binary)
-    root = tmp_path / "sshd"
-    root.mkdir()
-    for key in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
-    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
-    os.chmod(root / "authorized_keys", 0o600)
-    port = free_port()
-    (root / "known_hosts").write_text("[127.0.0.1]:%d %s" % (port, (root / "host_key.pub").read_text()))
-    config = root / "sshd_config"
-    config.write_text("\n".join([
-        "ListenAddress 127.0.0.1", "Port %d" % port, "HostKey %s" % (root / "host_key"),
-        "PidFile %s" % (root / "sshd.pid"), "AuthorizedKeysFile %s" % (root / "authorized_keys"),
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
-        "PermitRootLogin prohibit-password", "UsePAM no", "StrictModes no", ""]))
-    os.makedirs("/run/sshd", exist_ok=True)
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=open(root / "sshd.log", "w"))
-    deadline = time.monotonic() + 10
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("sshd did not start: %s" % (root / "sshd.log").read_text())
-        time.sleep(0.1)
-    remote = tmp_path / "remote copies"  # a space in the path: every remote argument is quoted
-    target = dict(host="127.0.0.1", port=port, user="root", path=str(remote),
-                  identity_file=str(root / "client_key"), known_hosts_file=str(root / "known_hosts"))
-    yield dict(target=target, remote=remote)
-    proc.terminate()
-    proc.wait(timeout=10)
+    """sshd on 127.0.0.1 (support/sshd.py); the copy root has a space in its path: every remote argument is quoted."""
+    server = Sshd(tmp_path / "sshd", PORTS).start()
+    remote = tmp_path / "remote copies"
+    yield dict(target=server.target(remote), remote=remote)
+    server.stop()
 
 
 def inventory(tmp_path, pg_cluster, target):
@@ -172,6 +129,42 @@ def test_copy_check_retention_resume_and_restore_from_remote(pg_cluster, sshd, t
     assert result["backup_id"] == b2 and result["from_remote"]["target"].startswith("ssh://")
     assert fingerprint(pg_cluster, DB + "_back") == before
     assert pg_cluster.password not in output_text(backup) + output_text(restored)
+
+
+# Files of a copy that carry no rows: the manifest (times, sizes, table counts), the verdict and the marker.
+METADATA = ("manifest.json", "verification.json", "stackops-copy.json")
+
+
+def test_with_recipients_only_sets_encrypted_at_rest_go_and_restore_with_the_identity(pg_cluster, sshd, tmp_path):
+    create_db(pg_cluster, DB)
+    pg_cluster.sql('DROP DATABASE IF EXISTS %s_enc WITH (FORCE)' % DB)
+    before = fingerprint(pg_cluster, DB)
+    remote, hosts = sshd["remote"], inventory(tmp_path, pg_cluster, sshd["target"])
+    recipients = {"stackops_offsite_age_recipients": [age_key(tmp_path / "age.txt")]}
+
+    # Recipients set, the set not encrypted at rest: refused by name, nothing lands in plaintext.
+    plain = run_playbook("backup.yml", inventory=hosts, extravars=recipients, label="h-ssh-plain")
+    error = stackops_result(plain)["ssh-offsite"]["error"] or ""
+    assert plain.rc != 0 and "is not encrypted at rest" in error and "nothing was sent" in error, error
+    assert "stackops_offsite_age_recipients" in error and "stackops_backup_encrypt" in error, error
+    assert not remote.exists() or not list(remote.rglob("*"))
+
+    # Encrypted at rest: the ciphertext goes as it is.
+    sealed = run_playbook("backup.yml", inventory=hosts, extravars=dict(recipients, stackops_backup_encrypt=True),
+                          label="h-ssh-sealed")
+    report = stackops_result(sealed)["ssh-offsite"]
+    assert sealed.rc == 0 and report["encrypted"], (report.get("error"), sealed.stdout[-3000:])
+    assert report["offsite"][0]["copied"] == [report["backup_id"]]
+    data = [path for path in remote.rglob("*") if path.is_file() and path.name not in METADATA]
+    assert data and all(path.read_bytes().startswith(b"age-encryption.org/v1") for path in data), data
+
+    shutil.rmtree(tmp_path / "backups")
+    restored = run_playbook("restore.yml", inventory=hosts, label="h-ssh-sealed-restore", extravars={
+        "stackops_restore_from_remote": True, "stackops_restore_target_database": DB + "_enc",
+        "stackops_offsite_age_identity_file": str(tmp_path / "age.txt")})
+    assert restored.rc == 0, restored.stdout[-3000:]
+    assert stackops_result(restored)["ssh-offsite"]["backup_id"] == report["backup_id"]
+    assert fingerprint(pg_cluster, DB + "_enc") == before
 
 
 GROUP_SOURCE_PORT = port(56664)

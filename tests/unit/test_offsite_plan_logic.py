@@ -1,10 +1,13 @@
-"""Target-independent off-site decisions (module_utils/offsite_plan.py), shared by the S3 and SSH modules."""
+"""Target-independent off-site decisions (module_utils/offsite_plan.py), shared by the S3 and SSH modules, and what
+an ssh target may receive while age recipients are set (module_utils/ssh_offsite.py)."""
 import datetime
 
 import pytest
 
 from ansible_collections.stackops.runbooks.plugins.module_utils import offsite_plan
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, isoformat
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import OffsiteError
+from ansible_collections.stackops.runbooks.plugins.module_utils.ssh_offsite import plaintext_problems, refuse_plaintext
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 3, 31, 12, tzinfo=UTC)
@@ -116,3 +119,21 @@ def test_a_recovery_target_value_is_checked_before_anything_is_read():
         pitr.check_target_value("time", "")
     with pytest.raises(pitr.PitrError, match="not an LSN"):
         pitr.check_target_value("lsn", "zz")
+
+
+def sealed(backup_id, *recipients):
+    return dict(id=backup_id, encryption=dict(method="age", recipients=list(recipients)))
+
+
+def test_ssh_targets_take_only_sets_encrypted_at_rest_to_every_configured_recipient():
+    group = [sealed("app-20260331T030000Z", "age1a", "age1b"), dict(id="reports-20260331T030000Z")]
+    assert plaintext_problems(group, []) == []  # no recipients: sets go as they are on disk
+    assert plaintext_problems(group[:1], ["age1a", " age1b", "# comment"]) == []
+    assert plaintext_problems([sealed("app-20260331T030000Z", "age1a")], ["age1a", "age1b"]) == [
+        "app-20260331T030000Z is encrypted at rest to age1a, not to age1b"]
+    with pytest.raises(OffsiteError) as refused:  # one plaintext set refuses the whole group
+        refuse_plaintext(group, ["age1a"], "ssh://backup1:22/srv", group_id="20260331T030000Z")
+    msg = str(refused.value)
+    for words in ("backup group 20260331T030000Z", "reports-20260331T030000Z is not encrypted at rest",
+                  "stackops_offsite_age_recipients", "stackops_backup_encrypt: true", "nothing was sent"):
+        assert words in msg, msg

@@ -42,6 +42,8 @@ def _retention(console, removed, freed):
 
 
 def _physical_backup(console, host, value):
+    if not value.get("backup_id"):
+        return False
     backup = value.get("backup") or {}
     verification = value.get("verification") or {}
     durations = value.get("durations") or {}
@@ -64,6 +66,8 @@ def _physical_backup(console, host, value):
 
 def _group_backup(console, host, value):
     backups = value.get("backups") or []
+    if not backups:
+        return False
     verified = value.get("verified") or []
     _line(console, "backup group %s on %s: %d database(s), %s" % (
         value.get("group_id") or "-", host, len(backups), human_bytes(value.get("size_bytes"))))
@@ -139,7 +143,7 @@ def _pitr_restore(console, host, value):
 def print_restore(console, host, value):
     """What was restored, replaced and compared, and how long the writers were stopped; True when printed."""
     if value.get("kind") == "point-in-time":
-        return _pitr_restore(console, host, value)
+        return "plan" in value and _pitr_restore(console, host, value)
     if "backup_id" not in value and "restored" not in value:
         return False
     target = value.get("target_database") or value.get("database")
@@ -186,7 +190,7 @@ def print_restore(console, host, value):
 def print_pitr(console, host, value):
     """pitr enable / disable / mark / status; True when printed."""
     action = value.get("action")
-    if action in ("enable", "disable"):
+    if action in ("enable", "disable") and "changes" in value:
         changes = value.get("changes") or []
         _line(console, "pitr %s on %s: %s" % (action, host, "%d change(s)" % len(changes) if changes else
                                              "nothing to change"))
@@ -197,7 +201,7 @@ def print_pitr(console, host, value):
         if value.get("kept"):
             _line(console, "  kept: %s" % value["kept"])
         return True
-    if action == "mark":
+    if action == "mark" and value.get("restore_point"):
         point = value.get("restore_point") or {}
         if isinstance(point, dict):
             _line(console, "restore point %s on %s at LSN %s (%s)" % (point.get("name"), host, point.get("lsn"),
@@ -205,7 +209,7 @@ def print_pitr(console, host, value):
         else:
             _line(console, "restore point %s on %s" % (point, host))
         return True
-    if action == "status":
+    if action == "status" and "enabled" in value:
         if not value.get("enabled"):
             _line(console, "PITR on %s: not enabled (stackops pitr enable)" % host, NEUTRAL)
             return True

@@ -35,7 +35,7 @@ def print_startup(console, host, value):
 
 
 def print_service(console, host, value):
-    if "action" not in value:
+    if "changed_services" not in value:
         return False
     changed = value.get("changed_services") or []
     replaced = value.get("replaced") or []
@@ -98,7 +98,7 @@ def print_health(console, host, value):
 
 
 def print_prepare(console, host, value):
-    if "python" not in value:
+    if "python" not in value or value.get("status") == "failed":
         return False
     installed = [name for name, key in (("psycopg", "psycopg_changed"), ("zstd", "zstd_changed")) if value.get(key)]
     _line(console, "prepare on %s: python %s, docker %s, compose %s; %s" % (

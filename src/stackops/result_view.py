@@ -93,18 +93,26 @@ def _notifications(console, host, value):
 
 
 def print_results(console, procedure, result, verbose=False):
-    """Each host's summary of ``procedure``'s result; a host no renderer knows gets the outline."""
+    """Each host's summary of ``procedure``'s result; a host no renderer knows gets the outline.
+
+    A failed procedure says so first, with the task and the reason its role recorded; the renderer then adds what
+    the result still holds (a maintenance window's tasks, a startup's tiers), and nothing when it holds no more.
+    """
     renderers = _renderers()
     for host, value in (result or {}).items():
         render = renderers.get(procedure)
         if isinstance(value, dict) and value.get("procedure") in renderers:
             render = renderers[value["procedure"]]
-        printed = False
-        if render and isinstance(value, dict):
-            printed = render(console, host, value)
-        if printed:
-            if value.get("error"):
-                console.print(Text("  error: %s" % value["error"], style="bold red"), markup=False, highlight=False)
+        failed = isinstance(value, dict) and value.get("status") == "failed" and bool(value.get("error"))
+        if failed:
+            console.print(Text("%s on %s: FAILED%s: %s" % (
+                value.get("procedure") or procedure, host,
+                " at '%s'" % value["failed_task"] if value.get("failed_task") else "", value["error"]),
+                style="bold red"), markup=False, highlight=False)
+        printed = bool(render and isinstance(value, dict) and render(console, host, value))
+        if printed and value.get("error") and not failed:
+            console.print(Text("  error: %s" % value["error"], style="bold red"), markup=False, highlight=False)
+        if printed or failed:
             _notifications(console, host, value)
-        if verbose or not printed:
+        if verbose or not (printed or failed):
             print_outline(console, host, value, limit=None if verbose else OUTLINE_LINES)

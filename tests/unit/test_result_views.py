@@ -12,7 +12,7 @@ from rich.console import Console
 from stackops.display import print_summary
 from stackops.result_view import outline, print_results
 
-REPR_MARKS = ("[{'", "{'", "['", "': ")
+REPR_MARKS = ("[{'", "{'", "['")
 
 BACKUP = {
     "procedure": "backup", "action": "backup", "status": "ok", "check_mode": False, "database": "appdb",
@@ -250,3 +250,26 @@ def test_the_whole_summary_of_a_maintenance_run_has_no_repr():
     text = stream.getvalue()
     _no_repr(text)
     assert "maintenance on demo: OK" in text and "SUCCESSFUL  maintenance" in text
+
+
+@pytest.mark.parametrize("procedure,value", [
+    ("pitr", {"procedure": "pitr", "kind": None, "action": "status", "status": "failed",
+              "error": "cannot read login_password_file /x/db_password", "failed_task": "Read the PITR status"}),
+    ("backup", dict(BACKUP, status="failed", backup_id=None, size_bytes=None, verified=None,
+                    error="pg_dump: connection refused", failed_task="Take the backup")),
+    ("health", {"procedure": "health", "status": "failed", "error": "docker is not running",
+                "failed_task": "Check the stack"}),
+])
+def test_a_failed_procedure_says_where_and_why_and_nothing_it_does_not_know(procedure, value):
+    text = _render(procedure, value)
+    _no_repr(text)
+    assert text.splitlines()[0] == "%s on demo: FAILED at '%s': %s" % (procedure, value["failed_task"], value["error"])
+    assert "not enabled" not in text and "result demo:" not in text
+
+
+def test_a_failed_maintenance_window_still_shows_its_tasks():
+    value = dict(MAINTENANCE, status="failed", failed_phase="tasks", error="reindex timed out",
+                 failed_task="Run reindex")
+    text = _render("maintenance", value)
+    assert text.startswith("maintenance on demo: FAILED at 'Run reindex': reindex timed out\n")
+    assert "vacuum_analyze" in text

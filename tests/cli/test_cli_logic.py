@@ -2,7 +2,6 @@
 import argparse
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import subprocess

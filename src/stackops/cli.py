@@ -8,10 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, exitcodes, history, init, locations, report, rpo, runmodel, schedule
-from .display import make_progress, print_summary
+# Only what every command needs is imported here; the rest where it is used, because each import is paid on every
+# run, also by read-only listings that should start as fast as ansible itself (docs/cli.md, "Fixed cost").
+from . import __version__, exitcodes, history, locations
 from .errors import ReportError, UsageError
-from .execution import run_procedure
 from .extravars import ExtraVarsError, parse_all
 from .locking import LockHeld, StackLock, describe_holder
 from .parser import build_parser
@@ -47,7 +47,8 @@ def _emit(summary, args):
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
         sys.stdout.flush()
     else:
-        print_summary(summary)
+        from .display import print_summary
+        print_summary(summary, verbose=args.verbose > 0)
 
 
 def _emit_refusal(summary, args, error):
@@ -82,6 +83,7 @@ def cmd_procedure(args):
 
     state = locations.state_dir()
     if procedure.name == "status":
+        from . import schedule
         # The schedules are the CLI's own (timers or cron entries it installed), their runs are in its history.
         extravars.setdefault("stackops_status_schedules", schedule.schedule_runs(
             state, inventory, _resolve_inventory(root, None)))
@@ -117,18 +119,20 @@ def cmd_procedure(args):
             summary["lock_holder"] = held.holder
             _emit_refusal(summary, args, error)
             return exitcodes.LOCKED
+    from .display import make_progress
+    from .execution import run_procedure
     try:
         run_dir = runs.create(run_id, base)
         summary = run_procedure(
             procedure=procedure, playbook=playbook, root=root, inventory=inventory, limit=args.limit,
             extravars=extravars, check=args.check, verbosity=args.verbose, timeout=args.timeout,
             run_id=run_id, run_dir=run_dir, envvars=dict(locations.runner_envvars(root), STACKOPS_RUN_ID=run_id),
-            progress=make_progress(args.json, args.verbose),
-            task_count_cache=state / "task-counts.json")
+            progress=make_progress(args.json, args.verbose))
         if rpo_seconds is not None:
             _apply_rpo(summary, run_dir, rpo_seconds, getattr(args, "rpo_strict", False))
         if getattr(args, "report", False):
-            summary["report"] = str(Path(run_dir) / report.REPORT_NAME)
+            from .report import REPORT_NAME
+            summary["report"] = str(Path(run_dir) / REPORT_NAME)
         runs.finish(run_dir, summary)
     finally:
         if lock:
@@ -164,6 +168,7 @@ def _parse_rpo(args):
 
 def _apply_rpo(summary, run_dir, rpo_seconds, strict):
     """Judge the newest verified backup per host against the RPO; with strict, exceeding it exits 1."""
+    from . import rpo, runmodel
     events = runmodel.load_events(Path(run_dir) / "artifacts" / summary["run_id"])
     verdicts = rpo.rpo_from_summary(summary, events, rpo_seconds)
     exceeded = sorted(host for host, verdict in verdicts.items() if verdict["exceeded"])
@@ -177,6 +182,7 @@ def _apply_rpo(summary, run_dir, rpo_seconds, strict):
 
 def _write_report(run_dir, rpo_seconds=None):
     """The report of a finished run; a failure is a warning, never the run's exit code."""
+    from . import report
     try:
         return report.write_report(run_dir, rpo_seconds=rpo_seconds)
     except (OSError, ReportError) as exc:
@@ -203,6 +209,7 @@ def cmd_history(args):
         else:
             record.setdefault("exit_code", -1)
             record.setdefault("duration", None)
+            from .display import print_summary
             print_summary(record)
             print("artifacts: %s" % (runs.runs_dir / found))
         return exitcodes.OK
@@ -240,6 +247,7 @@ def _history_report(runs, args):
         raise UsageError("no run matches %r%s" % (args.run_id, (
             "; candidates: " + ", ".join(matches[:10])) if matches else ""))
     rpo_seconds = _parse_rpo(args)
+    from . import report
     try:
         path = report.write_report(runs.run_dir(found), output=args.output, rpo_seconds=rpo_seconds)
     except ReportError as exc:
@@ -273,12 +281,22 @@ def cmd_demo(args):
 
 # ---------------------------------------------------------------- entry point
 
+def _cmd_schedule(args):
+    from . import schedule
+    return schedule.cmd_schedule(args)
+
+
+def _cmd_init(args):
+    from . import init
+    return init.cmd_init(args)
+
+
 # The handler of each non-procedure command declared in parser.build_parser().
 COMMANDS = {
     "history": cmd_history,
     "demo": cmd_demo,
-    "schedule": schedule.cmd_schedule,
-    "init": init.cmd_init,
+    "schedule": _cmd_schedule,
+    "init": _cmd_init,
 }
 
 

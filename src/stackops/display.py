@@ -18,9 +18,8 @@ STATUS_STYLE = {"successful": "bold green", "failed": "bold red", "unreachable":
 
 
 def _progress_text(tracker):
-    total = tracker.tasks_total if tracker.tasks_total else "?"
-    if tracker.tasks_total and tracker.tasks_done > tracker.tasks_total:
-        total = tracker.tasks_done
+    # A total is shown only when it is known to be right; a count that was passed is not.
+    total = tracker.tasks_total if tracker.tasks_total and tracker.tasks_done <= tracker.tasks_total else "?"
     task = tracker.task or "starting"
     where = " on %s" % tracker.host if tracker.host else ""
     return "[%s/%s] %s%s" % (tracker.tasks_done, total, task, where)
@@ -53,7 +52,7 @@ class RichProgress:
     def event(self, event, description):
         if description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
             self.console.print("  " + description, highlight=False, markup=False)
-        elif self.verbosity > 0 and event.get("event") == "playbook_on_task_start":
+        elif self.verbosity > 0 and event.get("event") == "playbook_on_task_start" and not self.tracker.hidden_task:
             self.console.print(_progress_text(self.tracker), highlight=False, markup=False)
         self.live.update(self._render())
 
@@ -82,7 +81,8 @@ class PlainProgress:
     def event(self, event, description):
         kind = event.get("event")
         if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
-            self._write(_progress_text(self.tracker))
+            if not self.tracker.hidden_task:
+                self._write(_progress_text(self.tracker))
         elif description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
             self._write("  " + description)
 
@@ -110,16 +110,8 @@ def make_progress(json_mode, verbosity):
     return PlainProgress(sys.stdout, verbosity)
 
 
-def _flatten(value, prefix=""):
-    if isinstance(value, dict) and value:
-        for key, inner in value.items():
-            yield from _flatten(inner, "%s%s." % (prefix, key))
-    else:
-        yield prefix.rstrip("."), value
-
-
-def print_summary(summary, stream=None):
-    """The final report: per-host table, failures, the procedure's result facts, totals."""
+def print_summary(summary, stream=None, verbose=False):
+    """The final report: per-host table, failures, the procedure's own summary (all of the result with -v), totals."""
     stream = stream or sys.stdout
     console = Console(file=stream, highlight=False, soft_wrap=True) if stream.isatty() else Console(
         file=stream, highlight=False, no_color=True, width=200, soft_wrap=True)
@@ -138,7 +130,9 @@ def print_summary(summary, stream=None):
         # The status table names each objective not met; the failed task that carries them would repeat it.
         from .recovery_view import print_status
         if print_status(console, result):
-            result, summary = {}, dict(summary, failed_tasks=[])
+            summary = dict(summary, failed_tasks=[])
+            if not verbose:
+                result = {}
     for failure in summary.get("failed_tasks") or []:
         if failure.get("rescued"):
             continue
@@ -148,18 +142,15 @@ def print_summary(summary, stream=None):
         console.print(Text("UNREACHABLE  %s: %s" % (item["host"], item["message"]), style="red"))
     if summary.get("procedure") == "backups":
         from .backups_table import print_backups
-        if print_backups(console, result):
+        if print_backups(console, result) and not verbose:
             result = {}
     if summary.get("procedure") == "drill":
         from .recovery_view import print_drill
-        if print_drill(console, result):
+        if print_drill(console, result) and not verbose:
             result = {}
-    for host, facts in result.items():
-        lines = ["%s = %s" % (key, value) for key, value in _flatten(facts)]
-        if lines:
-            console.print(Text("result %s:" % host, style="bold"))
-            for line in lines[:40]:
-                console.print("  " + line, markup=False)
+    if result:
+        from .result_view import print_results
+        print_results(console, summary.get("procedure"), result, verbose=verbose)
     if summary.get("error"):
         console.print(Text(summary["error"], style="red"))
     status = summary["status"]

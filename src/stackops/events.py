@@ -2,6 +2,9 @@
 
 RESULT_KEY = "stackops_result"
 GENERIC_MESSAGES = ("non-zero return code", "MODULE FAILURE", "See stdout/stderr for the exact error")
+# Ansible's own argument check at the start of each role: not a step of the procedure, so not a step of the progress.
+VALIDATION_ACTIONS = ("validate_argument_spec", "ansible.builtin.validate_argument_spec")
+VALIDATION_TASK_PREFIX = "Validating arguments against arg spec"
 STAT_KEYS = (("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("dark", "unreachable"),
              ("skipped", "skipped"), ("rescued", "rescued"), ("ignored", "ignored"))
 
@@ -36,6 +39,13 @@ def failure_message(res):
     return str(message).strip() or "failed (no message)"
 
 
+def is_validation_task(data):
+    """True for the argument validation ansible runs when a role starts (hidden from the progress line)."""
+    action = str(data.get("resolved_action") or data.get("task_action") or "")
+    name = str(data.get("task") or data.get("name") or "")
+    return action in VALIDATION_ACTIONS or name.startswith(VALIDATION_TASK_PREFIX)
+
+
 class RunTracker:
     """Follows one playbook run: the current task, tasks done, per-host outcomes and the procedure result."""
 
@@ -47,7 +57,9 @@ class RunTracker:
         self.role = None
         self.host = None
         self.tasks_done = 0
+        # Never guessed: None shows as "?" (a total from `--list-tasks` missed dynamic includes and cost a start-up).
         self.tasks_total = None
+        self.hidden_task = False
         self.host_stats = {}
         self.live_counts = {}
         self.failed_tasks = []
@@ -71,6 +83,9 @@ class RunTracker:
             self.play = data.get("play") or data.get("name")
             return "PLAY %s" % self.play
         if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
+            self.hidden_task = is_validation_task(data)
+            if self.hidden_task:
+                return None
             self.tasks_done += 1
             self.task = data.get("task") or data.get("name")
             self.role = data.get("role")

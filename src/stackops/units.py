@@ -1,4 +1,4 @@
-"""Durations and sizes for people: one parser and one formatter each, used by the CLI and the report."""
+"""Durations, sizes and values for people: one parser and one formatter each, used by the CLI and the report."""
 import re
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -43,3 +43,12 @@ def human_bytes(size):
             return ("%d %s" % (size, unit)) if unit == "B" else ("%.1f %s" % (size, unit))
         size /= 1024.0
     return "%.1f TiB" % size
+
+
+def plain(value):
+    """One line of text for any value of a result (a list or dict as words, never a Python repr)."""
+    if isinstance(value, dict):
+        return ", ".join("%s %s" % (key, plain(inner)) for key, inner in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(plain(item) for item in value) or "-"
+    return "-" if value is None else str(value)

@@ -2,7 +2,6 @@
 import argparse
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import subprocess
@@ -12,7 +11,6 @@ import pytest
 from stackops import extravars, schedule
 from stackops.cli import build_parser
 from stackops.events import RunTracker, failure_message
-from stackops.execution import count_tasks, parse_task_list
 from stackops.history import History, scrub_environment
 from stackops.locking import LockHeld, StackLock
 from stackops.procedures import BY_NAME, PROCEDURES
@@ -183,50 +181,24 @@ def test_failure_message_from_loops_and_commands():
         "non-zero return code: df: /x: No such file"
 
 
-def test_parse_task_list():
-    listing = """
-playbook: playbooks/health.yml
+def test_progress_hides_argument_validation_and_shows_no_guessed_total():
+    """One line per procedure task; ansible's argument check of each role is not one, and no total is made up."""
+    import io
 
-  play #1 (stacks): Health of the stack	TAGS: []
-    tasks:
-      health : Check the compose services	TAGS: []
-      health : Probe the health URLs	TAGS: []
-
-  play #2 (localhost): Report	TAGS: []
-    tasks:
-      Write it	TAGS: [report]
-"""
-    assert parse_task_list(listing) == 3
-
-
-def _write_playbook(root, task_names):
-    tasks = "".join("    - name: %s\n      ansible.builtin.debug:\n        msg: hi\n" % name for name in task_names)
-    (root / "playbooks" / "listed.yml").write_text("- name: Listed\n  hosts: all\n  gather_facts: false\n  tasks:\n" + tasks)
-
-
-def test_count_tasks_runs_ansible_once_then_reads_its_cache(tmp_path):
-    """The real ansible-playbook --list-tasks, cached per inputs; an edited playbook is counted again."""
-    (tmp_path / "playbooks").mkdir()
-    (tmp_path / "roles").mkdir()
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text("h1 ansible_connection=local\n")
-    _write_playbook(tmp_path, ["one", "two"])
-    cache = tmp_path / "state" / "task-counts.json"
-    playbook = tmp_path / "playbooks" / "listed.yml"
-
-    assert count_tasks(playbook, inventory, None, {"x": 1}, {}, False, cache_file=cache) == 2
-    stored = json.loads(cache.read_text())
-    assert list(stored.values()) == [2]
-    # A cached answer is served as stored, without running ansible (proved by planting a different number).
-    cache.write_text(json.dumps({key: 7 for key in stored}))
-    assert count_tasks(playbook, inventory, None, {"x": 1}, {}, False, cache_file=cache) == 7
-    # Other inputs are another key.
-    assert count_tasks(playbook, inventory, None, {"x": 2}, {}, False, cache_file=cache) == 2
-
-    _write_playbook(tmp_path, ["one", "two", "three"])
-    later = playbook.stat().st_mtime + 5
-    os.utime(playbook, (later, later))
-    assert count_tasks(playbook, inventory, None, {"x": 1}, {}, False, cache_file=cache) == 3
+    from stackops.display import PlainProgress
+    stream = io.StringIO()
+    tracker = RunTracker()
+    progress = PlainProgress(stream, 0)
+    progress.start("backups", "run-1", tracker)
+    for task, action in (("Validating arguments against arg spec 'main' - Take backups", "validate_argument_spec"),
+                         ("Read the backup catalog", "stackops.runbooks.pg_backup_info"),
+                         ("Check the role's arguments", "ansible.builtin.validate_argument_spec"),
+                         ("Build the report", "ansible.builtin.set_fact")):
+        event = _event("playbook_on_task_start", task=task, task_action=action)
+        progress.event(event, tracker.handle(event))
+    assert stream.getvalue().splitlines() == [
+        "stackops backups: run run-1", "[1/?] Read the backup catalog", "[2/?] Build the report"]
+    assert tracker.tasks_done == 2 and tracker.tasks_total is None
 
 
 # ---------------------------------------------------------------- history

@@ -140,10 +140,32 @@ def _pitr_restore(console, host, value):
     return True
 
 
+def _group_restore(console, host, value):
+    restored = value.get("restored") or []
+    if value.get("status") == "planned" or not restored:
+        _line(console, "restore of group %s on %s: %s; databases %s, would replace %s, would fill empty %s" % (
+            value.get("group_id") or "-", host, value.get("status") or "-", _names(value.get("databases")),
+            _names(value.get("would_replace")), _names(value.get("would_replace_empty"))),
+            None if value.get("status") in ("ok", "planned") else NEUTRAL)
+        return True
+    _line(console, "restore of group %s on %s: %d database(s) restored" % (value.get("group_id") or "-", host,
+                                                                          len(restored)))
+    _line(console, "  restored: %s" % _names(restored), OK_STYLE)
+    if value.get("would_replace"):
+        _line(console, "  replaced (they had content): %s" % _names(value["would_replace"]))
+    if value.get("would_replace_empty"):
+        _line(console, "  filled (they existed, empty): %s" % _names(value["would_replace_empty"]))
+    _line(console, "  roles created: %s; tablespaces created: %s" % (_names(value.get("created_roles")),
+                                                                  _names(value.get("created_tablespaces"))))
+    return True
+
+
 def print_restore(console, host, value):
     """What was restored, replaced and compared, and how long the writers were stopped; True when printed."""
     if value.get("kind") == "point-in-time":
         return "plan" in value and _pitr_restore(console, host, value)
+    if value.get("all_databases"):
+        return _group_restore(console, host, value)
     if "backup_id" not in value and "restored" not in value:
         return False
     target = value.get("target_database") or value.get("database")

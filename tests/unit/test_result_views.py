@@ -162,6 +162,14 @@ PITR_STATUS = {
 PITR_MARK = {"procedure": "pitr", "action": "mark", "status": "ok",
              "restore_point": {"name": "before-migration-42", "lsn": "0/6000090", "at": "2026-12-07T19:50:00Z"}}
 
+# restore --all-databases onto a fresh server (recorded from the disaster recovery of docs/restore.md).
+RESTORE_ALL = {
+    "procedure": "restore", "all_databases": True, "status": "ok", "check_mode": False,
+    "group_id": "all-20261207T203824Z", "databases": ["postgres", "reports"], "would_replace": [],
+    "would_replace_empty": ["postgres"], "created_roles": ["shape_reader"], "created_tablespaces": [],
+    "restored": ["postgres", "reports"], "error": None, "failed_task": None,
+}
+
 # (CLI procedure, stackops_result of one host, words the summary must contain)
 CASES = [
     ("backup", BACKUP, ["backup appdb-20261207T194120331Z of appdb", "1.8 MiB", "12 table(s)", "120,000 rows",
@@ -171,6 +179,9 @@ CASES = [
                                  "recoverable from 2026-12-07T19:41:35Z"]),
     ("restore", RESTORE, ["restore of appdb-20261207T194120331Z", "replaced appdb in 7.5s",
                           "compared 12 table(s), 120,000 rows", "writers stopped for the restore (at least 7.5s): api, worker"]),
+    ("restore", RESTORE_ALL, ["restore of group all-20261207T203824Z on demo: 2 database(s) restored",
+                              "restored: postgres, reports", "filled (they existed, empty): postgres",
+                              "roles created: shape_reader"]),
     ("restore", RESTORE_PITR, ["point-in-time recovery", "to the latest WAL", "base backup 20261207T194132",
                                "swapped in", "kept in /srv/project/pgroot.pitr-20261207t194229z"]),
     ("maintenance", MAINTENANCE, ["maintenance on demo: OK, level weekly, 4 task(s) in 12.3s, 8.7 MiB reclaimed",

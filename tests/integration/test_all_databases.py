@@ -109,8 +109,10 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
     refused = run_playbook("restore.yml", inventory=target_inventory, label="h3-all-refused",
                            extravars={"stackops_restore_all_databases": True, "stackops_restore_confirm": False})
     assert refused.status == "failed"
-    assert ("replaces databases that are not empty: h3_all_app (objects schema app, table app.orders, 1 database or "
-            "role setting rows); h3_all_reports (objects table public.daily)") in refused.stdout, refused.stdout
+    # The group holds every database of the session's cluster, whatever earlier tests left there: each named alone.
+    assert "replaces databases that are not empty: " in refused.stdout, refused.stdout
+    assert "h3_all_app (objects schema app, table app.orders, 1 database or role setting rows)" in refused.stdout
+    assert "h3_all_reports (objects table public.daily)" in refused.stdout
     assert "set stackops_restore_replace=true and stackops_restore_confirm=true to go ahead" in refused.stdout
     assert "confirm=true" not in refused.stdout.replace("stackops_restore_confirm=true", ""), refused.stdout
     assert empty_server.sql("SELECT count(*) FROM public.daily", dbname="h3_all_reports") == [(101,)]

@@ -9,9 +9,6 @@ from support.runner import run_playbook
 
 pytestmark = pytest.mark.pg
 
-# test_offsite_groups.py imports it from here; drop once it imports support.groups itself.
-table_digests = group_digests
-
 SOURCE_SQL = {
     "h3_all_app": """
         CREATE SCHEMA app AUTHORIZATION h3_owner;

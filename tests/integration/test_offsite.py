@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.recoverability import offsite_copies
-from backup_helpers import create_db, fingerprint, stackops_result, step
-from offsite_helpers import age_key, output_text, run_steps
+from support.backup import create_db, fingerprint, stackops_result, step
+from support.offsite import age_key, output_text, run_steps
 from support.ports import port, project
 from support.runner import REPO, _private_dir, runner_env
 from support.s3server import S3Server

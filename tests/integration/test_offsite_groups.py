@@ -15,13 +15,13 @@ import sys
 import pytest
 import yaml
 
-from backup_helpers import stackops_result, step
-from offsite_helpers import output_text, run_steps
+from support.backup import stackops_result, step
+from support.offsite import output_text, run_steps
 from support.pgcluster import PgCluster
 from support.ports import port
 from support.runner import run_playbook
 from support.s3server import S3Server
-from test_all_databases import table_digests
+from support.groups import group_digests
 
 pytestmark = pytest.mark.pg
 
@@ -96,7 +96,7 @@ def test_groups_go_off_site_whole_and_restore_from_remote(servers, s3, tmp_path)
         source.sql('CREATE DATABASE "%s" OWNER h_offg_owner' % name)
         with source.connect(name) as conn:
             conn.execute(schema)
-    before = dict((name, table_digests(source, name)) for name in DATABASES)
+    before = dict((name, group_digests(source, name)) for name in DATABASES)
     before_roles = roles(source)
     backup_dir = tmp_path / "backups"
     target = dict(s3.target("groups"), name="offsite-a",
@@ -151,7 +151,7 @@ def test_groups_go_off_site_whole_and_restore_from_remote(servers, s3, tmp_path)
     assert sorted(restored["restored"]) == sorted(second["databases"])
     assert roles(empty) == before_roles
     for name in DATABASES:
-        assert table_digests(empty, name) == before[name], name
+        assert group_digests(empty, name) == before[name], name
     assert sorted(p.name for p in (backup_dir / ".from-remote").iterdir() if not p.name.startswith(".")) == sorted(
         second["backups"])
     assert s3.secret_key not in output_text(restore)

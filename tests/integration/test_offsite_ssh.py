@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from backup_helpers import create_db, fingerprint, stackops_result, step
+from support.backup import create_db, fingerprint, stackops_result, step
 from support.groups import cluster_on, create_group, group_digests, roles
 from support.offsite import age_key, output_text, run_steps
 from support.ports import port, port_range

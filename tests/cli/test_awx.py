@@ -118,7 +118,7 @@ def test_every_procedure_has_a_job_template_with_its_survey():
             assert (AWX / "surveys" / template["survey"]).is_file()
 
 
-def test_schedules_are_weekly_maintenance_and_daily_backup():
+def test_schedules_are_weekly_maintenance_daily_backup_and_weekly_drill():
     variables = _configure_vars()
     schedules = {s["job_template"]: s for s in variables["stackops_awx_schedules"]}
     rrule = re.compile(r"^DTSTART;TZID=[^:]+:\d{8}T\d{6} RRULE:FREQ=(WEEKLY|DAILY);INTERVAL=1(;BYDAY=[A-Z]{2})?$")
@@ -126,8 +126,11 @@ def test_schedules_are_weekly_maintenance_and_daily_backup():
     daily = variables["stackops_awx_backup_rrule"].replace("{{ stackops_awx_timezone }}", "UTC").strip()
     assert rrule.match(weekly) and "FREQ=WEEKLY" in weekly and "BYDAY=SU" in weekly
     assert rrule.match(daily) and "FREQ=DAILY" in daily
+    drill = variables["stackops_awx_drill_rrule"].replace("{{ stackops_awx_timezone }}", "UTC").strip()
+    assert rrule.match(drill) and "FREQ=WEEKLY" in drill and "BYDAY=SA" in drill
     assert schedules["stackops maintenance"]["extra_data"]["stackops_maintenance_level"] == "weekly"
     assert "stackops backup" in schedules
+    assert schedules["stackops drill"]["rrule"] == "{{ stackops_awx_drill_rrule }}"
     # Scheduled answers must be valid survey answers.
     maintenance = yaml.safe_load((AWX / "surveys" / "maintenance.yml").read_text())
     choices = {item["variable"]: item.get("choices") for item in maintenance["spec"]}

@@ -37,5 +37,10 @@ src = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requiremen
 print(re.search(r"pip=.([0-9.]+).", src).group(1))')"
 cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 mkdir -p "$(dirname "$cache")" && cp "$ROOT/scripts/ansible-test/get_pip_offline.py" "$cache"
+# ansible-test reuses its venvs by path and never checks them: one left half-made by an interrupted run (no
+# pyvenv.cfg) fails its test with "No module named ..." on every later run. Remove those so they are made again.
+for venv in "$HOME"/.ansible/test/venv/*/*/*/; do
+  [ -d "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ] && rm -rf "$venv"
+done
 # pslint needs PowerShell, and the collection ships no PowerShell code.
 exec ansible-test sanity --python 3.11 --color no --skip-test pslint "$@"

@@ -25,6 +25,7 @@ from support.offsite import age_key
 from support.ports import port, project
 from support.runner import OUTPUT, run_module
 from support.s3server import S3Server
+from support.wait import until
 from support.stack import TestStack
 
 PROJECT = project("h-off-pitr")
@@ -129,13 +130,23 @@ def test_base_backups_and_wal_go_off_site_and_recover_from_remote(pitr_stack, s3
     target_time = sql(stack, "SELECT clock_timestamp()::text")[0][0]
     time.sleep(0.3)
     sql(stack, "DELETE FROM writes")
+    segment = sql(stack, "SELECT pg_walfile_name(pg_current_wal_lsn())")[0][0]
     sql(stack, "SELECT pg_switch_wal()")
-    time.sleep(2)  # the receiver writes out the switched segment
+    # The receiver must have written the segment holding the DELETE out whole (streaming/, or already archived in
+    # wals/) before a WAL-only copy can ship it.
+    home = stack.pitr_dir / "home" / PROJECT
+    until(lambda: [path for path in home.rglob(segment + "*") if not path.name.endswith(".partial")],
+          "segment %s written out whole under %s" % (segment, home), timeout=120)
     target = dict((k, v) for k, v in stack.target.items() if k not in ("name", "pitr_retention"))
-    wal_only = run_module("stackops.runbooks.s3_pitr_copy", dict(
-        target, pitr_dir=str(stack.pitr_dir), server_name=PROJECT, base_backups="none"), label="h-off-pitr-wal")
-    assert not wal_only.get("failed"), wal_only.get("msg")
-    assert wal_only["wal_uploaded"] >= 1 and wal_only["copied"] == []
+
+    def wal_copy():
+        # Barman archives a streamed segment on its own schedule: copy again until the new WAL has gone up.
+        res = run_module("stackops.runbooks.s3_pitr_copy", dict(
+            target, pitr_dir=str(stack.pitr_dir), server_name=PROJECT, base_backups="none"), label="h-off-pitr-wal")
+        assert not res.get("failed"), res.get("msg")
+        return res if res["wal_uploaded"] >= 1 else None
+    wal_only = until(wal_copy, "a WAL-only copy that ships segment %s" % segment, timeout=180, interval=1)
+    assert wal_only["copied"] == []
 
     # The PITR directory loses every base backup and archived WAL file (Barman's configuration stays).
     home = stack.pitr_dir / "home" / PROJECT

@@ -127,7 +127,7 @@ def bare_sleeps(source, filename="<test>"):
 # Bare sleeps in files other sessions are rewriting now (their owners replace them with waits on a state); an
 # entry must go once its sleep does, and no file may gain one.
 KNOWN_SLEEPS = {
-    "tests/integration/test_offsite_pitr.py": 2,
+    "tests/integration/test_offsite_pitr.py": 1,
 }
 
 

@@ -225,7 +225,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set impor
     BackupError, ensure_backup_dir, scratch_name)
 from ansible_collections.stackops.runbooks.plugins.module_utils.caller_words import option_variables_spec, setting, settings
 from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import require_identity
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, prepare, sql
+from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, connect_server, describe_target, prepare, sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg_database import (
     admin_db, apply_database_properties, create_database, database_content, database_exists, database_info,
@@ -240,7 +240,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.run_journal impo
 
 def describe_existing(params, name):
     """What replacing ``name`` would destroy, for check mode and for refusals."""
-    with connect(params, dbname=admin_db(params, name), application_name='stackops-restore') as conn:
+    with connect_server(params, 'stackops-restore', avoid=(name,)) as conn:
         info = database_info(conn, name)
         sessions = conn.execute('SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()',
                                 (name,)).fetchone()[0]
@@ -361,7 +361,7 @@ def main():
         target = params['target_database'] or manifest['database']
         result.update(backup_id=manifest['id'], target_database=target)
         stage = 'inspecting the target'
-        with connect(params, dbname=admin_db(params, target), application_name='stackops-restore') as conn:
+        with connect_server(params, 'stackops-restore', avoid=(target,)) as conn:
             exists = database_exists(conn, target)
         content = existing_content(params, target) if exists else []
         result['action'] = 'create' if not exists else 'replace' if content else 'replace_empty'

@@ -262,3 +262,17 @@ def rollback_failure(report):
         failed['step'], failed['task'], failed['message'], ', '.join(rollback.get('images_restored') or []) or 'no service',
         ' (FAILED for %s: restore them by hand with docker tag ID REF and docker compose up -d)' % ', '.join(images_failed)
         if images_failed else '', database, report.get('maintenance_mode'), report.get('health_after'))
+
+
+SIGNAL_WORDS = {'terminate': ('terminated', 'would terminate'), 'cancel': ('cancelled', 'would cancel'),
+                'list': ('found', 'found')}
+
+
+def connections_summary(result, action, check_mode, min_state_age=None):
+    """pg_connections' run in one line: the usage it found and the sessions it signalled (in check mode, would)."""
+    found = result.get('usage') or {}
+    signalled = result.get('targets') if check_mode or action == 'list' else result.get('terminated')
+    return 'connections %s/%s (%s%%); %s %d session(s)%s' % (
+        found.get('client_backends', '?'), found.get('max_connections', '?'), found.get('usage_percent', '?'),
+        SIGNAL_WORDS[action][1 if check_mode else 0], len(signalled or []),
+        ' idle > %s s' % min_state_age if min_state_age is not None else '')

@@ -157,3 +157,13 @@ def test_rollback_failure_says_what_was_put_back(rollback, words):
         'maintenance step reindex failed in task "Run reindex": boom. Rolled back: ' + words
         + "maintenance mode off; health after rollback: OK. Fix the cause shown above and run the window again; the "
           "full report is in stackops_result.")
+
+
+def test_connections_summary_counts_what_was_signalled_or_would_be():
+    result = dict(usage=dict(client_backends=98, max_connections=100, usage_percent=98.0),
+                  targets=[{"pid": 1}, {"pid": 2}], terminated=[1])
+    assert m.connections_summary(result, "terminate", False, 300) == (
+        "connections 98/100 (98.0%); terminated 1 session(s) idle > 300 s")
+    assert m.connections_summary(result, "terminate", True, 300) == (
+        "connections 98/100 (98.0%); would terminate 2 session(s) idle > 300 s")
+    assert m.connections_summary(dict(targets=[]), "list", False) == "connections ?/? (?%); found 0 session(s)"

@@ -6,9 +6,11 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.stackops.runbooks.plugins.module_utils.maintenance import rollback_failure, window_summary
+from ansible_collections.stackops.runbooks.plugins.module_utils.maintenance import (
+    prune_record, rollback_failure, window_summary)
 
 
 class FilterModule(object):
     def filters(self):
-        return {'maintenance_summary': window_summary, 'maintenance_failure': rollback_failure}
+        return {'maintenance_summary': window_summary, 'maintenance_failure': rollback_failure,
+                'maintenance_prune_record': prune_record}

@@ -12,6 +12,8 @@ __metaclass__ = type
 import datetime
 import re
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 # operation -> (VACUUM options, needs an ACCESS EXCLUSIVE lock on the table)
 # 'analyze' and 'reindex' are their own statements; REINDEX is exclusive unless CONCURRENTLY.
 OPERATIONS = {
@@ -276,3 +278,13 @@ def connections_summary(result, action, check_mode, min_state_age=None):
         found.get('client_backends', '?'), found.get('max_connections', '?'), found.get('usage_percent', '?'),
         SIGNAL_WORDS[action][1 if check_mode else 0], len(signalled or []),
         ' idle > %s s' % min_state_age if min_state_age is not None else '')
+
+
+def prune_record(prune):
+    """The docker_prune task's record in a window's report, from community.docker.docker_prune's result."""
+    reclaimed = int(sum(prune.get(key) or 0 for key in (
+        'containers_space_reclaimed', 'images_space_reclaimed', 'volumes_space_reclaimed',
+        'builder_cache_space_reclaimed')))
+    return dict(name='docker_prune', changed=bool(prune.get('changed', False)),
+                containers_removed=len(prune.get('containers') or []), images_removed=len(prune.get('images') or []),
+                reclaimed_bytes=reclaimed, reclaimed=bytes_to_human(reclaimed))

@@ -167,3 +167,12 @@ def test_connections_summary_counts_what_was_signalled_or_would_be():
     assert m.connections_summary(result, "terminate", True, 300) == (
         "connections 98/100 (98.0%); would terminate 2 session(s) idle > 300 s")
     assert m.connections_summary(dict(targets=[]), "list", False) == "connections ?/? (?%); found 0 session(s)"
+
+
+def test_prune_record_adds_up_every_kind_of_space():
+    record = m.prune_record({"changed": True, "containers": ["c1"], "images": ["i1", "i2"],
+                             "containers_space_reclaimed": 1024, "images_space_reclaimed": 1024,
+                             "builder_cache_space_reclaimed": None})
+    assert record == {"name": "docker_prune", "changed": True, "containers_removed": 1, "images_removed": 2,
+                      "reclaimed_bytes": 2048, "reclaimed": "2.00 KB"}
+    assert m.prune_record({})["reclaimed"] == "0.00 Bytes"

@@ -309,3 +309,49 @@ def common_module_spec():
     spec.update(pg_tools_spec())
     spec.update(backup_dir_spec())
     return spec
+
+
+def backups_listing(catalog, pitr_catalog, offsite=None, rpo_offsite=False):
+    """`stackops backups`: the logical sets (pg_backup_info's ``catalog``) and the physical base backups (the pitr
+    role's catalog) newest first, the RPO over both kinds (or over the off-site copies), and where each logical set
+    lives. The keys in the order of the report."""
+    offsite = offsite or {}
+    pitr_enabled = bool(pitr_catalog.get('enabled'))
+    physical = [dict(item, database='(cluster)', started_at=item.get('begin_time'), finished_at=item.get('end_time'))
+                for item in (pitr_catalog.get('backups') or [] if pitr_enabled else [])]
+    every = sorted([dict(entry, kind='logical') for entry in catalog['backups']] + physical,
+                   key=lambda entry: entry['age_seconds'])
+    physical_ages = [item['age_seconds'] for item in physical if item.get('verified')]
+    ages = ([catalog['rpo_seconds']] if catalog.get('rpo_seconds') is not None else []) + physical_ages
+    local = unique(entry['id'] for entry in catalog['backups'])
+    remote = unique(offsite.get('remote_ids') or [])
+    locations = dict((backup_id, 'local') for backup_id in local if backup_id not in remote)
+    locations.update((backup_id, 'remote') for backup_id in remote if backup_id not in local)
+    locations.update((backup_id, 'both') for backup_id in local if backup_id in remote)
+    if rpo_offsite or not ages:
+        rpo_kind = None
+    else:
+        rpo_kind = 'physical' if physical_ages and min(physical_ages) == min(ages) else 'logical'
+    return dict(
+        count=len(every),
+        total_size_bytes=catalog['total_size_bytes'] + sum(item['size_bytes'] for item in physical),
+        backups=every,
+        physical=dict((key, pitr_catalog.get(key)) for key in (
+            'server', 'pitr_dir', 'receiver_alive', 'earliest_recoverable', 'latest_recoverable')) if pitr_enabled else None,
+        in_progress=[entry['id'] for entry in catalog['in_progress']],
+        latest=catalog['latest'],
+        latest_verified=catalog['latest_verified'],
+        latest_verified_age_seconds=min(ages) if ages else None,
+        rpo_seconds=offsite.get('rpo_seconds') if rpo_offsite else (min(ages) if ages else None),
+        rpo_kind=rpo_kind,
+        rpo_source='offsite' if rpo_offsite else 'local',
+        offsite=offsite.get('targets'),
+        locations=locations)
+
+
+def unique(values):
+    seen = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen

@@ -28,6 +28,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.backup_tools imp
     DEFAULT_LEVELS, EXTENSIONS, compressor_argv, pg_major, stream_to_file, tool_version)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_verify import (
     TrialWhileDumping, verification_record, verify_set)
+from ansible_collections.stackops.runbooks.plugins.module_utils.metrics_file import MetricsFileError, write_metrics_file
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import compose_command
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
@@ -317,9 +318,37 @@ def back_up(module):
     """What pg_backup does, from its validated params. Returns (result, None) or (result, failure message)."""
     run = BackupRun(module)
     try:
-        return run.run()
+        result, failure = run.run()
     except BackupError as exc:
         return run.result, 'backup of %s failed, nothing was published: %s' % (run.dbname, exc)
+    if failure is None:
+        failure = write_backup_metrics(module, result)
+    if failure is None:
+        result['summary'] = backup_summary(result, run.dbname, module.check_mode)
+    return result, failure
+
+
+def backup_summary(result, dbname, check_mode):
+    """The run in one line, for the role's report."""
+    if not result['due']:
+        return result['msg']
+    return '%sbackup %s of %s: %s bytes in %ss, verified=%s, retention %s%d old sets' % (
+        'would take ' if check_mode else '', result['backup_id'], dbname, result.get('size_bytes', '?'),
+        result.get('duration_seconds', '?'), result.get('verified', 'skipped'),
+        'would delete ' if check_mode else 'deleted ', len((result.get('retention') or {}).get('deleted') or []))
+
+
+def write_backup_metrics(module, result):
+    """The metrics_file of a set that was taken and proven (a failed one leaves the last good metrics in place).
+    Returns a failure message or None."""
+    path = module.params.get('metrics_file')
+    if not path or 'metrics' not in result:
+        return None
+    try:
+        result['metrics_file_changed'] = write_metrics_file(path, result['metrics'], check=module.check_mode)
+    except MetricsFileError as exc:
+        return 'backup %s was published, but %s' % (result['backup_id'], exc)
+    return None
 
 
 class BackupRun(object):

@@ -35,3 +35,14 @@ def setting(params, option, value):
 def settings(params, *pairs):
     """Several settings the caller needs together, joined with 'and' (pairs of option and value)."""
     return ' and '.join(setting(params, option, value) for option, value in pairs)
+
+
+def failed_task_message(failed_result):
+    """A failed task's message in the caller's words. A failed loop says only "One or more items failed": add the
+    failed items' own messages, which name what to fix."""
+    failed_result = failed_result or {}
+    message = '%s' % failed_result.get('msg', 'failed without a message')
+    if 'results' in failed_result:
+        message += ': ' + '; '.join('%s' % item.get('msg', '?') for item in failed_result['results'] or []
+                                    if isinstance(item, dict) and item.get('failed'))
+    return message

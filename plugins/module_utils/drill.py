@@ -579,3 +579,8 @@ def recover_into_volume(module, layout, backup, target, target_value, mountpoint
     chown_tree(mountpoint, uid, gid)
     os.chmod(dest, 0o700)
     return dest
+
+
+def failed_check_messages(http_results, sql_results):
+    """What each failed check of a drill says, in the order check_results() lists them."""
+    return [check['message'] for check in check_results(http_results, sql_results) if not check['ok']]

@@ -12,6 +12,8 @@ __metaclass__ = type
 import datetime
 import re
 
+from ansible.module_utils.common.text.formatters import bytes_to_human
+
 # operation -> (VACUUM options, needs an ACCESS EXCLUSIVE lock on the table)
 # 'analyze' and 'reindex' are their own statements; REINDEX is exclusive unless CONCURRENTLY.
 OPERATIONS = {
@@ -223,3 +225,66 @@ def task_summary(operation, result):
                 tables_skipped=len(result['skipped_tables']), reclaimed_bytes=result['reclaimed_bytes'],
                 reclaimed=result['reclaimed'], duration_seconds=result['duration_seconds'],
                 deadline_reached=result['deadline_reached'], actions=result['actions'])
+
+
+STRATEGY_WORDS = {'page': 'maintenance page', 'stop_writers': 'writers stopped', 'pause_writers': 'writers paused',
+                  'none': 'application kept serving'}
+
+
+def window_summary(report):
+    """A window's report (the role's stackops_result) in two lines: how the application was kept, then what was
+    done, skipped and reclaimed, the backup, the restore point and the warnings."""
+    held = report.get('writers_held') or []
+    restore_point = report.get('restore_point')
+    warnings = report.get('warnings') or []
+    return 'maintenance %s (%s%s):\ndone %s; skipped %s; reclaimed %s%s%s%s' % (
+        report['status'], STRATEGY_WORDS[report['maintenance_strategy']], ': ' + ', '.join(held) if held else '',
+        ', '.join(task['name'] for task in report.get('done') or []) or 'nothing',
+        ', '.join(task['name'] for task in report.get('skipped') or []) or 'nothing',
+        report.get('reclaimed'),
+        '; backup %s' % report['backup_id'] if report.get('backup_id') else '',
+        '; restore point %s at %s' % (restore_point['name'], restore_point['lsn']) if restore_point else '',
+        '; warnings: ' + '; '.join(warnings) if warnings else '')
+
+
+def rollback_failure(report):
+    """Why a window that rolled back failed, what the rollback put back and what to do next, from its report."""
+    failed, rollback = report['failed'], report['rollback']
+    images_failed = rollback.get('images_failed') or []
+    if rollback.get('database_restored') and (rollback.get('database_restored_by') or 'backup') == 'pitr':
+        database = 'recovered to restore point %s (the data before the rollback is kept in %s)' % (
+            rollback['restore_point']['name'], rollback['previous_data'])
+    elif rollback.get('database_restored'):
+        database = 'restored from backup %s' % rollback.get('backup_id')
+    else:
+        database = 'NOT restored (%s)' % (rollback.get('database_restore_error') or rollback.get('database_restore_reason'))
+    return ('maintenance step %s failed in task "%s": %s. Rolled back: images of %s%s;\ndatabase %s;\nmaintenance mode %s; '
+            'health after rollback: %s. Fix the cause shown above and run the window again; the full report is in '
+            'stackops_result.') % (
+        failed['step'], failed['task'], failed['message'], ', '.join(rollback.get('images_restored') or []) or 'no service',
+        ' (FAILED for %s: restore them by hand with docker tag ID REF and docker compose up -d)' % ', '.join(images_failed)
+        if images_failed else '', database, report.get('maintenance_mode'), report.get('health_after'))
+
+
+SIGNAL_WORDS = {'terminate': ('terminated', 'would terminate'), 'cancel': ('cancelled', 'would cancel'),
+                'list': ('found', 'found')}
+
+
+def connections_summary(result, action, check_mode, min_state_age=None):
+    """pg_connections' run in one line: the usage it found and the sessions it signalled (in check mode, would)."""
+    found = result.get('usage') or {}
+    signalled = result.get('targets') if check_mode or action == 'list' else result.get('terminated')
+    return 'connections %s/%s (%s%%); %s %d session(s)%s' % (
+        found.get('client_backends', '?'), found.get('max_connections', '?'), found.get('usage_percent', '?'),
+        SIGNAL_WORDS[action][1 if check_mode else 0], len(signalled or []),
+        ' idle > %s s' % min_state_age if min_state_age is not None else '')
+
+
+def prune_record(prune):
+    """The docker_prune task's record in a window's report, from community.docker.docker_prune's result."""
+    reclaimed = int(sum(prune.get(key) or 0 for key in (
+        'containers_space_reclaimed', 'images_space_reclaimed', 'volumes_space_reclaimed',
+        'builder_cache_space_reclaimed')))
+    return dict(name='docker_prune', changed=bool(prune.get('changed', False)),
+                containers_removed=len(prune.get('containers') or []), images_removed=len(prune.get('images') or []),
+                reclaimed_bytes=reclaimed, reclaimed=bytes_to_human(reclaimed))

@@ -152,6 +152,13 @@ options:
     description: Connections that load rows and build indexes in the trial restore (O(verify)), as O(stackops.runbooks.pg_backup_verify#module:jobs).
     type: int
     default: 2
+  metrics_file:
+    description:
+      - Write RV(metrics) to this file (mode 0644, atomically) for a node_exporter textfile collector, once the set
+        is published (and, with O(verify), proven). Its directory must exist.
+      - A failed backup leaves the file as it was, so it keeps saying when the last good backup was taken.
+      - Not written in check mode.
+    type: path
 requirements:
   - psycopg (psycopg 3) on the managed host
 extends_documentation_fragment:
@@ -178,6 +185,13 @@ EXAMPLES = r'''
     backup_dir: /var/backups/stackops
     login_user: app
     login_password_file: /etc/stackops/db_password
+
+- name: Back up appdb, prove it restores and publish its metrics for node_exporter
+  stackops.runbooks.pg_backup:
+    database: appdb
+    backup_dir: /var/backups/stackops
+    verify: true
+    metrics_file: /var/lib/node_exporter/textfile/stackops_backup.prom
 
 - name: Parallel directory-format dump from inside the compose service, with content checksums
   stackops.runbooks.pg_backup:
@@ -293,6 +307,17 @@ verification:
       (V(true) when it restored the dump while it was written).
   returned: when O(verify) is set and a set was written
   type: dict
+metrics_file_changed:
+  description: Whether O(metrics_file) was written with new content.
+  returned: when O(metrics_file) is set and a backup was taken
+  type: bool
+summary:
+  description:
+    - The run in one line - the set, its size, time, verification and what retention deleted (in check mode, what
+      would be done), or why nothing was done.
+  returned: success
+  type: str
+  sample: "backup appdb-20260101T030000123Z of appdb: 1048576 bytes in 2.5s, verified=True, retention deleted 0 old sets"
 phase_seconds:
   description:
     - Where the time went - C(dump) (pg_dump to the fsynced file), C(count-wait) (row counts still running after
@@ -334,6 +359,7 @@ def main():
         retention=dict(type='dict', options=retention_policy_spec()),
         verify=dict(type='bool', default=False),
         verify_jobs=dict(type='int', default=2),
+        metrics_file=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     prepare(module)

@@ -145,6 +145,13 @@ still_running:
   type: list
   elements: int
   sample: []
+summary:
+  description:
+    - The run in one line - the usage found, then the sessions signalled (in check mode, that would be) or found
+      with O(action=list), and O(min_state_age) when given.
+  returned: success
+  type: str
+  sample: "connections 98/100 (98.0%); terminated 3 session(s) idle > 300 s"
 usage:
   description: Connection usage of the server at the start of the run.
   returned: always
@@ -168,7 +175,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import (
     pg_connection_spec, prepare, connect, describe_target, psycopg, sql)
 from ansible_collections.stackops.runbooks.plugins.module_utils.maintenance import (
-    SESSION_STATES, session_matches, has_session_filter)
+    SESSION_STATES, connections_summary, session_matches, has_session_filter)
 
 ACTIVITY_QUERY = """
 SELECT pid, usename, datname, application_name, host(client_addr), state, backend_type,
@@ -238,6 +245,10 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     prepare(module)
     params = module.params
+
+    def finish(result):
+        result['summary'] = connections_summary(result, params['action'], module.check_mode, params['min_state_age'])
+        module.exit_json(**result)
     filters = dict((key, params[key]) for key in ('states', 'users', 'applications', 'databases', 'exclude_users',
                                                   'exclude_applications', 'min_state_age', 'min_xact_age'))
     action = params['action']
@@ -264,10 +275,10 @@ def main():
                     target.pop('query')
             result['targets'] = targets
             if action == 'list' or not targets:
-                module.exit_json(**result)
+                finish(result)
             if module.check_mode:
                 result['changed'] = True
-                module.exit_json(**result)
+                finish(result)
             signal = sql.SQL("SELECT {}(pid) FROM pg_stat_activity WHERE pid = %s AND backend_type = 'client backend' "
                              "AND pid <> pg_backend_pid()").format(sql.Identifier(FUNCTIONS[action]))
             signalled = []
@@ -289,7 +300,7 @@ def main():
         except psycopg.Error as exc:
             module.fail_json(msg='reading or signalling sessions on %s failed: %s; the login role needs superuser or '
                                  'pg_signal_backend' % (describe_target(params), str(exc).strip()), **result)
-    module.exit_json(**result)
+    finish(result)
 
 
 if __name__ == '__main__':

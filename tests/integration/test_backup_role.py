@@ -124,6 +124,11 @@ def test_backup_playbook(stack, backup_dir, tmp_path):
     record = json.loads((backup_dir / "last_backup.json").read_text())
     assert record["backup_id"] == manifest["id"] and record["last_backup_timestamp"]
     assert 'stackops_backup_last_verified{database="appdb"} 1' in textfile.read_text()
+    # pg_backup writes its own metrics and summary line: no task of the role assembles them.
+    taken = first.result("Take the backup")
+    assert taken["metrics_file_changed"] is True and textfile.read_text() == taken["metrics"]
+    assert (textfile.stat().st_mode & 0o777) == 0o644
+    assert taken["summary"].startswith("backup %s of appdb: " % manifest["id"]) and "verified=True" in taken["summary"]
     assert stack.password not in first.artifact_text()
 
     # The result the CLI and AWX read: playbook_on_stats artifact_data.stackops_result, keyed by host.
@@ -186,13 +191,17 @@ def test_failed_backup_still_reports(stack, backup_dir):
     if not backup_sets(backup_dir):
         assert run_playbook("backup.yml", inventory=stack.inventory).status == "successful"
     before = tree(backup_dir)
+    textfile = backup_dir.parent / "stackops_backup_refused.prom"
+    textfile.write_text("# the last good backup's metrics\n")
     refused = run_playbook("backup.yml", inventory=stack.inventory, label="backup-no-room",
-                           extravars={"stackops_backup_free_space_factor": 1000000000})
+                           extravars={"stackops_backup_free_space_factor": 1000000000,
+                                      "stackops_backup_textfile": str(textfile)})
     assert refused.status == "failed"
     # The pre-check is part of pg_backup (one task, no extra round of ansible overhead): it refuses before the lock,
     # the dump or any directory is touched.
     assert "Take the backup" in refused.failed_tasks
     assert tree(backup_dir) == before
+    assert textfile.read_text() == "# the last good backup's metrics\n"
     result = stackops_result(refused)[stack.project]
     assert result["status"] == "failed" and result["failed_task"] == "Take the backup"
     assert "bytes free in %s" % backup_dir in result["error"] and "free space or point backup_dir" in result["error"]
@@ -206,7 +215,8 @@ def test_backup_check_mode_changes_nothing(stack, tmp_path):
     missing = tmp_path / "not" / "yet"
     dbs = databases(stack)
     planned = run_playbook("backup.yml", inventory=stack.inventory, check=True, label="backup-check",
-                           extravars={"stackops_backup_dir": str(missing)})
+                           extravars={"stackops_backup_dir": str(missing),
+                                      "stackops_backup_textfile": str(tmp_path / "stackops_backup.prom")})
     assert planned.status == "successful", planned.stdout
     assert not (tmp_path / "not").exists()
     assert list(tmp_path.iterdir()) == []
@@ -220,6 +230,7 @@ def test_backup_check_mode_changes_nothing(stack, tmp_path):
     assert result["backup_id"].startswith("appdb-") and result["path"].startswith(str(missing))
     assert result["size_bytes"] is None and result["verified"] is None
     assert planned.result("Take the backup")["msg"].startswith("would write backup set")
+    assert planned.result("Take the backup")["summary"].startswith("would take backup appdb-")
 
 
 def test_restore_check_mode_changes_nothing(stack, backup_dir):

@@ -74,6 +74,8 @@ def test_db_connections_exhausted_terminates_only_old_idle_sessions(stack, tmp_p
         check_bundle(result, tmp_path)
         (action,) = result["actions"]
         assert set(action["terminated"]) == victim_pids
+        # pg_connections' own summary line.
+        assert action["summary"].endswith("terminated 3 session(s) idle > 2 s"), action["summary"]
         assert action["usage_before"]["by_application"]["incident-victim"] == 3
         with connect("incident-check") as check:
             alive = {r[0] for r in check.execute("SELECT pid FROM pg_stat_activity").fetchall()}
@@ -108,6 +110,8 @@ def test_disk_space_critical_removes_old_logs_only(stack, tmp_path):
     assert sorted(action["logs_removed"]) == sorted(str(p) for p in old)
     assert action["logs_reclaimed_bytes"] == 100000
     assert "freed" in action["summary"]
+    # host_log_cleanup's own list, in one task instead of a find and a removal per file.
+    assert len(run.task_results("Remove logs older than the maximum age in days - 7")) == 1
     assert not any(p.exists() for p in old) and all(p.exists() for p in new + keep)
 
 

@@ -158,3 +158,29 @@ def test_backup_metrics_are_one_gauge_each_with_the_database_escaped():
     assert "stackops_backup_last_duration_seconds%s 2.5\n" % label in text
     assert "stackops_backup_last_verified%s 1\n" % label in text
     assert text.count("# TYPE ") == 4 and backup_metrics(manifest, verified=False).endswith("%s 0\n" % label)
+
+
+def test_backups_listing_merges_both_kinds_and_says_where_each_set_lives():
+    from ansible_collections.stackops.runbooks.plugins.filter.backups import FilterModule
+    listing = FilterModule().filters()["backups_listing"]
+    catalog = {"backups": [{"id": "a-2", "age_seconds": 50, "size_bytes": 10, "verified": True},
+                           {"id": "a-1", "age_seconds": 500, "size_bytes": 20, "verified": True}],
+               "total_size_bytes": 30, "rpo_seconds": 50, "in_progress": [{"id": "a-3"}], "latest": {"id": "a-2"},
+               "latest_verified": {"id": "a-2"}}
+    pitr = {"enabled": True, "server": "pg", "pitr_dir": "/p", "receiver_alive": True, "earliest_recoverable": "e",
+            "latest_recoverable": "l", "backups": [{"id": "b1", "kind": "physical", "age_seconds": 20, "size_bytes": 100,
+                                                   "verified": True, "begin_time": "t0", "end_time": "t1"}]}
+    result = listing(catalog, pitr, {"remote_ids": ["a-1", "a-0"], "targets": ["s3"], "rpo_seconds": 900})
+    assert [b["id"] for b in result["backups"]] == ["b1", "a-2", "a-1"]
+    assert result["backups"][0]["database"] == "(cluster)" and result["backups"][0]["started_at"] == "t0"
+    assert result["backups"][1]["kind"] == "logical" and result["count"] == 3 and result["total_size_bytes"] == 130
+    assert result["physical"] == {"server": "pg", "pitr_dir": "/p", "receiver_alive": True, "earliest_recoverable": "e",
+                                  "latest_recoverable": "l"}
+    assert result["in_progress"] == ["a-3"] and result["latest_verified_age_seconds"] == 20
+    assert (result["rpo_seconds"], result["rpo_kind"], result["rpo_source"]) == (20, "physical", "local")
+    assert result["locations"] == {"a-2": "local", "a-0": "remote", "a-1": "both"} and result["offsite"] == ["s3"]
+    judged_offsite = listing(catalog, {"enabled": False}, {"remote_ids": [], "rpo_seconds": 900}, True)
+    assert (judged_offsite["rpo_seconds"], judged_offsite["rpo_kind"], judged_offsite["rpo_source"]) == (900, None, "offsite")
+    assert judged_offsite["physical"] is None and judged_offsite["count"] == 2 and judged_offsite["offsite"] is None
+    empty = listing(dict(catalog, backups=[], rpo_seconds=None, total_size_bytes=0), {"enabled": False})
+    assert (empty["rpo_seconds"], empty["rpo_kind"], empty["locations"]) == (None, None, {})

@@ -203,3 +203,13 @@ def test_a_copy_run_records_the_targets_newest_copy_for_status(tmp_path):
     copies = offsite_copies(str(tmp_path), recorded + 50)
     assert [(c["target"], c["newest_verified"]) for c in copies] == [("eu", "shop-2"), ("us", None)]
     assert copies[0]["age_seconds"] == 55 and copies[1]["age_seconds"] is None
+
+
+def test_failed_check_messages_read_the_checks_as_the_record_does():
+    from ansible_collections.stackops.runbooks.plugins.filter.drill import FilterModule
+    http = [{"item": {"name": "health"}, "healthy": True, "check": {"message": "200 OK"}},
+            {"item": {"name": "orders"}, "healthy": False, "check": {"message": "orders: 500"}},
+            {"item": {"name": "skipped"}, "skipped": True}]
+    sql = [{"name": "rows", "ok": False, "message": "rows: 0 < 1"}, {"name": "users", "ok": True, "message": "fine"}]
+    assert FilterModule().filters()["drill_failed_checks"](http, sql) == ["orders: 500", "rows: 0 < 1"]
+    assert FilterModule().filters()["drill_failed_checks"]([], []) == []

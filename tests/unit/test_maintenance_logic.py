@@ -121,3 +121,58 @@ def test_flag_scripts_take_their_arguments_positionally():
         assert '"$1"' in script and "{" not in script
     with pytest.raises(KeyError):
         m.maintenance_flag_script("explode")
+
+
+# --- the window's report in words (the role's filters maintenance_summary and maintenance_failure) ---
+
+REPORT = dict(status="ok", maintenance_strategy="pause_writers", writers_held=["api", "worker"],
+              done=[{"name": "vacuum_analyze"}, {"name": "docker_prune"}], skipped=[{"name": "log_cleanup"}],
+              reclaimed="2.00 KB", backup_id="appdb-1", restore_point={"name": "rp", "lsn": "0/1"},
+              warnings=["a", "b"], maintenance_mode="off", health_after="OK")
+
+
+def test_window_summary_names_every_part_of_the_window():
+    assert m.window_summary(REPORT) == (
+        "maintenance ok (writers paused: api, worker):\ndone vacuum_analyze, docker_prune; skipped log_cleanup; "
+        "reclaimed 2.00 KB; backup appdb-1; restore point rp at 0/1; warnings: a; b")
+    quiet = dict(REPORT, maintenance_strategy="page", writers_held=[], done=[], skipped=[], backup_id=None,
+                 restore_point=None, warnings=[])
+    assert m.window_summary(quiet) == "maintenance ok (maintenance page):\ndone nothing; skipped nothing; reclaimed 2.00 KB"
+
+
+@pytest.mark.parametrize("rollback, words", [
+    (dict(images_restored=["api"], database_restored=True, backup_id="appdb-1"),
+     "images of api;\ndatabase restored from backup appdb-1;\n"),
+    (dict(images_restored=[], images_failed=["api"], database_restored=False, database_restore_reason="no backup"),
+     "images of no service (FAILED for api: restore them by hand with docker tag ID REF and docker compose up -d);\n"
+     "database NOT restored (no backup);\n"),
+    (dict(images_restored=["api"], database_restored=True, database_restored_by="pitr", restore_point={"name": "rp"},
+          previous_data="/data.before"),
+     "images of api;\ndatabase recovered to restore point rp (the data before the rollback is kept in /data.before);\n"),
+])
+def test_rollback_failure_says_what_was_put_back(rollback, words):
+    report = dict(REPORT, status="rolled_back", failed=dict(step="reindex", task="Run reindex", message="boom"),
+                  rollback=rollback)
+    assert m.rollback_failure(report) == (
+        'maintenance step reindex failed in task "Run reindex": boom. Rolled back: ' + words
+        + "maintenance mode off; health after rollback: OK. Fix the cause shown above and run the window again; the "
+          "full report is in stackops_result.")
+
+
+def test_connections_summary_counts_what_was_signalled_or_would_be():
+    result = dict(usage=dict(client_backends=98, max_connections=100, usage_percent=98.0),
+                  targets=[{"pid": 1}, {"pid": 2}], terminated=[1])
+    assert m.connections_summary(result, "terminate", False, 300) == (
+        "connections 98/100 (98.0%); terminated 1 session(s) idle > 300 s")
+    assert m.connections_summary(result, "terminate", True, 300) == (
+        "connections 98/100 (98.0%); would terminate 2 session(s) idle > 300 s")
+    assert m.connections_summary(dict(targets=[]), "list", False) == "connections ?/? (?%); found 0 session(s)"
+
+
+def test_prune_record_adds_up_every_kind_of_space():
+    record = m.prune_record({"changed": True, "containers": ["c1"], "images": ["i1", "i2"],
+                             "containers_space_reclaimed": 1024, "images_space_reclaimed": 1024,
+                             "builder_cache_space_reclaimed": None})
+    assert record == {"name": "docker_prune", "changed": True, "containers_removed": 1, "images_removed": 2,
+                      "reclaimed_bytes": 2048, "reclaimed": "2.00 KB"}
+    assert m.prune_record({})["reclaimed"] == "0.00 Bytes"

@@ -20,7 +20,7 @@ description:
     (with the error it logged, RV(receiver_error)), or the archive disk has less than one WAL segment free
     (RV(archive_disk), with the path and the free bytes).
   - RV(standby) is the warm standby's state and replay lag when one was set up (C(pg_pitr standby=true)); a standby
-    that is down adds a sentence to RV(problems) and makes the severity C(warning) (not C(critical): it costs restore time, not data).
+    that is down adds a sentence to RV(problems) and makes the severity C(warning), not C(critical), since it costs restore time, not data.
   - RV(metrics) is the same in the Prometheus text exposition format, for a node_exporter textfile collector.
   - The database may be down; then the PostgreSQL side is reported as unknown and the catalog still is.
 author:

@@ -57,7 +57,7 @@ options:
     default: false
   standby:
     description:
-      - Use the warm standby (docs/pitr.md "Warm standby") when one was set up (C(pg_pitr standby=true)): for
+      - Use the warm standby (docs/pitr.md "Warm standby") when one was set up (C(pg_pitr standby=true)). For
         V(latest) and V(time) with O(swap=true), the standby is brought to the target and promoted, and the service
         swapped onto its storage the same way (exchange in one rename, health gate, undo). V(latest) first waits
         until the standby has received everything the primary had flushed; V(time) pauses its replay and needs the

@@ -139,6 +139,7 @@ class Recovery(object):
             self.method_reason = reason
             self.lap('standby')
             return None
+        self.lap('standby')
         params = self.params
         config = compose_json(self.module, params, ['config', '--format', 'json'])
         record = self.standby_record

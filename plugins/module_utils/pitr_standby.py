@@ -271,6 +271,19 @@ def standby_status(docker, layout, primary_lsn):
     return found
 
 
+def standby_brief(docker, layout):
+    """The standby for `stackops status`: its record and its container's state, without a query; None without one."""
+    standby = Standby(docker, layout)
+    record = standby.record
+    if not record:
+        return None
+    info = standby.inspect()
+    state = 'seeding' if record.get('state') != 'ready' else (
+        'missing' if info is None else ('running' if info['running'] else info['status']))
+    return dict(container=standby.name, storage=record.get('storage'), seeded_at=record.get('seeded_at'),
+                delay=record.get('delay'), state=state)
+
+
 def standby_problem(found):
     """One sentence when the standby is not serving, with what to do; None when it is (or there is none)."""
     if not found or found['healthy']:

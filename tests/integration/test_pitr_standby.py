@@ -132,6 +132,10 @@ def test_standby_down_is_reported_and_restore_takes_the_base_backup_path(standby
     assert status["standby"]["state"] == "exited" and status["standby"]["healthy"] is False, status["standby"]
     assert any("warm standby" in problem for problem in status["problems"]), status["problems"]
     assert status["status"] == "warning"
+    # `stackops status` knows about it too (stack_status_info, from standby.json and one docker inspect).
+    dummy, overview = stackops(standby_stack, "status", ok=False)
+    assert overview["pitr"]["standby"]["state"] == "exited", overview["pitr"]
+    assert any("warm standby" in problem for problem in overview["problems"]), overview["problems"]
     insert(standby_stack, 10)
     before = ids(standby_stack)
     dummy, result = stackops(standby_stack, "restore", "--to-latest", "--yes")

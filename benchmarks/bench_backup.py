@@ -385,8 +385,8 @@ def main():
             Contender("stackops_pitr_restore_standby",
                       "stackops restore --to-latest --yes with the warm standby (promote, swap, start)",
                       "stackops", run=pitr.restore_standby, prepare=pitr.prepare_standby,
-                      note="compose stack %s; stackops_pitr_standby=true, re-seeded untimed before each round"
-                      % PITR_PROJECT),
+                      note=("compose stack %s; stackops_pitr_standby=true, re-seeded untimed before each round"
+                            % PITR_PROJECT)),
         ]
         # Once, after the rounds: the same recovery with the role's defaults, i.e. followed by a verified base
         # backup of the new timeline (what the next recovery starts from).

@@ -448,8 +448,8 @@ def seed(pitr, docker, storage, image, network, host, port, slot, slot_exists):
         pitr.conn.execute('SELECT pg_drop_replication_slot(%s)', (slot,))
         raise PitrError('seeding the warm standby failed (pg_basebackup from %s:%s as %s in the image %s): %s; the '
                         'new storage was removed; check that the role may connect from the compose network '
-                        '(pg_hba, `stackops pitr enable`) and run again' % (host, port, pitr.role, image,
-                                                                          (err or out).strip()[-1500:]))
+                        '(pg_hba, `stackops pitr enable`) and run again' % (
+                            host, port, pitr.role, image, (err or out).strip()[-1500:]))
     open(os.path.join(dest, 'standby.signal'), 'a').close()
     record.update(state='ready', seeded_at=seeded_at)
     save_record(layout, record)

@@ -79,8 +79,8 @@ def pitr_state(pitr_dir, server, now=None, docker=None):
     standby = standby_brief(docker, layout) if docker is not None else None
     if standby and standby['state'] != 'running':
         problems.append(standby_problem(dict(standby, healthy=False, in_recovery=None, receiver=None)))
-    return dict(standby=standby,
-        enabled=True, server=server, pitr_dir=pitr_dir, receiver_alive=alive,
+    return dict(
+        standby=standby, enabled=True, server=server, pitr_dir=pitr_dir, receiver_alive=alive,
         earliest_recoverable=iso(window['earliest']), latest_recoverable=iso(window['latest']),
         latest_recoverable_age_seconds=None if window['latest'] is None else max(0, int(now - window['latest'])),
         base_backups=len(window['backups']),

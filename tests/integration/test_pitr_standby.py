@@ -4,8 +4,9 @@ real PostgreSQL in compose, real Barman, the standby a real hot standby streamin
 One isolated copy of examples/stack (project h7-standby), the standby with a one-hour apply delay, goes through:
 enable (twice: the second run changes nothing), a recovery to a time inside the delay window (the standby stops
 there and is promoted), a recovery to the latest point (promotion ends the delay: rows committed just before are
-there), the standby stopped (status says so, the restore takes the base-backup path and still works), and a recovery
-killed with SIGKILL right after the promotion (the next run removes the promoted standby, the live data untouched).
+there), the standby stopped (status says so, the restore takes the base-backup path and still works), a recovery
+killed with SIGKILL right after the promotion (the next run removes the promoted standby, the live data untouched),
+and the database's volume lost: `--to-latest` promotes the standby, which has what streamed to it.
 """
 import json
 import os
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 from support.cli import procedure
-from support.pitr import NO_CRON, clean_up, killed_run, result_of, standby_container
+from support.pitr import NO_CRON, clean_up, killed_run, result_of, standby_container, wait_for
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
@@ -159,4 +160,27 @@ def test_killed_mid_promote_is_cleaned_up_by_the_next_run(standby_stack):
     assert result["method"] == "base_backup" and result["swapped"] is True, result
     assert ids(standby_stack) == before
     assert not (standby_stack.pitr_dir / "recovery.json").exists()
+    healthy_standby(standby_stack)
+
+
+def standby_received(stack, lsn):
+    done = subprocess.run(["docker", "exec", standby_container(PROJECT), "psql", "-X", "-h", "/tmp", "-U", "app", "-d",
+                           "postgres", "-Atc", "SELECT pg_last_wal_receive_lsn() >= '%s'::pg_lsn" % lsn],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() == "t"
+
+
+def test_lost_volume_promotes_the_standby_with_what_streamed(standby_stack):
+    insert(standby_stack, 10)
+    before = ids(standby_stack)
+    with connect(standby_stack) as conn:
+        lsn = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0]
+    # Streaming is asynchronous: the commits are the standby's once it has received them (an event, not a sleep).
+    wait_for(lambda: standby_received(standby_stack, lsn), "the standby to receive %s" % lsn)
+    standby_stack.compose("kill", "postgres")
+    standby_stack.compose("rm", "-f", "postgres")
+    subprocess.run(["docker", "volume", "rm", "%s_pgdata" % PROJECT], check=True, capture_output=True)
+    dummy, result = stackops(standby_stack, "restore", "--to-latest", "--yes")
+    assert result["method"] == "standby" and "unreachable" in result["method_reason"], result
+    assert result["swapped"] is True and ids(standby_stack) == before
     healthy_standby(standby_stack)

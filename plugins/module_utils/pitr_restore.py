@@ -97,7 +97,8 @@ class Recovery(object):
         return dict(changed=True, plan=the_plan, recovered_volume=storage.new, scratch=scratch,
                     swapped=bool(self.params['swap']), durations=self.durations, cleaned_up=self.cleaned,
                     method='base_backup', method_reason=self.method_reason,
-                    standby_reseed=self.method_reason is not None and self.standby_record is not None)
+                    # A standby that followed the replaced primary is stale: the role's pg_pitr seeds it again.
+                    standby_reseed=bool(self.params['swap'] and self.standby_record is not None))
 
     # --- 0. the warm standby (docs/pitr.md "Warm standby") ---------------------------------------------------------
     def standby_applies(self, the_plan):

@@ -380,6 +380,13 @@ def main():
                       "stackops", run=pitr.restore, prepare=pitr.prepare_restore,
                       note="compose stack %s; %s" % (PITR_PROJECT, ", ".join(
                           "%s=%s" % (k, json.dumps(v)) for k, v in INCIDENT_VARS.items()))),
+            # Issue 21 item 2: RTO that does not grow with the database. The standby is seeded untimed before each
+            # round; module_duration_s is the module's plan + catch-up + promote + swap + health.
+            Contender("stackops_pitr_restore_standby",
+                      "stackops restore --to-latest --yes with the warm standby (promote, swap, start)",
+                      "stackops", run=pitr.restore_standby, prepare=pitr.prepare_standby,
+                      note=("compose stack %s; stackops_pitr_standby=true, re-seeded untimed before each round"
+                            % PITR_PROJECT)),
         ]
         # Once, after the rounds: the same recovery with the role's defaults, i.e. followed by a verified base
         # backup of the new timeline (what the next recovery starts from).

@@ -32,6 +32,9 @@ BASE_VARS = {"stackops_pitr_cron_file": ""}
 # What the timed PITR restore uses: an operator in an incident brings the service back first and takes the next
 # base backup afterwards (`stackops backup --physical`), so the restore row is recovery + check + swap + start.
 INCIDENT_VARS = {"stackops_pitr_backup_after_restore": False}
+# The warm standby contender: set up by an untimed `pitr enable`, promoted by the timed restore, not re-seeded in it.
+STANDBY_VARS = {"stackops_pitr_standby": True}
+STANDBY_RESTORE_VARS = {"stackops_pitr_standby": True, "stackops_pitr_standby_reseed_after_restore": False}
 
 
 class StackDb:
@@ -185,6 +188,22 @@ class PitrBench:
         result["plan_backup"] = (done.get("plan") or {}).get("backup", {}).get("id")
         return result
 
+    def prepare_standby(self):
+        """Untimed: a warm standby seeded from the current primary (docs/pitr.md "Warm standby"), streaming."""
+        self._remove_recovery_volumes()
+        self.cli(["pitr", "enable", "--yes"], "pitr-standby-enable", extravars=STANDBY_VARS)
+        self.checkpoint()
+
+    def restore_standby(self):
+        """`restore --to-latest` that promotes the warm standby and swaps the service onto it. The standby is seeded
+        again by prepare_standby, untimed: the restore itself does not re-seed (STANDBY_RESTORE_VARS)."""
+        result = self.restore(extravars=dict(INCIDENT_VARS, **STANDBY_RESTORE_VARS))
+        done = result["stackops_result"]
+        if done.get("method") != "standby":
+            raise RuntimeError("stackops restore --to-latest did not promote the warm standby: %s"
+                               % done.get("method_reason"))
+        return result
+
     def logical_backup(self):
         """Untimed: the verified logical set of the stack's database that a logical drill restores."""
         self.cli(["backup"], "pitr-logical-backup")
@@ -268,5 +287,7 @@ class PitrBench:
             subprocess.run([barman, "-c", str(conf), "receive-wal", "--stop", PROJECT], capture_output=True,
                            check=False, timeout=120)
         if self.started and not keep:
+            subprocess.run(["docker", "rm", "-f", "stackops-pitr-standby-%s" % PROJECT], capture_output=True,
+                           check=False)
             self.stack.down()
             self._remove_recovery_volumes()

@@ -23,6 +23,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.drill import (
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, sql
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Layout
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import load_record as load_standby_record
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import remove_dead_staging
 
 
@@ -181,6 +182,8 @@ class Drill(object):
                           target_value=params.get('target_value'))
             # The whole cluster comes back: the checks ask the stack's own database.
             result['database'] = params.get('database')
+            # Reported, never used: the drill proves the base-backup path, the one a restore falls back to.
+            result['standby'] = load_standby_record(layout)
         else:
             set_dir, manifest = self.choose_set()
             verification = load_verification(set_dir) or {}

@@ -30,10 +30,17 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.compose import r
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, Layout, PitrError, barman_conninfo, check_target_value, choose_backup, close_wal_segment, iso, load_marks,
-    parse_ts, physical_catalog, record_swap, recovery_window, usable_backups, utc_stamp)
+    lsn_int, parse_ts, physical_catalog, record_swap, recovery_window, usable_backups, utc_stamp)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import (
     Docker, Journal, Storage, compose_json, drop_sync_receiver, exchange_dirs, finish_recovered, chown_tree,
     relocate_recovery_conf, remove_dead_staging, remove_scratch_container, service_image)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import (
+    RECOVERY_KEYS, Standby, container_name, finish_promoted, position_in_time, primary_flush_lsn, rewrite_auto_conf,
+    window_check)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import drop_record as drop_standby_record
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import load_record as load_standby_record
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import (
+    CATCH_UP_SECONDS as STANDBY_CATCH_UP_SECONDS)
 STREAMED = re.compile(r'^([0-9A-F]{24})(\.partial)?$|^[0-9A-F]{8}\.history$')
 
 
@@ -48,6 +55,8 @@ class Recovery(object):
         self.durations = {}
         self.cleaned = []
         self.clock = time.time()
+        self.standby_record = load_standby_record(self.layout)
+        self.method_reason = None
 
     def lap(self, phase):
         now = time.time()
@@ -62,8 +71,14 @@ class Recovery(object):
         the_plan = self.plan()
         if self.module.check_mode:
             self.cleaned = self.clean_leftovers()
+            the_plan['method'], the_plan['method_reason'] = self.standby_applies(the_plan)
             return dict(changed=False, plan=the_plan, swapped=False, cleaned_up=self.cleaned)
         self.lap('plan')
+        self.journal.lock(self.layout.server)
+        self.cleaned = self.clean_leftovers()
+        promoted = self.via_standby(the_plan)
+        if promoted is not None:
+            return promoted
         # A recovery to the latest point must have every commit made before the run; a time or a restore point
         # inside what the archive holds can go on without a live server's newest WAL.
         caught_up = close_wal_segment(self.module, self.layout, the_plan['target'] == 'latest')
@@ -72,8 +87,6 @@ class Recovery(object):
         if the_plan['target'] == 'time' and not the_plan['inside_window']:
             raise PitrError('target time %s is outside the recoverable window %s .. %s; nothing was changed' % (
                 the_plan['target_value'], the_plan['earliest_recoverable'], the_plan['latest_recoverable']))
-        self.journal.lock(self.layout.server)
-        self.cleaned = self.clean_leftovers()
         self.lap('plan')
         storage, scratch = self.recover(the_plan)
         if self.params['swap']:
@@ -82,7 +95,149 @@ class Recovery(object):
             # Checked and kept for the operator (RV(recovered_volume)): no longer a leftover to clean.
             self.journal.drop()
         return dict(changed=True, plan=the_plan, recovered_volume=storage.new, scratch=scratch,
-                    swapped=bool(self.params['swap']), durations=self.durations, cleaned_up=self.cleaned)
+                    swapped=bool(self.params['swap']), durations=self.durations, cleaned_up=self.cleaned,
+                    method='base_backup', method_reason=self.method_reason,
+                    # A standby that followed the replaced primary is stale: the role's pg_pitr seeds it again.
+                    standby_reseed=bool(self.params['swap'] and self.standby_record is not None))
+
+    # --- 0. the warm standby (docs/pitr.md "Warm standby") ---------------------------------------------------------
+    def standby_applies(self, the_plan):
+        """('standby' or 'base_backup', why), from what is set up, before anything is asked of the standby."""
+        if not self.params.get('standby', True):
+            return 'base_backup', 'the warm standby is not used (stackops_pitr_standby is off)'
+        if self.standby_record is None:
+            return 'base_backup', 'there is no warm standby (stackops_pitr_standby: true and `stackops pitr enable` set one up)'
+        if self.standby_record.get('state') != 'ready':
+            return 'base_backup', 'the warm standby was not seeded completely; `stackops pitr enable` seeds it again'
+        if the_plan['target'] not in ('latest', 'time'):
+            return 'base_backup', 'the warm standby serves --to-latest and --to-time; this is --to-%s' % (
+                'lsn' if the_plan['target'] == 'lsn' else 'restore-point')
+        if not self.params['swap']:
+            return 'base_backup', 'no swap was asked for: the recovery is checked beside the live data'
+        info = Standby(self.docker, self.layout).inspect()
+        if info is None or not info['running']:
+            return 'base_backup', 'the warm standby %s is %s' % (container_name(self.layout.server),
+                                                                 'missing' if info is None else info['status'])
+        return 'standby', 'the warm standby %s runs' % container_name(self.layout.server)
+
+    def via_standby(self, the_plan):
+        """Promote the warm standby at the target and swap the service onto it; the module's result, or None (with
+        ``method_reason``) when the base-backup path must do it: no usable standby, the target outside its delay
+        window, or it does not catch up with the primary in time."""
+        method, reason = self.standby_applies(the_plan)
+        if method != 'standby':
+            self.method_reason = reason
+            return None
+        standby = Standby(self.docker, self.layout)
+        user = standby.user()
+        try:
+            ready, reason, target_lsn = self.standby_ready(standby, user, the_plan)
+        except PitrError as exc:
+            ready, reason = False, str(exc)
+        if not ready:
+            if the_plan['target'] == 'time':
+                standby.psql(user, 'SELECT pg_wal_replay_resume()', check=False)
+            self.method_reason = reason
+            self.lap('standby')
+            return None
+        self.lap('standby')
+        params = self.params
+        config = compose_json(self.module, params, ['config', '--format', 'json'])
+        record = self.standby_record
+        storage = Storage(self.docker, config, params['compose_service'],
+                          (the_plan['backup'] or {}).get('pgdata') or '/var/lib/postgresql/data')
+        storage.new = record['storage']
+        storage.new_root = storage.root_of(record['storage'])
+        storage.dest = storage.data_dir(storage.new_root)
+        image = service_image(self.module, params, self.docker, config, params['compose_service'])
+        storage.owner(image)
+        self.journal.write(phase='standby-promote', storage=storage.new, kind=storage.kind, live=storage.live,
+                           service=params['compose_service'])
+        try:
+            checked = self.promote_standby(standby, user, the_plan, storage, target_lsn)
+        except BaseException as exc:
+            # Promoted or half-way there, it is no standby any more: it goes, and the base backup path recovers.
+            standby.remove_container()
+            standby.remove_storage()
+            drop_standby_record(self.layout)
+            self.journal.drop()
+            if not isinstance(exc, PitrError):
+                raise
+            self.method_reason = 'promoting the warm standby failed (%s); it was removed' % exc
+            return None
+        self.lap('promote')
+        # From here its storage is the recovered data of a recovery: the swap keeps it (swaps.json) like any other.
+        drop_standby_record(self.layout)
+        self.swap(storage)
+        return dict(changed=True, plan=the_plan, recovered_volume=storage.new, scratch=checked, swapped=True,
+                    durations=self.durations, cleaned_up=self.cleaned, method='standby', method_reason=reason,
+                    standby_reseed=True)
+
+    def standby_ready(self, standby, user, the_plan):
+        """(ready, why, the primary's WAL position to reach or None). With the primary alive the standby must have
+        received everything the primary had flushed when the run started; for a time target its replay is paused
+        first and must not be past the target."""
+        state = standby.state(user)
+        if state is None or not state['in_recovery']:
+            return False, 'the warm standby %s %s' % (standby.name, 'does not answer' if state is None else
+                                                      'is not in recovery'), None
+        if the_plan['target'] == 'time':
+            standby.psql(user, 'SELECT pg_wal_replay_pause()')
+            # 'pause requested' while it waits out its apply delay or for WAL: nothing is applied until it goes on.
+            state = standby.wait(user, lambda found: found['pause'] in ('paused', 'pause requested'), 30,
+                                 'pause its replay')
+            ok, why = window_check(parse_ts(the_plan['target_value']), position_in_time(self.standby_record, state),
+                                   state['now'])
+            if not ok:
+                return False, why, None
+        else:
+            why = 'the warm standby %s replays every WAL record the primary streamed' % standby.name
+        target_lsn = primary_flush_lsn(self.layout)
+        if target_lsn is None:
+            return True, why + '; the primary is unreachable, so it has what streamed before', None
+        deadline = time.time() + STANDBY_CATCH_UP_SECONDS
+        while True:
+            state = standby.state(user)
+            if state and state['receive_lsn'] and lsn_int(state['receive_lsn']) >= lsn_int(target_lsn):
+                return True, why + ' (received up to the primary\'s %s)' % target_lsn, target_lsn
+            if time.time() > deadline:
+                return False, ('the warm standby lags: it received %s of the primary\'s %s within %d s' % (
+                    (state or {}).get('receive_lsn'), target_lsn, STANDBY_CATCH_UP_SECONDS)), None
+            time.sleep(0.05)
+
+    def promote_standby(self, standby, user, the_plan, storage, target_lsn):
+        if the_plan['target'] == 'latest':
+            # pg_promote ends the apply delay too: the startup process replays all it received, then promotes.
+            standby.psql(user, 'SELECT pg_promote(true, %d)' % self.params['start_timeout'])
+        else:
+            # Recovery targets are read at start only: the standby restarts with the target and promotes there.
+            self.docker.run(['stop', standby.name])
+            rewrite_auto_conf(storage.dest, ('recovery_min_apply_delay',) + RECOVERY_KEYS, [
+                ('recovery_min_apply_delay', '0'), ('recovery_target_time', the_plan['target_value']),
+                ('recovery_target_action', 'promote')])
+            self.docker.run(['start', standby.name])
+
+            def promoted(found):
+                if found['in_recovery'] and found['replay_lsn'] and target_lsn and found['pause'] != 'paused' \
+                        and lsn_int(found['replay_lsn']) >= lsn_int(target_lsn):
+                    # Everything up to the run's start is replayed and no commit after the target came: the target
+                    # is the end of what there is.
+                    standby.psql(user, 'SELECT pg_promote(false)', check=False)
+                return not found['in_recovery']
+            standby.wait(user, promoted, self.params['start_timeout'], 'reach %s and promote' % the_plan['target_value'])
+        fault_point('pitr-standby-promote')
+        # The receiver's slot, made now, reserves the new timeline from its first segment (as the scratch check does).
+        standby.psql(user, "SELECT pg_create_physical_replication_slot(:'slot', true) WHERE NOT EXISTS "
+                     "(SELECT FROM pg_replication_slots WHERE slot_name = :'slot')",
+                     variables=[('slot', barman_conninfo(self.layout)[1])], check=False)
+        dummy, out, dummy2 = standby.psql(user, 'SELECT (SELECT count(*) FROM pg_database), '
+                                                'pg_current_wal_lsn()::text, now()::text')
+        fields = out.split('\n')[-1].split('|')
+        standby.remove_container()
+        finish_promoted(storage.dest)
+        finish_recovered(storage.dest)
+        drop_sync_receiver(storage.dest)
+        return dict(databases=int(fields[0]), lsn=fields[1], at=fields[2], promoted=standby.name)
 
     # --- 1. plan -----------------------------------------------------------------------------------------------
     def plan(self, caught_up=None):
@@ -259,7 +414,15 @@ class Recovery(object):
         done = []
         check = self.module.check_mode
         entry = self.journal.read()
-        if entry and entry.get('phase') == 'recover':
+        if entry and entry.get('phase') == 'standby-promote':
+            # Killed while promoting: the standby is no standby any more and the live data was not touched.
+            standby = Standby(self.docker, self.layout)
+            standby.record = standby.record or dict(storage=entry['storage'], kind=entry.get('kind'))
+            done += ['%s, left by the recovery killed while promoting it' % text
+                     for text in standby.remove_container(check) + standby.remove_storage(check)]
+            if not check:
+                drop_standby_record(self.layout)
+        elif entry and entry.get('phase') == 'recover':
             done += remove_scratch_container(self.docker, self.scratch_name, check,
                                              'of the recovery killed before its swap')
             done += self.remove_storage(entry, check)

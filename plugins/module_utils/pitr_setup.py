@@ -22,6 +22,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     HBA_MARKER, SYNC_NAME, Barman, Layout, PitrError, archive_disk, barman_global_conf, barman_server_conf, lock_held,
     passfile_line, read_passfile_password, receiver_error, receiver_problems, server_name_ok, write_if_changed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import compose_json, service_config
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import ensure_standby, load_record
 
 
 WANTED = (('wal_level', None), ('max_wal_senders', 10), ('max_replication_slots', 10))
@@ -447,11 +448,15 @@ class Pitr(object):
             if self.params['synchronous']:
                 # Last: with the receiver streaming, so commits never wait for a receiver that is not there yet.
                 self.ensure_synchronous()
+        if self.params.get('standby') or load_record(self.layout):
+            ensure_standby(self)
 
     def disable(self):
         # First: once the receiver is gone, commits would wait for it forever.
         if self.sync_is_ours()[1]:
             self.set_sync(False)
+        self.params['standby'] = False
+        ensure_standby(self)
         if os.path.exists(self.layout.server_conf) and lock_held(self.layout.receiver_lock()):
             self.change('stop the WAL receiver of %s' % self.layout.server)
             if not self.check:
@@ -501,4 +506,5 @@ def run(module):
     else:
         pitr.disable()
     return dict(changed=bool(pitr.changes), changes=pitr.changes, restart_required=pitr.restart_required,
-                receiver_alive=pitr.receiver_alive() if enabled else False, hba_file=pitr.hba_file, slot=pitr.slot)
+                receiver_alive=pitr.receiver_alive() if enabled else False, hba_file=pitr.hba_file, slot=pitr.slot,
+                standby=load_record(pitr.layout))

@@ -14,6 +14,9 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connec
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     SYNC_NAME, WAL_SEGMENT_BYTES, Layout, archive_disk, dir_size, iso, lock_held, receiver_error, receiver_problems,
     recovery_window)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import (
+    load_record, standby_problem, standby_status)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import Docker
 
 
 def metrics_text(server, status, window):
@@ -32,6 +35,14 @@ def metrics_text(server, status, window):
          int(status['archive_disk']['full'])),
         ('stackops_pitr_base_backups', 'Complete base backups.', len(window['backups'])),
     ]
+    standby = status.get('standby')
+    if standby:
+        values += [
+            ('stackops_pitr_standby_up', 'Warm standby replaying and streaming (1) or not (0).',
+             int(bool(standby['healthy']))),
+            ('stackops_pitr_standby_lag_bytes', 'WAL the warm standby has not replayed yet.', standby['lag_bytes']),
+            ('stackops_pitr_standby_lag_seconds', 'Seconds since the last transaction the warm standby replayed.',
+             standby['lag_seconds'])]
     lines = []
     for name, text, value in values:
         if value is None:
@@ -49,8 +60,10 @@ def status(module):
                  receiver_lag_bytes=None, slot_retained_bytes=None, synchronous=None,
                  archive_size_bytes=dir_size(os.path.join(layout.server_home, 'base')) + window['wal']['size_bytes'])
     segment_bytes = WAL_SEGMENT_BYTES
+    primary_lsn = None
     try:
         conn = connect(module.params)
+        primary_lsn = conn.execute('SELECT pg_current_wal_lsn()::text').fetchone()[0]
         row = conn.execute(
             'SELECT s.active, pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint, '
             '(SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), r.flush_lsn)::bigint FROM pg_stat_replication r '
@@ -76,10 +89,18 @@ def status(module):
     found['problems'] = receiver_problems(layout, False if down else found['receiver_alive'], found['archive_disk'],
                                           found['receiver_error'], found['slot_retained_bytes'],
                                           bool(found['synchronous']))
+    # The warm standby (docs/pitr.md "Warm standby"): only when one was set up; docker is asked only then.
+    found['standby'] = standby_status(Docker(module), layout, primary_lsn) if load_record(layout) else None
     found['metrics'] = metrics_text(layout.server, found, window)
     # An outage of the WAL stream pages like a failed procedure (roles/result notifies on critical): every commit
-    # from now on would not be recoverable, or, with synchronous receiving, commits wait.
-    found['severity'] = 'critical' if found['problems'] else ('ok' if found['enabled'] else 'warning')
+    # from now on would not be recoverable, or, with synchronous receiving, commits wait. A standby that is down
+    # costs restore time, not data: a warning.
+    stream_problems = bool(found['problems'])
+    standby_down = standby_problem(found['standby'])
+    if standby_down:
+        found['problems'].append(standby_down)
+    found['severity'] = 'critical' if stream_problems else (
+        'ok' if found['enabled'] and not standby_down else 'warning')
     return dict(earliest_recoverable=iso(window['earliest']), latest_recoverable=iso(window['latest']),
                 backups=window['backups'], wal_first=window['wal']['first_segment'],
                 wal_last=window['wal']['last_segment'], checked_at=iso(time.time()), **found)

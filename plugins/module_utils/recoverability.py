@@ -25,6 +25,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.drill import (
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import COPY_STATE_DIR
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Layout, archive_disk, iso, lock_held, receiver_error, receiver_problems, recovery_window)
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import standby_brief, standby_problem
 
 
 def human_age(seconds):
@@ -58,7 +59,7 @@ def logical_backups(backup_dir, database, now):
                 in_progress=[entry['id'] for entry in partials])
 
 
-def pitr_state(pitr_dir, server, now=None):
+def pitr_state(pitr_dir, server, now=None, docker=None):
     """PITR as one dict: set up or not, the receiver, the recoverable window, the newest verified base backup.
 
     The one place the status and the drill read PITR's state from, so a warm standby can answer here later."""
@@ -74,8 +75,12 @@ def pitr_state(pitr_dir, server, now=None):
     problems = receiver_problems(layout, alive, disk, None if alive else receiver_error(layout))
     verified = [entry for entry in window['backups'] if entry['verified'] and entry['status'] == 'DONE']
     newest = verified[0] if verified else None
+    # The warm standby, from its record and one `docker inspect` (no query): cheap enough for every status.
+    standby = standby_brief(docker, layout) if docker is not None else None
+    if standby and standby['state'] != 'running':
+        problems.append(standby_problem(dict(standby, healthy=False, in_recovery=None, receiver=None)))
     return dict(
-        enabled=True, server=server, pitr_dir=pitr_dir, receiver_alive=alive,
+        standby=standby, enabled=True, server=server, pitr_dir=pitr_dir, receiver_alive=alive,
         earliest_recoverable=iso(window['earliest']), latest_recoverable=iso(window['latest']),
         latest_recoverable_age_seconds=None if window['latest'] is None else max(0, int(now - window['latest'])),
         base_backups=len(window['backups']),

@@ -221,6 +221,12 @@ backup:
   description: The set or base backup the drill restores (C(id), C(kind), C(database), C(started_at), C(age_seconds)).
   returned: when state=present and start=database
   type: dict
+standby:
+  description: With O(physical=true), the stack's warm standby record (C(storage), C(seeded_at), C(delay), C(state))
+    when one was set up, else null. The drill measures the base-backup path; it never touches the standby, which
+    is what C(stackops restore --to-latest) would promote (docs/pitr.md "Warm standby").
+  returned: when state=present and start=database and physical=true
+  type: dict
 backup_dir:
   description: The drill's own backup directory holding a link to the set (logical drills); restore from here.
   returned: when state=present and start=database and physical=false

@@ -91,6 +91,26 @@ options:
       - Refused when C(synchronous_standby_names) already names other standbys.
     type: bool
     default: false
+  standby:
+    description:
+      - Keep a warm standby (docs/pitr.md "Warm standby"). V(true) seeds a hot standby with C(pg_basebackup) into new
+        storage beside the live data (a labelled local volume C(<volume>-standby-<time>), or a sibling directory of a
+        bind mount), through a replication slot of its own (O(standby_slot)), and runs it in the container
+        C(stackops-pitr-standby-<server_name>) of the service's image on the service's compose network (restart
+        C(unless-stopped), no host port, local socket only), streaming from the primary. A second run changes
+        nothing; a missing slot or storage is seeded again.
+      - V(false) removes a standby set up before (container, storage, slot). O(state=absent) always removes it.
+    type: bool
+    default: false
+  standby_delay:
+    description: C(recovery_min_apply_delay) of the standby (V(15min), V(1h); V(0) replays at once). A recovery to a
+      time inside this window promotes the standby at that time instead of restoring a base backup.
+    type: str
+    default: '0'
+  standby_slot:
+    description: Physical replication slot the standby streams from.
+    type: str
+    default: stackops_pitr_standby
 extends_documentation_fragment:
   - stackops.runbooks.pitr
   - stackops.runbooks.postgres
@@ -156,6 +176,11 @@ slot:
   description: The replication slot.
   returned: always
   type: str
+standby:
+  description: The warm standby's record (C(storage), C(kind), C(seeded_at), C(delay), C(state)), or null when there
+    is none.
+  returned: always
+  type: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -163,6 +188,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.compose import c
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import describe_target, pg_connection_spec, prepare, psycopg
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import PitrError, pitr_argument_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_setup import run
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import standby_argument_spec
 
 
 def main():
@@ -180,6 +206,7 @@ def main():
         synchronous=dict(type='bool', default=False),
         compose_service=dict(type='str', required=True),
     )
+    spec.update(standby_argument_spec())
     spec.update(pg_connection_spec())
     spec.update(compose_argument_spec())
     spec.update(pitr_argument_spec())

@@ -19,6 +19,8 @@ description:
   - RV(problems) says what is wrong with the WAL stream and what to do next, in sentences - the receiver is down
     (with the error it logged, RV(receiver_error)), or the archive disk has less than one WAL segment free
     (RV(archive_disk), with the path and the free bytes).
+  - RV(standby) is the warm standby's state and replay lag when one was set up (C(pg_pitr standby=true)); a standby
+    that is down adds a sentence to RV(problems) and makes the severity C(warning), not C(critical), since it costs restore time, not data.
   - RV(metrics) is the same in the Prometheus text exposition format, for a node_exporter textfile collector.
   - The database may be down; then the PostgreSQL side is reported as unknown and the catalog still is.
 author:
@@ -124,6 +126,16 @@ problems:
   returned: always
   type: list
   elements: str
+standby:
+  description:
+    - The warm standby, when one was set up, else null. C(container), C(storage), C(seeded_at), C(state)
+      (V(running), V(exited), V(missing), V(seeding), V(not answering)), C(delay) (its C(recovery_min_apply_delay)),
+      C(in_recovery), C(receiver) (its WAL receiver's status, V(streaming) when well), C(receive_lsn),
+      C(replay_lsn), C(replayed_until) (time of the last transaction it replayed), C(lag_bytes) (WAL behind the
+      primary), C(lag_seconds) (since the last transaction it replayed; 0 when it replayed everything) and
+      C(healthy).
+  returned: always
+  type: dict
 database_error:
   description: Why the PostgreSQL side could not be read, when it could not.
   returned: when the database is unreachable

@@ -55,6 +55,16 @@ options:
     description: Swap the database service onto the recovered data after the scratch check (destructive consent).
     type: bool
     default: false
+  standby:
+    description:
+      - Use the warm standby (docs/pitr.md "Warm standby") when one was set up (C(pg_pitr standby=true)). For
+        V(latest) and V(time) with O(swap=true), the standby is brought to the target and promoted, and the service
+        swapped onto its storage the same way (exchange in one rename, health gate, undo). V(latest) first waits
+        until the standby has received everything the primary had flushed; V(time) pauses its replay and needs the
+        target inside its delay window. Otherwise, or when it is down or lags, the base-backup path runs, and
+        RV(method_reason) says why.
+    type: bool
+    default: true
   start_timeout:
     description: Seconds to wait for the scratch cluster and for the service after the swap.
     type: int
@@ -116,10 +126,26 @@ swapped:
   type: bool
 durations:
   description: Seconds per phase - C(plan), C(wal) (the server's last WAL reaching the receiver), C(recover)
-    (C(barman recover)), C(scratch_check), and with a swap C(swap) (stop, exchange, streaming set aside) and
+    (C(barman recover)), C(scratch_check), with the warm standby C(standby) (its catch-up) and C(promote)
+    instead of C(wal), C(recover) and C(scratch_check), and with a swap C(swap) (stop, exchange, streaming set aside) and
     C(health) (the service's start through its health check).
   returned: success, not in check mode
   type: dict
+method:
+  description: V(standby) (the warm standby was promoted and swapped in) or V(base_backup) (Barman recovered a base
+    backup beside the live data). In check mode it is in RV(plan).
+  returned: success, not in check mode
+  type: str
+method_reason:
+  description: Why this method; for V(base_backup) why the standby was not used (none set up, down, lagging, the
+    target outside its delay window, a restore point or LSN target).
+  returned: success, not in check mode
+  type: str
+standby_reseed:
+  description: Whether the warm standby is gone (promoted, or stale after the swap) and C(pg_pitr standby=true)
+    (C(stackops pitr enable), which the role runs after the swap) seeds a new one.
+  returned: success, not in check mode
+  type: bool
 cleaned_up:
   description: What a recovery killed before its swap had left and this run removed (its scratch container, its new
     storage, Barman's staging copy), or, for one killed during its swap, the storage kept and recorded in
@@ -140,6 +166,7 @@ def main():
         target_value=dict(type='str'),
         backup_id=dict(type='str'),
         swap=dict(type='bool', default=False),
+        standby=dict(type='bool', default=True),
         start_timeout=dict(type='int', default=600),
     ), supports_check_mode=True)
     recovery = Recovery(module)

@@ -111,7 +111,9 @@ logical:
   type: dict
 pitr:
   description: C(enabled), and when enabled C(receiver_alive), C(earliest_recoverable), C(latest_recoverable),
-    C(latest_recoverable_age_seconds), C(newest_verified) base backup, C(problems).
+    C(latest_recoverable_age_seconds), C(newest_verified) base backup, C(problems), and C(standby), the warm
+    standby when one was set up (C(container), C(storage), C(seeded_at), C(delay), C(state); one that is not
+    running adds a problem), else null.
   returned: always
   type: dict
 offsite:
@@ -146,6 +148,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import (
     compose_argument_spec, compose_config, describe_containers, labelled_containers, service_status)
 from ansible_collections.stackops.runbooks.plugins.module_utils.drill import DrillError, objective_seconds
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import Docker as PitrDocker
 from ansible_collections.stackops.runbooks.plugins.module_utils.recoverability import (
     drills, judge, logical_backups, offsite_copies, pitr_state, service_rows, status_metrics)
 
@@ -183,7 +186,7 @@ def main():
     status = dict(
         project=project, services=service_rows(snapshot(module, project)),
         logical=logical_backups(params['backup_dir'], params['database'], now),
-        pitr=pitr_state(params.get('pitr_dir'), params.get('server_name'), now),
+        pitr=pitr_state(params.get('pitr_dir'), params.get('server_name'), now, docker=PitrDocker(module)),
         offsite=offsite_copies(params['backup_dir'], now), drills=drills(params['backup_dir'], now),
         schedules=params['schedules'], objectives=objectives)
     status['problems'] = judge(status, objectives)

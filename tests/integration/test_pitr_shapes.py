@@ -106,6 +106,30 @@ def test_pitr_on_the_shape(shaped):
         assert labelled_volumes(stack.project) == set(kept)
 
 
+def test_warm_standby_on_the_shape(shaped):
+    """The warm standby (docs/pitr.md "Warm standby") on the shape: seeded beside a bind mount or a named volume, below
+    a custom PGDATA, run on the image compose built and queried as the shape's superuser; `--to-latest` promotes it
+    and loses nothing; `stackops_pitr_standby=false` takes it away again (container, storage, slot)."""
+    stack = shaped
+    on = ("-e", "stackops_pitr_standby=true")
+    summary, enabled = run(stack, "pitr", "enable", "--yes", *on)
+    assert any("seed the warm standby" in change for change in enabled["changes"]), dump(enabled)
+    storage = enabled["standby"]["storage"]
+    assert enabled["standby"]["kind"] == ("bind" if stack.shape.bind else "volume"), dump(enabled)
+    stack.psql("INSERT INTO app.items (label) SELECT 'before the standby restore ' || g FROM generate_series(1, 25) g")
+    latest = stack.state()
+    summary, result = run(stack, "restore", "--to-latest", "--yes", *on)
+    assert result["method"] == "standby" and result["swapped"] is True, dump(result)
+    assert stack.state() == latest, "a commit made before --to-latest was lost"
+    assert result["previous_data"] == storage  # the standby's storage now keeps the data from before
+    summary, removed = run(stack, "pitr", "enable", "--yes", "-e", "stackops_pitr_standby=false")
+    assert any("remove the warm standby container" in change for change in removed["changes"]), dump(removed)
+    assert not removed["standby"]
+    assert stack.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'stackops_pitr_standby'") == [["0"]]
+    # Removing the standby never touches the data a swap set aside in an earlier standby's storage.
+    assert os.path.isdir(storage) if stack.shape.bind else storage in labelled_volumes(stack.project)
+
+
 def test_unpublished_database_port_is_refused_before_anything_changes(docker_engine, tmp_path):
     """Barman's receiver runs on the host and needs a fixed address: `pitr enable` says how to publish the port."""
     stack = ShapeStack(SHAPES["named-unpublished"], tmp_path / "project", *(port(n) for n in PORTS["named-unpublished"]),

@@ -83,17 +83,22 @@ def scratch_containers(server):
     return sorted(name for name in out if name in names)
 
 
+def standby_container(server):
+    """The warm standby's container of ``server`` (module_utils/pitr_standby.py names it so)."""
+    return "stackops-pitr-standby-%s" % server
+
+
 def clean_up(server, pitr_dir, bind_siblings=None):
-    """Everything PITR left for ``server``: its receiver, scratch containers, recovered volumes (or bind-mount sibling
-    directories next to ``bind_siblings``), and its Barman home."""
+    """Everything PITR left for ``server``: its receiver, warm standby and scratch containers, recovered volumes (or
+    bind-mount sibling directories next to ``bind_siblings``), and its Barman home."""
     stop_receiver(pitr_dir, server)
-    for name in scratch_containers(server):
+    for name in scratch_containers(server) + [standby_container(server)]:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     for name in labelled_volumes(server):
         subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True, check=False)
     if bind_siblings:
         live = Path(bind_siblings)
-        for path in live.parent.glob(live.name + ".pitr-*"):
+        for path in list(live.parent.glob(live.name + ".pitr-*")) + list(live.parent.glob(live.name + ".standby-*")):
             shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(pitr_dir, ignore_errors=True)
 

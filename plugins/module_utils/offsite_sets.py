@@ -234,10 +234,6 @@ def check_key(module, params, marker):
     if encryption.get('method') != 'age':
         raise EncryptionError('copy %s is encrypted with %r, this collection decrypts age only' % (
             marker['id'], encryption.get('method')))
-    if not params['age_identity_file']:
-        raise EncryptionError('copy %s is encrypted with age to %s; fetching it needs the identity file of one of '
-                              'them: set age_identity_file (stackops_offsite_age_identity_file). Nothing was '
-                              'downloaded' % (marker['id'], ', '.join(encryption.get('recipients') or [])))
     mine = identity_recipients(module, params['age_identity_file'])
     wanted = encryption.get('recipients') or []
     if not set(mine) & set(wanted):

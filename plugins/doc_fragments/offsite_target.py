@@ -37,3 +37,21 @@ options:
         whole groups. offsite_fetch fetches every set of it (V(latest) - the newest complete verified group).
     type: str
 '''
+
+    # Barman's options (module_utils/offsite_family.py pitr_spec()): optional here, only kind=pitr reads them.
+    PITR = r'''
+options:
+  pitr_dir:
+    description: Directory of Barman's configuration and catalog (V(pitr)).
+    type: path
+  server_name:
+    description: Barman server name (V(pitr)).
+    type: str
+  barman_bin:
+    description: Path of the C(barman) program (V(pitr); default looked up on E(PATH) and next to the module's Python).
+    type: path
+  pg_bindir:
+    description: Directory of the host's PostgreSQL programs (V(pitr)).
+    type: path
+    default: /usr/lib/postgresql/15/bin
+'''

@@ -45,17 +45,23 @@ def retention_spec():
     return spec
 
 
-def copy_spec():
+def selection_spec(**options):
+    """The target (every transport's options), what is selected on it (kind, database, group, backup id), and the
+    module's own ``options``: the spec of each of the three modules."""
     spec = target_spec()
+    spec.update(kind=dict(type='str', choices=list(KINDS)), database=dict(type='str'), group_id=dict(type='str'),
+                backup_id=dict(type='str'))
+    spec.update(options)
+    return spec
+
+
+def copy_spec():
+    spec = selection_spec()
     spec.update(backup_dir_spec())
     spec['backup_dir']['required'] = False
     spec.update(lock_spec())
     spec.update(pitr_spec())
     spec.update(
-        kind=dict(type='str', choices=list(KINDS)),
-        database=dict(type='str'),
-        group_id=dict(type='str'),
-        backup_id=dict(type='str'),
         sets=dict(type='str', choices=['latest', 'all'], default='latest'),
         base_backups=dict(type='str', choices=['latest', 'all', 'none'], default='latest'),
         retention=dict(type='dict', options=retention_spec()),
@@ -68,26 +74,14 @@ def copy_spec():
 
 
 def info_spec():
-    spec = target_spec()
-    spec.update(
-        kind=dict(type='str', choices=list(KINDS)),
-        database=dict(type='str'),
-        backup_id=dict(type='str'),
-        server_name=dict(type='str'),
-        group_id=dict(type='str'),
-        remote_check=dict(type='str', choices=['none', 'etag', 'download', 'sha256'], default='none'),
-    )
-    return spec
+    return selection_spec(server_name=dict(type='str'), remote_check=dict(
+        type='str', choices=['none', 'etag', 'download', 'sha256'], default='none'))
 
 
 def fetch_spec():
-    spec = target_spec()
+    spec = selection_spec()
     spec.update(pitr_spec())
     spec.update(
-        kind=dict(type='str', choices=list(KINDS)),
-        database=dict(type='str'),
-        group_id=dict(type='str'),
-        backup_id=dict(type='str'),
         dest=dict(type='path'),
         require_verified=dict(type='bool', default=True),
         age_identity_file=dict(type='path'),

@@ -51,21 +51,9 @@ options:
   target_value:
     description: The time (with UTC offset), LSN or restore point name; not for V(latest).
     type: str
-  pitr_dir:
-    description: Directory of Barman's configuration and catalog (V(pitr)).
-    type: path
-  server_name:
-    description: Barman server name (V(pitr)).
-    type: str
-  barman_bin:
-    description: Path of the C(barman) program (V(pitr); default looked up on E(PATH) and next to the module's Python).
-    type: path
-  pg_bindir:
-    description: Directory of the host's PostgreSQL programs (V(pitr)).
-    type: path
-    default: /usr/lib/postgresql/15/bin
 extends_documentation_fragment:
   - stackops.runbooks.offsite_target
+  - stackops.runbooks.offsite_target.pitr
   - stackops.runbooks.s3
   - stackops.runbooks.ssh
   - stackops.runbooks.attributes

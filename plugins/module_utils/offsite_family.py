@@ -19,8 +19,11 @@ from ansible_collections.stackops.runbooks.plugins.module_utils import offsite_p
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import lock_spec
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import finish_copy_result, timed
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import PitrError
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import OffsiteError
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_s3 import S3Target
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_ssh import SshTarget
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_target import (
-    Throttle, open_target, target_spec)
+    REQUIRED, Throttle, target_spec, target_type)
 
 KINDS = ('set', 'group', 'pitr')
 # The default retention of each kind: the grandfather-father-son policy of sets and groups, keep_last of PITR.
@@ -89,6 +92,17 @@ def fetch_spec():
         target_value=dict(type='str'),
     )
     return spec
+
+
+def open_target(module, params):
+    """The factory: the target ``params`` describe, an S3Target or an SshTarget by ``type`` (or by the options a
+    transport takes when ``type`` is not given)."""
+    kind = target_type(params)
+    missing = [name for name in REQUIRED[kind] if not params.get(name)]
+    if missing:
+        raise OffsiteError('a %s target needs %s; set it in stackops_offsite_targets (docs/offsite.md)' % (
+            kind, ' and '.join(missing)))
+    return (S3Target if kind == 's3' else SshTarget)(module, params)
 
 
 def copy_kind(params):

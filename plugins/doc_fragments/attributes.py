@@ -61,6 +61,19 @@ attributes:
       - stackops.runbooks.catalog
 '''
 
+    ACTIONGROUP_CATALOG_PITR = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/stackops.runbooks.catalog) for the backup directory (backup_dir) and
+      C(group/stackops.runbooks.pitr) for Barman's configuration (pitr_dir, server_name, pg_bindir) in
+      C(module_defaults) to set them once.
+    support: full
+    membership:
+      - stackops.runbooks.catalog
+      - stackops.runbooks.pitr
+'''
+
     ACTIONGROUP_CATALOG_COMPOSE = r'''
 options: {}
 attributes:

@@ -7,17 +7,13 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Options of module_utils/offsite.py s3_target_spec(): one S3-compatible target and its credentials."""
+    """Options of module_utils/offsite_target.py s3_spec(): one S3-compatible target and its credentials (type=s3)."""
 
     DOCUMENTATION = r'''
 options:
-  target_name:
-    description: Name of the target in results and messages (RV(target_name)); default the bucket.
-    type: str
   bucket:
-    description: Bucket holding the copies. It must exist.
+    description: Bucket holding the copies (type=s3, where it is required). It must exist.
     type: str
-    required: true
   prefix:
     description: Key prefix below which every copy lives as C(<prefix>/<backup id>/). Use one prefix per host.
     type: str
@@ -71,7 +67,7 @@ requirements:
   - boto3 on the managed host
 '''
 
-    # Options of module_utils/offsite.py lock_spec(), for the modules that upload.
+    # Options of module_utils/offsite.py lock_spec(), for the modules that upload (S3 targets only).
     OBJECT_LOCK = r'''
 options:
   object_lock_mode:

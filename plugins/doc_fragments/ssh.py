@@ -7,17 +7,13 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Options of module_utils/ssh_offsite.py ssh_target_spec(): one copy root on a host reached over SSH."""
+    """Options of module_utils/offsite_target.py ssh_spec(): one copy root on a host reached over SSH."""
 
     DOCUMENTATION = r'''
 options:
-  target_name:
-    description: Name of the target in results and messages (RV(target_name)); default C(ssh://user@host:port/path).
-    type: str
   host:
-    description: Host name or address of the SSH server holding the copies.
+    description: Host name or address of the SSH server holding the copies (type=ssh, where it is required).
     type: str
-    required: true
   port:
     description: SSH port.
     type: int
@@ -26,9 +22,10 @@ options:
     description: Remote user; default the one of the SSH client configuration (usually the local user).
     type: str
   path:
-    description: Absolute directory on the remote host below which every copy lives as C(<path>/<backup id>/). Use one path per stack.
+    description:
+      - Absolute directory on the remote host below which every copy lives as C(<path>/<backup id>/) (type=ssh, where
+        it is required). Use one path per stack.
     type: str
-    required: true
   identity_file:
     description: Private key file for the login (kept on the managed host; never read into a result). Without it, ssh's own keys and agent.
     type: path

@@ -1,19 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, stackops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Off-site copies of backup sets on S3-compatible storage, shared by s3_backup_copy, s3_backup_info, s3_backup_fetch.
+"""The format of an off-site copy of a backup set, whatever the transport (offsite_target.py moves the bytes).
 
-Layout on the target: every object of a set lives below ``<prefix><backup id>/``; the backup id is the set's
-identity (the key, never a field inside a document). The files of the set keep their relative paths (``.age``
-appended when encrypted), ``manifest.json`` and ``verification.json`` come along, and ``stackops-copy.json``, the
-completion marker, is written last and only after every object was checked against what was read (and hashed
-against the manifest) locally. A prefix without the marker is an unfinished copy: it never counts, is resumed by
-the next copy and is removed by retention once nothing can resume it.
-
-Integrity: every object is sent with Content-MD5 (the server refuses corrupted transfers) and afterwards its size
-and ETag (the MD5 the server computed over what it stored; for multipart uploads the MD5 of the part MD5s) are
-compared with the values computed from the local bytes, whose sha256 was compared with the manifest in the same
-read. ``check=download`` reads every object back and compares sha256 digests as well.
+Layout on the target: every object of a set lives below ``<backup id>/`` (below the S3 prefix or the SSH path); the
+backup id is the set's identity (the key, never a field inside a document). The files of the set keep their relative
+paths (``.age`` appended when encrypted at copy time), ``manifest.json`` and ``verification.json`` come along, and
+``stackops-copy.json``, the completion marker, is written last and only after every object was checked against
+what was read (and hashed against the manifest) locally. A prefix without the marker is an unfinished copy: it never
+counts, is resumed by the next copy and is removed by retention once nothing can resume it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,74 +19,21 @@ import datetime
 import hashlib
 import json
 import os
-import threading
-import time
-import traceback
+import shutil
+import tempfile
 
-try:
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, EndpointConnectionError
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
-
-    class BotoCoreError(Exception):
-        pass
-
-    class ClientError(Exception):
-        pass
-
-    class NoCredentialsError(BotoCoreError):
-        pass
-
-    class EndpointConnectionError(BotoCoreError):
-        pass
-
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     MANIFEST, VERIFICATION, BackupError, isoformat, utcnow, valid_backup_id)
-from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import MIB, copy_entry
-from ansible_collections.stackops.runbooks.plugins.module_utils.pipeline import CHUNK
+from ansible_collections.stackops.runbooks.plugins.module_utils.encryption import (
+    AGE_SUFFIX, EncryptionError, encrypt_file, normalize_recipients)
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite_plan import copy_entry
 
 MARKER = 'stackops-copy.json'
 COPY_FORMAT = 1
-MIN_PART = 5 * MIB  # S3's smallest part (all but the last)
-AUTH_CODES = ('InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'ExpiredToken', 'InvalidToken',
-              'AuthorizationHeaderMalformed', 'InvalidClientTokenId', 'UnrecognizedClientException')
 
 
 class OffsiteError(BackupError):
     """An off-site failure; its message never contains credentials."""
-
-
-def s3_target_spec():
-    """Options naming one S3 target and its credentials (doc fragment stackops.runbooks.s3)."""
-    return dict(
-        target_name=dict(type='str'),
-        bucket=dict(type='str', required=True),
-        prefix=dict(type='str', default=''),
-        endpoint_url=dict(type='str'),
-        region=dict(type='str'),
-        path_style=dict(type='bool', default=False),
-        validate_certs=dict(type='bool', default=True),
-        ca_bundle=dict(type='path'),
-        access_key=dict(type='str', no_log=True, aliases=['aws_access_key_id']),
-        secret_key=dict(type='str', no_log=True, aliases=['aws_secret_access_key']),
-        session_token=dict(type='str', no_log=True, aliases=['aws_session_token']),
-        profile=dict(type='str'),
-        credentials_file=dict(type='path'),
-        part_size_mib=dict(type='int', default=32),
-        max_concurrency=dict(type='int', default=4),
-    )
-
-
-def require_boto3(module):
-    if not HAS_BOTO3:
-        module.fail_json(msg=missing_required_lib('boto3'), exception=BOTO3_IMPORT_ERROR)
 
 
 def md5_b64(digest):
@@ -101,424 +43,6 @@ def md5_b64(digest):
 def multipart_etag(md5_digests):
     """The ETag S3 gives a multipart upload: MD5 of the concatenated part MD5s, dash, number of parts."""
     return '%s-%d' % (hashlib.md5(b''.join(md5_digests)).hexdigest(), len(md5_digests))
-
-
-class Throttle(object):
-    """Keeps the upload under ``mib_per_second`` (0: unlimited), shared by the threads of one copy."""
-
-    def __init__(self, mib_per_second):
-        self.rate = float(mib_per_second or 0) * MIB
-        self.started = time.monotonic()
-        self.sent = 0
-        self.lock = threading.Lock()
-
-    def take(self, size):
-        if self.rate <= 0:
-            return
-        with self.lock:
-            self.sent += size
-            due = self.started + self.sent / self.rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-
-
-class S3Target(object):
-    """One bucket/prefix on one endpoint, with the error handling every call shares."""
-
-    def __init__(self, module, params):
-        require_boto3(module)
-        self.module = module
-        self.bucket = params['bucket']
-        prefix = (params.get('prefix') or '').strip('/')
-        self.prefix = prefix + '/' if prefix else ''
-        self.endpoint = params.get('endpoint_url')
-        self.label = 's3://%s/%s%s' % (self.bucket, self.prefix, (' at %s' % self.endpoint) if self.endpoint else '')
-        self.name = params.get('target_name') or self.bucket
-        part = max(int(params.get('part_size_mib') or 32) * MIB, MIN_PART)
-        self.part_size = part
-        self.concurrency = max(int(params.get('max_concurrency') or 1), 1)
-        core = botocore.session.Session(profile=params.get('profile') or None)
-        if params.get('credentials_file'):
-            core.set_config_variable('credentials_file', params['credentials_file'])
-        session = boto3.session.Session(botocore_session=core)
-        verify = params.get('ca_bundle') or bool(params.get('validate_certs', True))
-        config = Config(
-            s3={'addressing_style': 'path' if params.get('path_style') else 'auto'},
-            retries={'max_attempts': 5, 'mode': 'standard'},
-            connect_timeout=10, read_timeout=120, max_pool_connections=max(self.concurrency + 2, 10),
-            # Integrity is ours (Content-MD5 on every request, ETag and size checks); the newer default
-            # CRC checksums are refused by several S3-compatible servers.
-            request_checksum_calculation='when_required', response_checksum_validation='when_required')
-        try:
-            self.client = session.client(
-                's3', endpoint_url=self.endpoint or None, region_name=params.get('region') or None, verify=verify,
-                aws_access_key_id=params.get('access_key') or None,
-                aws_secret_access_key=params.get('secret_key') or None,
-                aws_session_token=params.get('session_token') or None, config=config)
-        except (BotoCoreError, ValueError) as exc:
-            raise OffsiteError('cannot set up an S3 client for %s: %s' % (self.label, exc))
-
-    # ------------------------------------------------------------ errors
-
-    def fail(self, exc, action):
-        """An OffsiteError that says what failed, where, and what to do next (botocore never puts secrets in these)."""
-        if isinstance(exc, OffsiteError):
-            return exc
-        if isinstance(exc, NoCredentialsError):
-            return OffsiteError('no S3 credentials found for %s while %s: set access_key/secret_key (an AWX credential), '
-                                'AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile or credentials_file' % (self.label, action))
-        if isinstance(exc, EndpointConnectionError):
-            return OffsiteError('cannot reach the S3 endpoint %s while %s: %s; check endpoint_url and that the '
-                                'server runs' % (self.endpoint or 'of AWS', action, exc))
-        if isinstance(exc, ClientError):
-            error = exc.response.get('Error') or {}
-            code = error.get('Code') or '?'
-            if code in AUTH_CODES:
-                return OffsiteError('%s refused the credentials while %s (%s: %s); check the access key and secret key '
-                                    '(or AWS profile) and that they may use bucket %s' % (
-                                        self.label, action, code, error.get('Message', ''), self.bucket))
-            if code in ('NoSuchBucket',):
-                return OffsiteError('bucket %s does not exist at %s (while %s); create it first' % (
-                    self.bucket, self.endpoint or 'AWS', action))
-            return OffsiteError('%s failed on %s: %s %s' % (action, self.label, code, error.get('Message', '')))
-        return OffsiteError('%s failed on %s: %s' % (action, self.label, exc))
-
-    def call(self, action, method, **kwargs):
-        try:
-            return getattr(self.client, method)(**kwargs)
-        except (BotoCoreError, ClientError) as exc:
-            raise self.fail(exc, action)
-
-    # ------------------------------------------------------------ keys
-
-    def set_prefix(self, backup_id):
-        return '%s%s/' % (self.prefix, backup_id)
-
-    def key(self, backup_id, rel):
-        return self.set_prefix(backup_id) + rel
-
-    def head(self, key):
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            status = exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode')
-            if status == 404 or (exc.response.get('Error') or {}).get('Code') in ('404', 'NoSuchKey', 'NotFound'):
-                return None
-            raise self.fail(exc, 'reading %s' % key)
-        except BotoCoreError as exc:
-            raise self.fail(exc, 'reading %s' % key)
-        return dict(size=int(response['ContentLength']), etag=response.get('ETag', '').strip('"'))
-
-    def get_json(self, key):
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)['Body'].read()
-        except ClientError as exc:
-            if (exc.response.get('Error') or {}).get('Code') in ('NoSuchKey', '404', 'NotFound'):
-                return None
-            raise self.fail(exc, 'reading %s' % key)
-        except BotoCoreError as exc:
-            raise self.fail(exc, 'reading %s' % key)
-        try:
-            return json.loads(body.decode('utf-8'))
-        except ValueError as exc:
-            raise OffsiteError('%s on %s is not valid JSON (%s); the remote copy is damaged' % (key, self.label, exc))
-
-    def put_bytes(self, key, data, lock=None):
-        md5 = hashlib.md5(data).digest()
-        extra = lock_args(lock)
-        self.call('uploading %s' % key, 'put_object', Bucket=self.bucket, Key=key, Body=data, ContentMD5=md5_b64(md5),
-                  **extra)
-        return dict(size=len(data), etag=md5.hex(), sha256=hashlib.sha256(data).hexdigest())
-
-    # ------------------------------------------------------------ listing
-
-    def list_prefixes(self):
-        """Backup ids (the first key component below the prefix)."""
-        ids, token = [], None
-        while True:
-            kwargs = dict(Bucket=self.bucket, Prefix=self.prefix, Delimiter='/')
-            if token:
-                kwargs['ContinuationToken'] = token
-            page = self.call('listing %s' % self.label, 'list_objects_v2', **kwargs)
-            for entry in page.get('CommonPrefixes') or []:
-                name = entry['Prefix'][len(self.prefix):].rstrip('/')
-                if valid_backup_id(name):
-                    ids.append(name)
-            if not page.get('IsTruncated'):
-                return ids
-            token = page.get('NextContinuationToken')
-
-    def list_keys(self, prefix):
-        keys, token = [], None
-        while True:
-            kwargs = dict(Bucket=self.bucket, Prefix=prefix)
-            if token:
-                kwargs['ContinuationToken'] = token
-            page = self.call('listing %s' % prefix, 'list_objects_v2', **kwargs)
-            keys.extend(dict(key=entry['Key'], size=int(entry['Size']), modified=entry.get('LastModified'))
-                        for entry in page.get('Contents') or [])
-            if not page.get('IsTruncated'):
-                return keys
-            token = page.get('NextContinuationToken')
-
-    def catalog(self, database=None, now=None):
-        """(complete copies newest first, unfinished copies). A copy counts only with its marker."""
-        now = now or utcnow()
-        sets, unfinished = [], []
-        for backup_id in self.list_prefixes():
-            marker = self.get_json(self.key(backup_id, MARKER))
-            if marker is None:
-                # Some servers keep an emptied prefix listed after its objects were deleted.
-                if self.call('listing %s' % backup_id, 'list_objects_v2', Bucket=self.bucket,
-                             Prefix=self.set_prefix(backup_id), MaxKeys=1).get('KeyCount', 1):
-                    unfinished.append(dict(id=backup_id, location=self.label))
-                continue
-            if marker.get('copy_format') != COPY_FORMAT or marker.get('id') != backup_id:
-                unfinished.append(dict(id=backup_id, location=self.label,
-                                       problem='marker does not describe %s (format %r, id %r)' % (
-                                           backup_id, marker.get('copy_format'), marker.get('id'))))
-                continue
-            if database is not None and marker.get('database') != database:
-                continue
-            sets.append(copy_entry(backup_id, marker, self.label, now))
-        sets.sort(key=lambda entry: entry['started_at'], reverse=True)
-        return sets, unfinished
-
-    # ------------------------------------------------------------ uploads
-
-    def upload_file(self, path, key, expected_sha256=None, lock=None, throttle=None):
-        """Upload ``path`` to ``key`` (multipart above one part, resuming an unfinished multipart upload of the same
-        key and part size). Returns {size, etag, sha256, resumed_bytes}; the sha256 is of the bytes sent, compared
-        with ``expected_sha256`` before the upload is completed."""
-        size = os.path.getsize(path)
-        if size <= self.part_size:
-            with open(path, 'rb') as handle:
-                data = handle.read()
-            digest = hashlib.sha256(data).hexdigest()
-            check_digest(path, digest, expected_sha256)
-            if throttle:
-                throttle.take(len(data))
-            sent = self.put_bytes(key, data, lock)
-            sent['resumed_bytes'] = 0
-            return sent
-        return self.upload_multipart(path, key, size, expected_sha256, lock, throttle)
-
-    def open_multipart(self, key, lock):
-        """An unfinished upload of ``key`` to resume ({part number: (etag, size)}), or a new one."""
-        uploads = self.call('listing unfinished uploads of %s' % key, 'list_multipart_uploads', Bucket=self.bucket,
-                            Prefix=key).get('Uploads') or []
-        mine = sorted((u for u in uploads if u['Key'] == key), key=lambda u: u.get('Initiated') or 0, reverse=True)
-        for stale in mine[1:]:
-            self.abort(key, stale['UploadId'])
-        if mine:
-            upload_id = mine[0]['UploadId']
-            parts = {}
-            marker = 0
-            while True:
-                page = self.call('listing parts of %s' % key, 'list_parts', Bucket=self.bucket, Key=key,
-                                 UploadId=upload_id, PartNumberMarker=marker)
-                for part in page.get('Parts') or []:
-                    parts[int(part['PartNumber'])] = (part['ETag'].strip('"'), int(part['Size']))
-                if not page.get('IsTruncated'):
-                    break
-                marker = int(page.get('NextPartNumberMarker') or 0)
-            first = parts.get(1)
-            if first is None or first[1] == self.part_size:
-                return upload_id, parts
-            # Written with another part size: its parts cannot line up with ours.
-            self.abort(key, upload_id)
-        created = self.call('starting the upload of %s' % key, 'create_multipart_upload', Bucket=self.bucket, Key=key,
-                            **lock_args(lock))
-        return created['UploadId'], {}
-
-    def abort(self, key, upload_id):
-        try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except (BotoCoreError, ClientError):
-            pass  # an upload we cannot abort is cleaned by the bucket's lifecycle rules; it never counts as a copy
-
-    def upload_multipart(self, path, key, size, expected_sha256, lock, throttle):
-        from concurrent.futures import ThreadPoolExecutor
-        upload_id, existing = self.open_multipart(key, lock)
-        digest = hashlib.sha256()
-        md5s, futures, resumed = [], [], 0
-
-        def send(number, data, md5):
-            if throttle:
-                throttle.take(len(data))
-            response = self.call('uploading part %d of %s' % (number, key), 'upload_part', Bucket=self.bucket, Key=key,
-                                 UploadId=upload_id, PartNumber=number, Body=data, ContentMD5=md5_b64(md5))
-            if response.get('ETag', '').strip('"') != md5.hex():
-                raise OffsiteError('part %d of %s: the server stored MD5 %s, we sent %s; the transfer was damaged, '
-                                   'run the copy again' % (number, key, response.get('ETag'), md5.hex()))
-
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool, open(path, 'rb') as handle:
-            number = 0
-            while True:
-                data = handle.read(self.part_size)
-                if not data:
-                    break
-                number += 1
-                digest.update(data)
-                md5 = hashlib.md5(data).digest()
-                md5s.append(md5)
-                if existing.get(number) == (md5.hex(), len(data)):
-                    resumed += len(data)
-                    continue
-                # Bounded read-ahead: at most 2 x concurrency parts in memory.
-                while len([f for f in futures if not f.done()]) >= 2 * self.concurrency:
-                    time.sleep(0.01)
-                futures.append(pool.submit(send, number, data, md5))
-            for future in futures:
-                future.result()
-        check_digest(path, digest.hexdigest(), expected_sha256)
-        parts = [dict(PartNumber=index + 1, ETag='"%s"' % md5.hex()) for index, md5 in enumerate(md5s)]
-        self.call('completing the upload of %s' % key, 'complete_multipart_upload', Bucket=self.bucket, Key=key,
-                  UploadId=upload_id, MultipartUpload=dict(Parts=parts))
-        return dict(size=size, etag=multipart_etag(md5s), sha256=digest.hexdigest(), resumed_bytes=resumed)
-
-    # ------------------------------------------------------------ downloads
-
-    def download(self, key, target):
-        """Download ``key`` into ``target`` (ranged, parallel); returns (size, sha256) of what arrived."""
-        from boto3.s3.transfer import TransferConfig
-        config = TransferConfig(multipart_threshold=self.part_size, multipart_chunksize=self.part_size,
-                                max_concurrency=self.concurrency)
-        try:
-            self.client.download_file(self.bucket, key, target, Config=config)
-        except (BotoCoreError, ClientError) as exc:
-            raise self.fail(exc, 'downloading %s' % key)
-        digest = hashlib.sha256()
-        with open(target, 'rb') as handle:
-            for chunk in iter(lambda: handle.read(CHUNK), b''):
-                digest.update(chunk)
-        return os.path.getsize(target), digest.hexdigest()
-
-    def read_sha256(self, key):
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)['Body']
-            digest, size = hashlib.sha256(), 0
-            for chunk in iter(lambda: body.read(CHUNK), b''):
-                digest.update(chunk)
-                size += len(chunk)
-        except (BotoCoreError, ClientError) as exc:
-            raise self.fail(exc, 'reading %s' % key)
-        return size, digest.hexdigest()
-
-    # ------------------------------------------------------------ checks and deletes
-
-    def check_copy(self, marker, deep=False):
-        """Problems of a complete copy: every object present with the size and ETag (and with ``deep`` the sha256)
-        recorded in its marker."""
-        problems = []
-        for name, meta in sorted((marker.get('objects') or {}).items()):
-            key = self.key(marker['id'], name)
-            found = self.head(key)
-            if found is None:
-                problems.append('%s: missing' % key)
-                continue
-            if found['size'] != meta['size']:
-                problems.append('%s: size %d, copy says %d' % (key, found['size'], meta['size']))
-                continue
-            if found['etag'] != meta['etag']:
-                problems.append('%s: ETag %s, copy says %s (the object was changed or damaged)' % (
-                    key, found['etag'], meta['etag']))
-                continue
-            if deep:
-                dummy, digest = self.read_sha256(key)
-                if digest != meta['sha256']:
-                    problems.append('%s: sha256 %s, copy says %s' % (key, digest, meta['sha256']))
-        return problems
-
-    def versioned(self):
-        """True when the bucket keeps versions (always so with Object Lock): a plain delete only hides an object."""
-        if getattr(self, '_versioned', None) is None:
-            try:
-                status = self.client.get_bucket_versioning(Bucket=self.bucket).get('Status')
-            except ClientError:
-                status = None  # servers without versioning support
-            except BotoCoreError as exc:
-                raise self.fail(exc, 'reading the versioning of bucket %s' % self.bucket)
-            self._versioned = status in ('Enabled', 'Suspended')
-        return self._versioned
-
-    def versions(self, prefix):
-        """(key, version id) of every version and delete marker below ``prefix``."""
-        out, kwargs = [], dict(Bucket=self.bucket, Prefix=prefix)
-        while True:
-            page = self.call('listing the versions below %s' % prefix, 'list_object_versions', **kwargs)
-            for entry in (page.get('Versions') or []) + (page.get('DeleteMarkers') or []):
-                out.append((entry['Key'], entry['VersionId']))
-            if not page.get('IsTruncated'):
-                return out
-            kwargs.update(KeyMarker=page.get('NextKeyMarker'), VersionIdMarker=page.get('NextVersionIdMarker'))
-
-    def locks(self, prefix, now=None):
-        """Objects below ``prefix`` that S3 Object Lock keeps from deletion now: [{key, mode, until, legal_hold}]."""
-        now = now or utcnow()
-        found = []
-        for entry in self.list_keys(prefix):
-            try:
-                head = self.client.head_object(Bucket=self.bucket, Key=entry['key'])
-            except (BotoCoreError, ClientError) as exc:
-                raise self.fail(exc, 'reading the lock of %s' % entry['key'])
-            until = head.get('ObjectLockRetainUntilDate')
-            hold = head.get('ObjectLockLegalHoldStatus') == 'ON'
-            if hold or (until is not None and until > now):
-                found.append(dict(key=entry['key'], mode=head.get('ObjectLockMode'), legal_hold=hold,
-                                  until=isoformat(until) if until is not None else None))
-        return found
-
-    def delete_set(self, backup_id):
-        """Delete one copy: the marker first (it stops counting at once), then its objects and unfinished uploads.
-        In a versioned bucket every version goes, so nothing is left behind hidden. Returns the keys that could not
-        be deleted (e.g. under Object Lock retention)."""
-        return self.delete_prefix(self.set_prefix(backup_id), MARKER)
-
-    def delete_key(self, key):
-        """Delete exactly ``key`` (every version of it in a versioned bucket; never other keys it is a prefix of).
-        Returns the versions the target refused to delete."""
-        if self.versioned():
-            entries = [entry for entry in self.versions(key) if entry[0] == key]
-        else:
-            entries = [(entry['key'], None) for entry in self.list_keys(key) if entry['key'] == key]
-        refused = []
-        for name, version in entries:
-            kwargs = dict(Bucket=self.bucket, Key=name)
-            if version is not None:
-                kwargs['VersionId'] = version
-            try:
-                self.client.delete_object(**kwargs)
-            except ClientError as exc:
-                refused.append('%s (%s)' % (name, (exc.response.get('Error') or {}).get('Code', '?')))
-            except BotoCoreError as exc:
-                raise self.fail(exc, 'deleting %s' % name)
-        return refused
-
-    def delete_prefix(self, prefix, marker_name=None):
-        refused = []
-        marker_key = prefix + marker_name if marker_name else None
-        if self.versioned():
-            entries = self.versions(prefix)
-        else:
-            entries = [(entry['key'], None) for entry in self.list_keys(prefix)]
-        ordered = [e for e in entries if e[0] == marker_key] + [e for e in entries if e[0] != marker_key]
-        for key, version in ordered:
-            kwargs = dict(Bucket=self.bucket, Key=key)
-            if version is not None:
-                kwargs['VersionId'] = version
-            try:
-                self.client.delete_object(**kwargs)
-            except ClientError as exc:
-                refused.append('%s (%s)' % (key, (exc.response.get('Error') or {}).get('Code', '?')))
-            except BotoCoreError as exc:
-                raise self.fail(exc, 'deleting %s' % key)
-        uploads = self.call('listing unfinished uploads of %s' % prefix, 'list_multipart_uploads', Bucket=self.bucket,
-                            Prefix=prefix).get('Uploads') or []
-        for upload in uploads:
-            self.abort(upload['Key'], upload['UploadId'])
-        return refused
 
 
 def check_digest(path, actual, expected):
@@ -541,12 +65,6 @@ def lock_from_params(params):
         raise OffsiteError('object_lock_mode %s needs object_lock_days > 0' % params['object_lock_mode'])
     until = utcnow() + datetime.timedelta(days=int(params['object_lock_days']))
     return dict(mode=params['object_lock_mode'], until=until)
-
-
-def lock_args(lock):
-    if not lock:
-        return {}
-    return dict(ObjectLockMode=lock['mode'], ObjectLockRetainUntilDate=lock['until'])
 
 
 def marker_for(manifest, verification, objects, encryption, remote_size):
@@ -601,3 +119,155 @@ def manifest_files(set_dir, manifest):
     if os.path.isfile(os.path.join(set_dir, VERIFICATION)):
         entries.append((VERIFICATION, os.path.join(set_dir, VERIFICATION), None))
     return entries
+
+
+def plaintext_problems(manifests, recipients):
+    """Why each set (its manifest) may not go to an ssh target while age ``recipients`` are configured; [] when all may.
+
+    An ssh target receives a backup set byte for byte as it is on disk (rsync resumes and checks it against the
+    manifest as it is), so with recipients configured only a set encrypted at rest (encryption.encrypt_set) to every
+    one of them qualifies: what lands is ciphertext the configured keys open. Anything else would put rows on the
+    remote host in plaintext, or sealed to other keys. (Physical backups and WAL have no encryption at rest: those are
+    encrypted at copy time on every transport, offsite_pitr.Sender.)
+    """
+    wanted = normalize_recipients(recipients)
+    if not wanted:
+        return []
+    problems = []
+    for manifest in manifests:
+        encryption = manifest.get('encryption')
+        if not encryption:
+            problems.append('%s is not encrypted at rest' % manifest['id'])
+            continue
+        missing = [key for key in wanted if key not in (encryption.get('recipients') or [])]
+        if missing:
+            problems.append('%s is encrypted at rest to %s, not to %s' % (
+                manifest['id'], ', '.join(encryption.get('recipients') or []) or 'nobody', ', '.join(missing)))
+    return problems
+
+
+def refuse_plaintext(manifests, recipients, label, group_id=None):
+    """Raise OffsiteError unless every set about to be sent qualifies (plaintext_problems). Called before the first
+    byte goes, with every set of a group, so no part of a group lands unencrypted."""
+    problems = plaintext_problems(manifests, recipients)
+    if problems:
+        what = ('backup group %s' % group_id) if group_id else ', '.join(manifest['id'] for manifest in manifests)
+        raise OffsiteError(
+            'refusing to copy %s to ssh target %s: age_recipients (stackops_offsite_age_recipients) are set, but %s. '
+            'ssh targets receive the files as they are on disk and never encrypt in transit, so nothing was sent. '
+            'Set stackops_backup_encrypt: true so every new verified set is encrypted at rest to '
+            'stackops_offsite_age_recipients before it is copied (or encrypt this set with '
+            'stackops.runbooks.pg_backup_encrypt), or send it to an S3 target, which encrypts at copy time' % (
+                what, label, '; '.join(problems)))
+
+
+def catalog(target, database=None, now=None):
+    """(complete copies newest first, unfinished copies) of backup sets on ``target``. A copy counts only with its
+    marker; each complete entry carries its marker under ``marker``."""
+    now = now or utcnow()
+    sets, unfinished = [], []
+    for backup_id, marker in sorted(target.children('', MARKER).items()):
+        if not valid_backup_id(backup_id):
+            continue  # .pitr and anything else that is no backup id
+        if marker is None:
+            unfinished.append(dict(id=backup_id, location=target.label))
+            continue
+        if marker.get('copy_format') != COPY_FORMAT or marker.get('id') != backup_id:
+            unfinished.append(dict(id=backup_id, location=target.label, problem=marker.get('problem') or (
+                'marker does not describe %s (format %r, id %r)' % (
+                    backup_id, marker.get('copy_format'), marker.get('id')))))
+            continue
+        if database is not None and marker.get('database') != database:
+            continue
+        entry = copy_entry(backup_id, marker, target.label, now)
+        entry['marker'] = marker
+        sets.append(entry)
+    sets.sort(key=lambda entry: entry['started_at'], reverse=True)
+    return sets, unfinished
+
+
+def encryption_refused(exc, what):
+    """An encryption failure while copying: nothing is sent in its place, and the message names the setting."""
+    return EncryptionError('%s could not be encrypted (%s); nothing of it was sent, not in plaintext either. Fix '
+                           'age_recipients (stackops_offsite_age_recipients: age public keys "age1...") and check '
+                           'that the age package is installed, or empty it to copy without encryption' % (what, exc))
+
+
+class Sender(object):
+    """Sends local files to a target, age-encrypted first (in a staging directory below ``staging_parent``) when
+    recipients are set; the same for backup sets, base backups and WAL, on every transport. A file that cannot be
+    encrypted is never sent in plaintext instead."""
+
+    def __init__(self, module, target, recipients, staging_parent, lock, throttle):
+        self.module = module
+        self.target = target
+        self.recipients = normalize_recipients(recipients)
+        self.staging_parent = staging_parent
+        self.lock = lock
+        self.throttle = throttle
+        self.staging = None
+        self.objects = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.staging:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
+
+    def seal(self, path, sealed, expected):
+        """Encrypt ``path`` to ``sealed``; (plaintext sha256, ciphertext sha256), the plaintext checked first."""
+        parent = os.path.dirname(sealed)
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o700)
+        try:
+            plain, cipher, dummy = encrypt_file(self.module, path, sealed, self.recipients)
+        except EncryptionError as exc:
+            raise encryption_refused(exc, path)
+        check_digest(path, plain, expected)
+        return plain, cipher
+
+    def send_files(self, local_root, prefix, names, expected=None):
+        """Send ``local_root/<name>`` to ``prefix + name`` (``+ .age`` when encrypting) for every name. Returns
+        {name: {size, etag (S3), sha256 (of the stored object), plaintext_size, plaintext_sha256, encrypted,
+        resumed_bytes}}; ``expected`` ({name: sha256}) is checked against what was read."""
+        expected = expected or {}
+        names = list(names)
+        if not self.recipients:
+            sent = self.target.put_files(local_root, prefix, names, expected, self.lock, self.throttle)
+            for meta in sent.values():
+                meta.update(plaintext_size=meta['size'], plaintext_sha256=meta['sha256'], encrypted=False)
+            self.objects += len(names)
+            return sent
+        if self.staging is None:
+            self.staging = tempfile.mkdtemp(prefix='.stackops-offsite-', dir=self.staging_parent)
+        sent = {}
+        if not self.target.batches:
+            # One file at a time: the staging space is that of the largest file.
+            for name in names:
+                path, sealed = os.path.join(local_root, name), os.path.join(self.staging, 'object' + AGE_SUFFIX)
+                plain, cipher = self.seal(path, sealed, expected.get(name))
+                try:
+                    sent[name] = self.target.put(sealed, prefix + name + AGE_SUFFIX, cipher, self.lock, self.throttle)
+                finally:
+                    os.unlink(sealed)
+                sent[name].update(plaintext_size=os.path.getsize(path), plaintext_sha256=plain, encrypted=True)
+            self.objects += len(names)
+            return sent
+        # One transfer for the whole tree (rsync): every file is sealed first.
+        plains, ciphers = {}, {}
+        for name in names:
+            path = os.path.join(local_root, name)
+            plains[name] = (os.path.getsize(path),) + self.seal(path, os.path.join(self.staging, name + AGE_SUFFIX),
+                                                                 expected.get(name))
+            ciphers[name + AGE_SUFFIX] = plains[name][2]
+        stored = self.target.put_files(self.staging, prefix, sorted(ciphers), ciphers, self.lock, self.throttle)
+        for name in names:
+            size, plain, dummy = plains[name]
+            sent[name] = stored[name + AGE_SUFFIX]
+            sent[name].update(plaintext_size=size, plaintext_sha256=plain, encrypted=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging = None
+        self.objects += len(names)
+        return sent

@@ -13,30 +13,11 @@ import time
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_catalog import check_files, load_manifest
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_lock import DatabaseLock
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_retention import (
-    retention_plan, retention_policy_problem, retention_policy_spec)
+    retention_plan, retention_policy_problem)
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import (
     MANIFEST, BackupError, ensure_backup_dir, parse_time, publish, slug, utcnow, valid_backup_id, write_json)
 
 MIB = 1024 * 1024
-
-
-def copy_spec():
-    """Options every set copy module takes (doc fragment stackops.runbooks.offsite)."""
-    return dict(
-        backup_id=dict(type='str'),
-        sets=dict(type='str', choices=['latest', 'all'], default='latest'),
-        retention=dict(type='dict', options=retention_policy_spec()),
-    )
-
-
-def fetch_spec():
-    """Options every set fetch module takes (doc fragment stackops.runbooks.offsite.fetch)."""
-    return dict(
-        database=dict(type='str'),
-        backup_id=dict(type='str'),
-        dest=dict(type='path', required=True),
-        require_verified=dict(type='bool', default=True),
-    )
 
 
 def age_of(started_at, now=None):

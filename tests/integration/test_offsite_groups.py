@@ -10,10 +10,8 @@ instead of failing, while an unlocked copy in the same versioned bucket is delet
 import datetime
 import secrets
 import shutil
-import sys
 
 import pytest
-import yaml
 
 from support.backup import stackops_result, step
 from support.offsite import output_text, run_steps
@@ -21,7 +19,7 @@ from support.pgcluster import PgCluster
 from support.ports import port
 from support.runner import run_playbook
 from support.s3server import S3Server
-from support.groups import group_digests
+from support.groups import group_digests, group_inventory
 
 pytestmark = pytest.mark.pg
 
@@ -71,22 +69,6 @@ def servers():
     empty.stop()
 
 
-def inventory(tmp_path, cluster, name, backup_dir, targets):
-    project = tmp_path / ("project-" + name)
-    project.mkdir(exist_ok=True)
-    host = dict(
-        ansible_connection="local", ansible_python_interpreter=sys.executable,
-        stackops_db_host=cluster.host, stackops_db_port=cluster.port, stackops_db_user=cluster.user,
-        stackops_db_password=cluster.password, stackops_db_name="h_offg_app", stackops_db_service="db",
-        stackops_compose_project_dir=str(project), stackops_backup_dir=str(backup_dir),
-        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
-        stackops_restore_stop_services=[], stackops_health_urls=[], stackops_offsite_targets=targets,
-        stackops_backup_exclude_databases=["postgres"])
-    path = tmp_path / ("inventory-%s.yml" % name)
-    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node-" + name: host}}}))
-    return path
-
-
 def test_groups_go_off_site_whole_and_restore_from_remote(servers, s3, tmp_path):
     source, empty = servers
     source.sql("CREATE ROLE h_offg_owner LOGIN CREATEDB")
@@ -101,7 +83,7 @@ def test_groups_go_off_site_whole_and_restore_from_remote(servers, s3, tmp_path)
     backup_dir = tmp_path / "backups"
     target = dict(s3.target("groups"), name="offsite-a",
                   retention=dict(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0))
-    source_inventory = inventory(tmp_path, source, "source", backup_dir, [target])
+    source_inventory = group_inventory(tmp_path, source, "source", "h_offg_app", backup_dir, [target])
 
     groups = []
     for run in range(2):
@@ -141,7 +123,7 @@ def test_groups_go_off_site_whole_and_restore_from_remote(servers, s3, tmp_path)
 
     # Disaster: the local backup directory is gone; an empty server is rebuilt from the off-site group.
     shutil.rmtree(backup_dir)
-    target_inventory = inventory(tmp_path, empty, "target", backup_dir, [target])
+    target_inventory = group_inventory(tmp_path, empty, "target", "h_offg_app", backup_dir, [target])
     restore = run_playbook("restore.yml", inventory=target_inventory, label="h-offg-restore",
                            extravars={"stackops_restore_all_databases": True, "stackops_restore_from_remote": True,
                                       "stackops_restore_confirm": True})

@@ -5,6 +5,7 @@ One isolated copy of examples/stack (project h-off-pitr): two verified `backup -
 backups and the WAL (the second only the new WAL: incremental), remote retention drops the older base backup and
 the WAL before the kept one; WAL archived later is shipped on its own; then the PITR directory loses every base
 backup and WAL file and `restore --to-time --from-remote` undoes a DELETE without WHERE from the remote copies.
+The same copy goes to an SSH target (a real sshd on 127.0.0.1), age-encrypted, and a recovery runs from it.
 """
 import io
 import json
@@ -22,14 +23,16 @@ import pytest
 
 from support.backup import batch, step
 from support.offsite import age_key
-from support.ports import port, project
+from support.ports import port, port_range, project
 from support.runner import OUTPUT, run_module
 from support.s3server import S3Server
+from support.sshd import Sshd
 from support.wait import until
 from support.stack import TestStack
 
 PROJECT = project("h-off-pitr")
 S3_PORT = port(56750)
+SSH_PORTS = port_range(56400, 56410)
 STACKOPS = Path(sys.executable).with_name("stackops")
 BARMAN = Path(sys.executable).with_name("barman")
 
@@ -284,3 +287,63 @@ def test_a_second_copy_with_no_new_wal_uploads_nothing(pitr_stack, s3, fresh_bas
     assert second["objects_uploaded"] == 0 and second["changed"] is False
     assert second["wal_below_retention"] == first["retention"]["wal_deleted"]
     assert s3.etags("site-inc/") == stored, "the target changed on a run with nothing new"
+
+
+# ---------------------------------------------------------------------------------------------- SSH targets
+
+def test_physical_copies_go_to_an_ssh_target_encrypted_and_recover_from_it(pitr_stack, s3, fresh_base, tmp_path):
+    """kind=pitr over SSH: the copy (age-encrypted at copy time, as on S3), incremental, listed; then the PITR
+    directory loses every base backup and WAL file and `restore --to-latest --from-remote` recovers from the SSH
+    target alone."""
+    stack, backup_id = pitr_stack, fresh_base["backup_id"]
+    public = age_key(tmp_path / "key.txt")
+    server = Sshd(tmp_path / "sshd", SSH_PORTS).start()
+    try:
+        remote = tmp_path / "ssh copies"
+        target = dict(server.target(remote), type="ssh")
+        common = dict(target, pitr_dir=str(stack.pitr_dir), server_name=PROJECT)
+        results = batch([
+            step("copy", "offsite_copy", kind="pitr", age_recipients=[public], retention={"keep_last": 1}, **common),
+            step("again", "offsite_copy", kind="pitr", age_recipients=[public], retention={"keep_last": 1}, **common),
+            step("info", "offsite_info", kind="pitr", **dict(target, server_name=PROJECT)),
+        ], label="h-off-pitr-ssh")
+        copy, again, info = results["copy"], results["again"], results["info"]
+        assert not copy["failed"], copy.get("msg")
+        assert copy["copied"] == [backup_id] and copy["encrypted"] is True and copy["wal_uploaded"] >= 1
+        assert copy["target"].startswith("ssh://") and copy["latest_verified"]["id"] == backup_id
+        assert not again["failed"] and again["copied"] == [] and again["present"] == [backup_id]
+        assert again["objects_uploaded"] == 0 and again["changed"] is False, again
+        assert [base["id"] for base in info["base_backups"]] == [backup_id] and info["wal_files"] >= 1
+
+        # Ciphertext only, but for the markers and the WAL catalog; no pgpass or configuration.
+        root = remote / ".pitr" / PROJECT
+        readable = {root / "wal-catalog.json", root / "base" / backup_id / "stackops-copy.json"}
+        stored = [path for path in root.rglob("*") if path.is_file()]
+        assert readable <= set(stored)
+        for path in stored:
+            assert "pgpass" not in path.name and not path.name.endswith(".conf"), path
+            if path not in readable:
+                assert path.name.endswith(".age") and path.read_bytes().startswith(b"age-encryption.org/v1"), path
+
+        # Disaster: every base backup and archived WAL file is gone locally; the only copy is on the SSH host.
+        home = stack.pitr_dir / "home" / PROJECT
+        for name in ("base", "meta", "wals"):
+            shutil.rmtree(home / name)
+        shutil.rmtree(stack.pitr_dir / "verified")
+        group_vars = stack.inventory / "group_vars" / "stacks.yml"
+        saved = group_vars.read_text()
+        variables = json.loads(saved)
+        variables["stackops_offsite_targets"] = [dict(target, name="backuphost")]
+        group_vars.write_text(json.dumps(variables, indent=2))
+        try:
+            result = stackops(stack, s3, "restore", "--to-latest", "--from-remote", "--yes", "-e",
+                              "stackops_offsite_age_identity_file=%s" % (tmp_path / "key.txt"))
+        finally:
+            group_vars.write_text(saved)
+        assert result["swapped"] is True
+        assert result["from_remote"]["backup_id"] == backup_id and result["from_remote"]["target"].startswith("ssh://")
+        assert (home / "base" / backup_id).is_dir()
+        assert (fresh_base["marker"].decode(),) in sql(stack, "SELECT note FROM markers")
+    finally:
+        server.stop()
+

@@ -8,13 +8,11 @@ age recipients set, sets encrypted at rest go as ciphertext and restore with the
 import json
 import os
 import shutil
-import sys
 
 import pytest
-import yaml
 
 from support.backup import create_db, fingerprint, stackops_result, step
-from support.groups import cluster_on, create_group, group_digests, roles
+from support.groups import cluster_on, create_group, group_digests, group_inventory, roles
 from support.offsite import age_key, output_text, run_steps
 from support.ports import port, port_range
 from support.runner import run_playbook
@@ -180,21 +178,9 @@ GROUP_DATABASES = {
 }
 
 
-def group_inventory(tmp_path, cluster, name, target):
-    project = tmp_path / ("project-" + name)
-    project.mkdir(exist_ok=True)
-    host = dict(
-        ansible_connection="local", ansible_python_interpreter=sys.executable,
-        stackops_db_host=cluster.host, stackops_db_port=cluster.port, stackops_db_user=cluster.user,
-        stackops_db_password=cluster.password, stackops_db_name="h_offsg_app", stackops_db_service="db",
-        stackops_compose_project_dir=str(project), stackops_backup_dir=str(tmp_path / "group-backups"),
-        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
-        stackops_restore_stop_services=[], stackops_health_urls=[], stackops_backup_exclude_databases=["postgres"],
-        stackops_offsite_targets=[dict(target, name="backuphost", type="ssh",
-                                       retention=dict(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0))])
-    path = tmp_path / ("inventory-%s.yml" % name)
-    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node-" + name: host}}}))
-    return path
+def ssh_targets(target):
+    return [dict(target, name="backuphost", type="ssh",
+                 retention=dict(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0))]
 
 
 def test_all_databases_groups_go_to_an_ssh_target_and_restore_from_it(sshd, tmp_path):
@@ -206,7 +192,8 @@ def test_all_databases_groups_go_to_an_ssh_target_and_restore_from_it(sshd, tmp_
         before = dict((name, group_digests(source, name)) for name in GROUP_DATABASES)
         before_roles = roles(source, "h_offsg_")
         remote, target = sshd["remote"], sshd["target"]
-        source_inventory = group_inventory(tmp_path, source, "source", target)
+        source_inventory = group_inventory(tmp_path, source, "source", "h_offsg_app", tmp_path / "group-backups",
+                                           ssh_targets(target))
         reports = []
         for run in range(2):
             backup = run_playbook("backup.yml", inventory=source_inventory, label="h-ssh-group-%d" % run,
@@ -223,7 +210,8 @@ def test_all_databases_groups_go_to_an_ssh_target_and_restore_from_it(sshd, tmp_
         assert sorted(os.listdir(remote)) == sorted(second["backups"])
 
         shutil.rmtree(tmp_path / "group-backups")
-        restore = run_playbook("restore.yml", inventory=group_inventory(tmp_path, empty, "target", target),
+        restore = run_playbook("restore.yml", inventory=group_inventory(tmp_path, empty, "target", "h_offsg_app",
+                                                                         tmp_path / "group-backups", ssh_targets(target)),
                                label="h-ssh-group-restore", extravars={
                                    "stackops_restore_all_databases": True, "stackops_restore_from_remote": True,
                                    "stackops_restore_confirm": True})

@@ -1,5 +1,8 @@
 """Every database of a server backed up as one group: the source server's roles and databases, and what a restored
 server must show of them (roles and memberships, database and table owners, grants, rows)."""
+import sys
+
+import yaml
 from psycopg import sql
 
 from .digest import grants, table_digests
@@ -48,3 +51,23 @@ def cluster_on(port=None):
     if port:
         cluster.port = port  # a test file's own port range: tests of other areas run beside it
     return cluster.start()
+
+
+def group_inventory(tmp_path, cluster, name, database, backup_dir, targets):
+    """An inventory of one host ``node-<name>`` whose stack's database server is ``cluster`` (``database`` its
+    stackops_db_name), backing up every database but postgres into ``backup_dir`` and off-site to ``targets``;
+    tools on the host, no services to stop or check. Returns its path."""
+    project = tmp_path / ("project-" + name)
+    project.mkdir(exist_ok=True)
+    host = dict(
+        ansible_connection="local", ansible_python_interpreter=sys.executable,
+        stackops_db_host=cluster.host, stackops_db_port=cluster.port, stackops_db_user=cluster.user,
+        stackops_db_password=cluster.password, stackops_db_name=database, stackops_db_service="db",
+        stackops_compose_project_dir=str(project), stackops_backup_dir=str(backup_dir),
+        stackops_backup_tools_location="host", stackops_restore_tools_location="host",
+        stackops_restore_stop_services=[], stackops_health_urls=[], stackops_offsite_targets=targets,
+        stackops_backup_exclude_databases=["postgres"])
+    path = tmp_path / ("inventory-%s.yml" % name)
+    path.write_text(yaml.safe_dump({"stacks": {"hosts": {"node-" + name: host}}}))
+    return path
+

@@ -17,10 +17,17 @@ def documentation(path):
     return yaml.safe_load(match.group(2))
 
 
+def redirected(name):
+    """The module ``name`` runs as: itself, or where meta/runtime.yml's plugin_routing redirects a deprecated name."""
+    routing = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text()).get("plugin_routing") or {}
+    redirect = ((routing.get("modules") or {}).get(name) or {}).get("redirect")
+    return redirect.split(".")[-1] if redirect else name
+
+
 @functools.lru_cache(maxsize=None)
 def module_options(name):
-    """{option: doc} of module ``name`` (pg_backup, ...)."""
-    doc = documentation(REPO / "plugins" / "modules" / ("%s.py" % name))
+    """{option: doc} of module ``name`` (pg_backup, ...; a deprecated name has the options of its new module)."""
+    doc = documentation(REPO / "plugins" / "modules" / ("%s.py" % redirected(name)))
     options = dict(doc.get("options") or {})
     for fragment in doc.get("extends_documentation_fragment") or []:
         parts = fragment.split(".")

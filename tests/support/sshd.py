@@ -75,6 +75,6 @@ class Sshd:
         return "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes" % self.known_hosts
 
     def target(self, path):
-        """An off-site target (type ssh) on this server, for stackops_offsite_targets or the ssh_* modules."""
+        """An off-site target (type ssh) on this server, for stackops_offsite_targets or the offsite_* modules (type ssh)."""
         return dict(host="127.0.0.1", port=self.port, user="root", path=str(path), identity_file=str(self.key),
                     known_hosts_file=str(self.known_hosts))

@@ -1,5 +1,5 @@
 """Target-independent off-site decisions (module_utils/offsite_plan.py), shared by the S3 and SSH modules, and what
-an ssh target may receive while age recipients are set (module_utils/ssh_offsite.py)."""
+an ssh target may receive while age recipients are set (module_utils/offsite.py)."""
 import datetime
 
 import pytest
@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.stackops.runbooks.plugins.module_utils import offsite_plan
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import BackupError, isoformat
 from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import OffsiteError
-from ansible_collections.stackops.runbooks.plugins.module_utils.ssh_offsite import plaintext_problems, refuse_plaintext
+from ansible_collections.stackops.runbooks.plugins.module_utils.offsite import plaintext_problems, refuse_plaintext
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 3, 31, 12, tzinfo=UTC)

@@ -36,8 +36,6 @@ from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import read_json, write_json
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
     Barman, check_target_value, choose_backup, iso, parse_ts, recovery_window)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_restore import barman_recover
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import Docker as PitrDocker, chown_tree
 
 SUFFIX = '-drill'
 DATA_VOLUME = 'stackops-drill-data'
@@ -572,6 +570,9 @@ def physical_plan(layout, target, target_value, backup_id=None):
 def recover_into_volume(module, layout, backup, target, target_value, mountpoint, data_target_path, pgdata, image):
     """Barman recovers ``backup`` into the drill's data volume so that PostgreSQL, started on it by the drill's
     database service, replays WAL to the target and promotes; the files belong to the image's postgres user."""
+    # Imported here: they load psycopg, which the readers of the drill catalog (stack_status_info) never need.
+    from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_restore import barman_recover
+    from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import Docker as PitrDocker, chown_tree
     subpath = os.path.relpath(pgdata, data_target_path) if pgdata != data_target_path else ''
     dest = os.path.join(mountpoint, subpath) if subpath else mountpoint
     barman_recover(Barman(module, layout), layout, target, target_value, backup['id'], dest, pgdata)

@@ -35,7 +35,7 @@ import time
 from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import read_json, write_json
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    Barman, check_target_value, choose_backup, iso, parse_ts, recovery_window)
+    Barman, Layout, check_target_value, choose_backup, iso, parse_ts, recovery_window, write_if_changed)
 
 SUFFIX = '-drill'
 DATA_VOLUME = 'stackops-drill-data'
@@ -97,6 +97,9 @@ class Paths(object):
         self.override = os.path.join(self.run, 'drill-override.yml')
         self.backup_dir = os.path.join(self.run, 'backups')
         self.records = os.path.join(drills_dir, 'records')
+        # A physical drill --from-remote: Barman's own directory for the copy fetched from off-site. Beside run/, not
+        # in it: the fetch fills it before the drill's database starts (which makes run/ afresh).
+        self.remote_pitr = os.path.join(drills_dir, 'remote-pitr')
 
 
 # ---------------------------------------------------------------- the override
@@ -444,6 +447,44 @@ def remove_run_dir(paths):
         shutil.rmtree(paths.run, ignore_errors=True)
         return True
     return False
+
+
+def remove_remote_pitr(paths):
+    if os.path.isdir(paths.remote_pitr):
+        shutil.rmtree(paths.remote_pitr, ignore_errors=True)
+        return True
+    return False
+
+
+def rewrite_conf(text, values):
+    """Barman configuration ``text`` with the ``key = value`` lines of ``values`` replaced."""
+    lines = []
+    for line in text.splitlines():
+        key = line.partition('=')[0].strip()
+        lines.append('%s = %s' % (key, values[key]) if '=' in line and key in values else line)
+    return '\n'.join(lines) + '\n'
+
+
+def remote_pitr_layout(paths, live):
+    """A Barman directory of the drill's own for the PITR copy fetched from off-site, configured as the live one
+    (``live``, a Layout) but with its home, log and staging inside: the fetch and the recovery never write to the live
+    archive, and nothing (cron, receive-wal) knows this configuration. Returns its Layout."""
+    for path in (live.conf, live.server_conf):
+        if not os.path.isfile(path):
+            raise DrillError('a physical drill from remote needs the live PITR configuration (%s is missing); run '
+                             '`stackops pitr enable` on this host first' % path)
+    layout = Layout(paths.remote_pitr, live.server)
+    for path in (layout.conf_dir, os.path.dirname(layout.log), layout.server_home):
+        if not os.path.isdir(path):
+            os.makedirs(path, 0o700)
+    with open(live.conf) as handle:
+        text = rewrite_conf(handle.read(), dict(barman_home=layout.home, log_file=layout.log,
+                                                configuration_files_directory=layout.conf_dir))
+    write_if_changed(layout.conf, text, mode=os.stat(live.conf).st_mode & 0o777)
+    with open(live.server_conf) as handle:
+        text = rewrite_conf(handle.read(), dict(staging_path=layout.staging))
+    write_if_changed(layout.server_conf, text, mode=os.stat(live.server_conf).st_mode & 0o777)
+    return layout
 
 
 def drill_id(epoch=None):

@@ -608,15 +608,18 @@ def physical_plan(layout, target, target_value, backup_id=None):
     return backup
 
 
-def recover_into_volume(module, layout, backup, target, target_value, mountpoint, data_target_path, pgdata, image):
+def recover_into_volume(module, layout, backup, target, target_value, mountpoint, data_target_path, pgdata, image,
+                        catch_up=True):
     """Barman recovers ``backup`` into the drill's data volume so that PostgreSQL, started on it by the drill's
-    database service, replays WAL to the target and promotes; the files belong to the image's postgres user."""
+    database service, replays WAL to the target and promotes; the files belong to the image's postgres user.
+    ``catch_up``: the live server's newest WAL reaches the archive first; not for the copy fetched from off-site,
+    which holds what was shipped and no receiver."""
     # Imported here: they load psycopg, which the readers of the drill catalog (stack_status_info) never need.
     from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_restore import barman_recover
     from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import Docker as PitrDocker, chown_tree
     subpath = os.path.relpath(pgdata, data_target_path) if pgdata != data_target_path else ''
     dest = os.path.join(mountpoint, subpath) if subpath else mountpoint
-    barman_recover(Barman(module, layout), layout, target, target_value, backup['id'], dest, pgdata)
+    barman_recover(Barman(module, layout), layout, target, target_value, backup['id'], dest, pgdata, catch_up=catch_up)
     uid, gid = PitrDocker(module).image_ids(image)
     chown_tree(mountpoint, uid, gid)
     os.chmod(dest, 0o700)

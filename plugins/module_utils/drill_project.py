@@ -252,7 +252,7 @@ class Drill(object):
                 raise DrillError('service %s has no container and no image to take the postgres user from; start the '
                                  'stack once (stackops startup)' % params['db_service'])
             recover_into_volume(self.module, layout, chosen, params['target'], params.get('target_value'),
-                                mountpoint, info['data_target'], info['pgdata'], image)
+                                mountpoint, info['data_target'], info['pgdata'], image, catch_up=not remote)
         fault_point('drill-database')
         drill = self.drill_params(project)
         self.up(drill, [params['db_service']], 'the drill\'s database service %s' % params['db_service'])

@@ -303,7 +303,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Pitr
 def main():
     spec = dict(
         state=dict(type='str', choices=['present', 'absent', 'kept'], default='present'),
-        start=dict(type='str', choices=['database', 'application'], default='database'),
+        start=dict(type='str', choices=['database', 'application', 'remote_pitr'], default='database'),
         drills_dir=dict(type='path', required=True),
         run_id=dict(type='str'),
         db_service=dict(type='str', required=True),

@@ -25,6 +25,16 @@ def _progress_text(tracker):
     return "[%s/%s] %s%s" % (tracker.tasks_done, total, task, where)
 
 
+def _shown(description, verbosity, tracker):
+    """Failures always; with -v every per-host result, except those of a hidden task (a role's argument check has no
+    progress line, so its "ok" would land under the previous task's)."""
+    if not description:
+        return False
+    if description.startswith(("FAILED", "UNREACHABLE")):
+        return True
+    return verbosity > 0 and not tracker.hidden_task
+
+
 class RichProgress:
     """A live status line on a terminal: spinner, done/total, current task and host, running counts."""
 
@@ -50,7 +60,7 @@ class RichProgress:
         return Group(Spinner("dots", text=Text(_progress_text(self.tracker))), tally)
 
     def event(self, event, description):
-        if description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
+        if _shown(description, self.verbosity, self.tracker):
             self.console.print("  " + description, highlight=False, markup=False)
         elif self.verbosity > 0 and event.get("event") == "playbook_on_task_start" and not self.tracker.hidden_task:
             self.console.print(_progress_text(self.tracker), highlight=False, markup=False)
@@ -83,7 +93,7 @@ class PlainProgress:
         if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
             if not self.tracker.hidden_task:
                 self._write(_progress_text(self.tracker))
-        elif description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
+        elif _shown(description, self.verbosity, self.tracker):
             self._write("  " + description)
 
     def stop(self):

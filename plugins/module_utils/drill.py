@@ -35,7 +35,7 @@ import time
 from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import read_json, write_json
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    Barman, Layout, check_target_value, choose_backup, iso, parse_ts, recovery_window, write_if_changed)
+    Layout, check_target_value, choose_backup, iso, parse_ts, recovery_window, write_if_changed)
 
 SUFFIX = '-drill'
 DATA_VOLUME = 'stackops-drill-data'
@@ -606,21 +606,3 @@ def physical_plan(layout, target, target_value, backup_id=None):
             raise DrillError('target time %s is outside the recoverable window %s .. %s' % (
                 target_value, iso(window['earliest']), iso(window['latest'])))
     return backup
-
-
-def recover_into_volume(module, layout, backup, target, target_value, mountpoint, data_target_path, pgdata, image,
-                        catch_up=True):
-    """Barman recovers ``backup`` into the drill's data volume so that PostgreSQL, started on it by the drill's
-    database service, replays WAL to the target and promotes; the files belong to the image's postgres user.
-    ``catch_up``: the live server's newest WAL reaches the archive first; not for the copy fetched from off-site,
-    which holds what was shipped and no receiver."""
-    # Imported here: they load psycopg, which the readers of the drill catalog (stack_status_info) never need.
-    from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_restore import barman_recover
-    from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import Docker as PitrDocker, chown_tree
-    subpath = os.path.relpath(pgdata, data_target_path) if pgdata != data_target_path else ''
-    dest = os.path.join(mountpoint, subpath) if subpath else mountpoint
-    barman_recover(Barman(module, layout), layout, target, target_value, backup['id'], dest, pgdata, catch_up=catch_up)
-    uid, gid = PitrDocker(module).image_ids(image)
-    chown_tree(mountpoint, uid, gid)
-    os.chmod(dest, 0o700)
-    return dest

@@ -19,12 +19,14 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.compose import c
 from ansible_collections.stackops.runbooks.plugins.module_utils.drill import (
     DrillError, Paths, closure, container_addresses, create_data_volume, default_services, drill_project,
     drop_journal, http_check, live_compose_files, override_model, physical_plan, published_ports, read_journal,
-    recover_into_volume, remote_pitr_layout, remove_remote_pitr, remove_run_dir, render_override, teardown,
+    remote_pitr_layout, remove_remote_pitr, remove_run_dir, render_override, teardown,
     write_journal)
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, sql
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Layout
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import remove_dead_staging
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Barman, Layout
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_restore import barman_recover
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import (
+    Docker as PitrDocker, chown_tree, remove_dead_staging)
 
 
 ROLE_FLAGS = (('rolsuper', 'SUPERUSER'), ('rolinherit', 'INHERIT'), ('rolcreaterole', 'CREATEROLE'),
@@ -57,6 +59,23 @@ def copy_roles(source, target):
             target.execute(sql.SQL('GRANT {} TO {}{}').format(sql.Identifier(role), sql.Identifier(member),
                                                               sql.SQL(' WITH ADMIN OPTION' if admin else '')))
     return created
+
+
+# Here, not in drill.py: the readers of the drill catalog (stack_status_info) bundle drill.py, and Barman's
+# recovery would bring psycopg and the restore code into their payload.
+def recover_into_volume(module, layout, backup, target, target_value, mountpoint, data_target_path, pgdata, image,
+                        catch_up=True):
+    """Barman recovers ``backup`` into the drill's data volume so that PostgreSQL, started on it by the drill's
+    database service, replays WAL to the target and promotes; the files belong to the image's postgres user.
+    ``catch_up``: the live server's newest WAL reaches the archive first; not for the copy fetched from off-site,
+    which holds what was shipped and no receiver."""
+    subpath = os.path.relpath(pgdata, data_target_path) if pgdata != data_target_path else ''
+    dest = os.path.join(mountpoint, subpath) if subpath else mountpoint
+    barman_recover(Barman(module, layout), layout, target, target_value, backup['id'], dest, pgdata, catch_up=catch_up)
+    uid, gid = PitrDocker(module).image_ids(image)
+    chown_tree(mountpoint, uid, gid)
+    os.chmod(dest, 0o700)
+    return dest
 
 
 class Drill(object):

@@ -35,9 +35,7 @@ import time
 from ansible.module_utils.six.moves.urllib.parse import urlsplit, urlunsplit
 from ansible_collections.stackops.runbooks.plugins.module_utils.backup_set import read_json, write_json
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    Barman, check_target_value, choose_backup, iso, parse_ts, recovery_window)
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_restore import barman_recover
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import Docker as PitrDocker, chown_tree
+    Layout, check_target_value, choose_backup, iso, parse_ts, recovery_window, write_if_changed)
 
 SUFFIX = '-drill'
 DATA_VOLUME = 'stackops-drill-data'
@@ -99,6 +97,9 @@ class Paths(object):
         self.override = os.path.join(self.run, 'drill-override.yml')
         self.backup_dir = os.path.join(self.run, 'backups')
         self.records = os.path.join(drills_dir, 'records')
+        # A physical drill --from-remote: Barman's own directory for the copy fetched from off-site. Beside run/, not
+        # in it: the fetch fills it before the drill's database starts (which makes run/ afresh).
+        self.remote_pitr = os.path.join(drills_dir, 'remote-pitr')
 
 
 # ---------------------------------------------------------------- the override
@@ -448,6 +449,44 @@ def remove_run_dir(paths):
     return False
 
 
+def remove_remote_pitr(paths):
+    if os.path.isdir(paths.remote_pitr):
+        shutil.rmtree(paths.remote_pitr, ignore_errors=True)
+        return True
+    return False
+
+
+def rewrite_conf(text, values):
+    """Barman configuration ``text`` with the ``key = value`` lines of ``values`` replaced."""
+    lines = []
+    for line in text.splitlines():
+        key = line.partition('=')[0].strip()
+        lines.append('%s = %s' % (key, values[key]) if '=' in line and key in values else line)
+    return '\n'.join(lines) + '\n'
+
+
+def remote_pitr_layout(paths, live):
+    """A Barman directory of the drill's own for the PITR copy fetched from off-site, configured as the live one
+    (``live``, a Layout) but with its home, log and staging inside: the fetch and the recovery never write to the live
+    archive, and nothing (cron, receive-wal) knows this configuration. Returns its Layout."""
+    for path in (live.conf, live.server_conf):
+        if not os.path.isfile(path):
+            raise DrillError('a physical drill from remote needs the live PITR configuration (%s is missing); run '
+                             '`stackops pitr enable` on this host first' % path)
+    layout = Layout(paths.remote_pitr, live.server)
+    for path in (layout.conf_dir, os.path.dirname(layout.log), layout.server_home):
+        if not os.path.isdir(path):
+            os.makedirs(path, 0o700)
+    with open(live.conf) as handle:
+        text = rewrite_conf(handle.read(), dict(barman_home=layout.home, log_file=layout.log,
+                                                configuration_files_directory=layout.conf_dir))
+    write_if_changed(layout.conf, text, mode=os.stat(live.conf).st_mode & 0o777)
+    with open(live.server_conf) as handle:
+        text = rewrite_conf(handle.read(), dict(staging_path=layout.staging))
+    write_if_changed(layout.server_conf, text, mode=os.stat(live.server_conf).st_mode & 0o777)
+    return layout
+
+
 def drill_id(epoch=None):
     return 'drill-%s' % time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(epoch or time.time()))
 
@@ -567,18 +606,6 @@ def physical_plan(layout, target, target_value, backup_id=None):
             raise DrillError('target time %s is outside the recoverable window %s .. %s' % (
                 target_value, iso(window['earliest']), iso(window['latest'])))
     return backup
-
-
-def recover_into_volume(module, layout, backup, target, target_value, mountpoint, data_target_path, pgdata, image):
-    """Barman recovers ``backup`` into the drill's data volume so that PostgreSQL, started on it by the drill's
-    database service, replays WAL to the target and promotes; the files belong to the image's postgres user."""
-    subpath = os.path.relpath(pgdata, data_target_path) if pgdata != data_target_path else ''
-    dest = os.path.join(mountpoint, subpath) if subpath else mountpoint
-    barman_recover(Barman(module, layout), layout, target, target_value, backup['id'], dest, pgdata)
-    uid, gid = PitrDocker(module).image_ids(image)
-    chown_tree(mountpoint, uid, gid)
-    os.chmod(dest, 0o700)
-    return dest
 
 
 def failed_check_messages(http_results, sql_results):

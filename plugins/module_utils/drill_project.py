@@ -19,12 +19,15 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.compose import c
 from ansible_collections.stackops.runbooks.plugins.module_utils.drill import (
     DrillError, Paths, closure, container_addresses, create_data_volume, default_services, drill_project,
     drop_journal, http_check, live_compose_files, override_model, physical_plan, published_ports, read_journal,
-    recover_into_volume, remove_run_dir, render_override, teardown, write_journal)
+    remote_pitr_layout, remove_remote_pitr, remove_run_dir, render_override, teardown,
+    write_journal)
 from ansible_collections.stackops.runbooks.plugins.module_utils.fault import fault_point
 from ansible_collections.stackops.runbooks.plugins.module_utils.pg import connect, describe_target, sql
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Layout
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Barman, Layout
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_restore import barman_recover
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_standby import load_record as load_standby_record
-from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import remove_dead_staging
+from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import (
+    Docker as PitrDocker, chown_tree, remove_dead_staging)
 
 
 ROLE_FLAGS = (('rolsuper', 'SUPERUSER'), ('rolinherit', 'INHERIT'), ('rolcreaterole', 'CREATEROLE'),
@@ -57,6 +60,23 @@ def copy_roles(source, target):
             target.execute(sql.SQL('GRANT {} TO {}{}').format(sql.Identifier(role), sql.Identifier(member),
                                                               sql.SQL(' WITH ADMIN OPTION' if admin else '')))
     return created
+
+
+# Here, not in drill.py: the readers of the drill catalog (stack_status_info) bundle drill.py, and Barman's
+# recovery would bring psycopg and the restore code into their payload.
+def recover_into_volume(module, layout, backup, target, target_value, mountpoint, data_target_path, pgdata, image,
+                        catch_up=True):
+    """Barman recovers ``backup`` into the drill's data volume so that PostgreSQL, started on it by the drill's
+    database service, replays WAL to the target and promotes; the files belong to the image's postgres user.
+    ``catch_up``: the live server's newest WAL reaches the archive first; not for the copy fetched from off-site,
+    which holds what was shipped and no receiver."""
+    subpath = os.path.relpath(pgdata, data_target_path) if pgdata != data_target_path else ''
+    dest = os.path.join(mountpoint, subpath) if subpath else mountpoint
+    barman_recover(Barman(module, layout), layout, target, target_value, backup['id'], dest, pgdata, catch_up=catch_up)
+    uid, gid = PitrDocker(module).image_ids(image)
+    chown_tree(mountpoint, uid, gid)
+    os.chmod(dest, 0o700)
+    return dest
 
 
 class Drill(object):
@@ -107,10 +127,13 @@ class Drill(object):
 
     # ------------------------------------------------------------ absent
 
-    def clean(self, project):
-        """What an earlier drill left: its project's resources, its run directory, its journal, Barman's staging."""
+    def clean(self, project, keep_remote_pitr=False):
+        """What an earlier drill left: its project's resources, its run directory, its journal, Barman's staging, the
+        PITR copy it fetched from off-site. ``keep_remote_pitr``: this run's own fetched copy stays (it is drilled
+        next)."""
         check = self.module.check_mode
         journal = read_journal(self.paths)
+        own = journal and self.params.get('run_id') and journal.get('run_id') == self.params['run_id']
         done = teardown(self.module, project, check=check)
         if journal and journal.get('physical') and self.params.get('pitr_dir') and self.params.get('server_name'):
             done.extend(remove_dead_staging(Layout(self.params['pitr_dir'], self.params['server_name']), check))
@@ -118,9 +141,12 @@ class Drill(object):
             done.append('work directory %s' % self.paths.run)
             if not check:
                 remove_run_dir(self.paths)
+        if os.path.isdir(self.paths.remote_pitr) and not (keep_remote_pitr and own):
+            done.append('PITR copy fetched from off-site %s' % self.paths.remote_pitr)
+            if not check:
+                remove_remote_pitr(self.paths)
         if journal and not check:
             drop_journal(self.paths)
-        own = journal and self.params.get('run_id') and journal.get('run_id') == self.params['run_id']
         if journal and not own:
             done.insert(0, 'the drill started %s (pid %s) had not finished: it was killed; removed what it left' % (
                 journal.get('started'), journal.get('pid')))
@@ -137,6 +163,31 @@ class Drill(object):
         command = 'docker compose -p %s down --volumes' % project
         self.done(changed=not self.module.check_mode, project=project, compose_files=drill['compose_files'],
                   remove_with=command)
+
+    # ------------------------------------------------------------ start=remote_pitr
+
+    def start_remote_pitr(self):
+        """A physical drill --from-remote, before the fetch: clean up what an earlier drill left, journal this one, and
+        make the Barman directory the PITR copy is fetched into (s3_pitr_fetch, then start=database recovers from
+        it). Any drill's cleanup, or this one's teardown, removes it."""
+        params, check = self.params, self.module.check_mode
+        for name in ('pitr_dir', 'server_name'):
+            if not params.get(name):
+                raise DrillError('a physical drill needs %s (stackops_pitr_dir, stackops_pitr_server)' % name)
+        project = drill_project(self.live_project())
+        cleaned = self.clean(project)
+        result = dict(changed=not check, project=project, cleaned_up=cleaned, pitr_dir=self.paths.remote_pitr)
+        if check:
+            return self.done(**result)
+        self.journal(project, 'remote-pitr')
+        remote_pitr_layout(self.paths, Layout(params['pitr_dir'], params['server_name']))
+        return self.done(**result)
+
+    def journal(self, project, backup):
+        # Written before anything exists: whatever a kill leaves from here on, the next drill removes by label.
+        write_journal(self.paths, dict(project=project, live_project=self.live_project(), pid=os.getpid(),
+                                       physical=self.params['physical'], run_id=self.params.get('run_id'),
+                                       started=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), backup=backup))
 
     # ------------------------------------------------------------ start=database
 
@@ -161,7 +212,8 @@ class Drill(object):
         params, check = self.params, self.module.check_mode
         live = self.live_project()
         project = drill_project(live)
-        cleaned = self.clean(project)
+        remote = params['physical'] and params['from_remote']
+        cleaned = self.clean(project, keep_remote_pitr=remote)
         model, info = override_model(self.live_config, live, params['db_service'],
                                      {} if check else self.live_images(live), params['environment'])
         override_text = render_override(model)
@@ -173,17 +225,30 @@ class Drill(object):
                 if not params.get(name):
                     raise DrillError('a physical drill needs %s (stackops_pitr_dir, stackops_pitr_server)' % name)
             layout = Layout(params['pitr_dir'], params['server_name'])
-            if not os.path.exists(layout.server_conf):
-                raise DrillError('PITR is not set up for %s (no %s); run `stackops pitr enable` and take a base backup '
-                                 '(`stackops backup --physical`) first' % (layout.server, layout.server_conf))
-            chosen = physical_plan(layout, params['target'], params.get('target_value'), params.get('backup_id'))
-            backup = dict(id=chosen['id'], kind='physical', started_at=chosen['begin_time'], ended_at=chosen['end_time'],
-                          age_seconds=chosen['age_seconds'], verified=chosen['verified'], target=params['target'],
-                          target_value=params.get('target_value'))
-            # The whole cluster comes back: the checks ask the stack's own database.
-            result['database'] = params.get('database')
             # Reported, never used: the drill proves the base-backup path, the one a restore falls back to.
             result['standby'] = load_standby_record(layout)
+            if remote:
+                layout = Layout(self.paths.remote_pitr, params['server_name'])
+            if remote and check:
+                # Check mode fetches nothing: which base backup the off-site copy gives is known only by fetching.
+                backup = dict(id=params.get('backup_id'), kind='physical', target=params['target'],
+                              target_value=params.get('target_value'))
+            elif not os.path.exists(layout.server_conf):
+                raise DrillError(
+                    'the PITR copy fetched from off-site is not in %s; the drill role runs start=remote_pitr and '
+                    'the fetch first' % layout.root if remote else
+                    'PITR is not set up for %s (no %s); run `stackops pitr enable` and take a base backup '
+                    '(`stackops backup --physical`) first' % (layout.server, layout.server_conf))
+            else:
+                chosen = physical_plan(layout, params['target'], params.get('target_value'), params.get('backup_id'))
+                backup = dict(id=chosen['id'], kind='physical', started_at=chosen['begin_time'],
+                              ended_at=chosen['end_time'], age_seconds=chosen['age_seconds'],
+                              verified=chosen['verified'], target=params['target'],
+                              target_value=params.get('target_value'))
+            if remote:
+                backup['from_remote'] = True
+            # The whole cluster comes back: the checks ask the stack's own database.
+            result['database'] = params.get('database')
         else:
             set_dir, manifest = self.choose_set()
             verification = load_verification(set_dir) or {}
@@ -195,10 +260,7 @@ class Drill(object):
         if check:
             result.update(override=override_text, changed=True)
             return self.done(**result)
-        # Written before anything exists: whatever a kill leaves from here on, the next drill removes by label.
-        write_journal(self.paths, dict(project=project, live_project=live, pid=os.getpid(), physical=params['physical'],
-                                       run_id=params.get('run_id'),
-                                       started=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), backup=backup['id']))
+        self.journal(project, backup['id'])
         os.makedirs(self.paths.run, 0o700)
         with open(self.paths.override, 'w') as handle:
             handle.write(override_text)
@@ -212,7 +274,7 @@ class Drill(object):
                 raise DrillError('service %s has no container and no image to take the postgres user from; start the '
                                  'stack once (stackops startup)' % params['db_service'])
             recover_into_volume(self.module, layout, chosen, params['target'], params.get('target_value'),
-                                mountpoint, info['data_target'], info['pgdata'], image)
+                                mountpoint, info['data_target'], info['pgdata'], image, catch_up=not remote)
         fault_point('drill-database')
         drill = self.drill_params(project)
         self.up(drill, [params['db_service']], 'the drill\'s database service %s' % params['db_service'])

@@ -39,9 +39,14 @@ options:
     choices: [present, absent, kept]
     default: present
   start:
-    description: What V(present) starts - V(database) (after cleaning up and preparing the data) or V(application).
+    description:
+      - What V(present) starts - V(database) (after cleaning up and preparing the data) or V(application).
+      - V(remote_pitr), before the database of a physical drill with O(from_remote=true) - cleans up what an earlier
+        drill left, journals this one and makes RV(pitr_dir), a Barman directory of the drill's own (configured as the
+        live one at O(pitr_dir), with its home, log and staging inside) for M(stackops.runbooks.s3_pitr_fetch) to fetch
+        the off-site copy into. V(database) then recovers from it; the teardown removes it.
     type: str
-    choices: [database, application]
+    choices: [database, application, remote_pitr]
     default: database
   drills_dir:
     description: The drill's directory (journal, override, records), C(<backup_dir>/.drills) in the drill role.
@@ -111,6 +116,12 @@ options:
     default: true
   physical:
     description: Recover a physical base backup with Barman instead of restoring a logical set.
+    type: bool
+    default: false
+  from_remote:
+    description:
+      - With O(physical=true) - recover from the PITR copy fetched from off-site into the drill's own Barman directory
+        (see O(start=remote_pitr)) instead of the live archive at O(pitr_dir).
     type: bool
     default: false
   target:
@@ -191,6 +202,10 @@ project:
   description: The drill's compose project name.
   returned: always
   type: str
+pitr_dir:
+  description: The drill's own Barman directory the off-site PITR copy is fetched into.
+  returned: when state=present and start=remote_pitr
+  type: str
 live_project:
   description: The live project's name (the drill's is this plus C(-drill)).
   returned: when state=present and start=database
@@ -262,7 +277,7 @@ roles_created:
   elements: str
 cleaned_up:
   description: What an earlier drill (a killed one, or one kept with C(--keep)) had left and this run removed.
-  returned: when state=present and start=database
+  returned: when state=present and start is database or remote_pitr
   type: list
   elements: str
 remove_with:
@@ -294,7 +309,7 @@ from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import Pitr
 def main():
     spec = dict(
         state=dict(type='str', choices=['present', 'absent', 'kept'], default='present'),
-        start=dict(type='str', choices=['database', 'application'], default='database'),
+        start=dict(type='str', choices=['database', 'application', 'remote_pitr'], default='database'),
         drills_dir=dict(type='path', required=True),
         run_id=dict(type='str'),
         db_service=dict(type='str', required=True),
@@ -311,6 +326,7 @@ def main():
         database=dict(type='str'),
         require_verified=dict(type='bool', default=True),
         physical=dict(type='bool', default=False),
+        from_remote=dict(type='bool', default=False),
         target=dict(type='str', choices=['latest', 'time'], default='latest'),
         target_value=dict(type='str'),
         pitr_dir=dict(type='path'),
@@ -330,6 +346,8 @@ def main():
             drill.done(changed=bool(removed) and not module.check_mode, project=project, removed=removed)
         if module.params['state'] == 'kept':
             drill.keep()
+        if module.params['start'] == 'remote_pitr':
+            drill.start_remote_pitr()
         if module.params['start'] == 'database':
             drill.start_database()
         drill.start_application()

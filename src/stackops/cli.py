@@ -127,7 +127,7 @@ def cmd_procedure(args):
             procedure=procedure, playbook=playbook, root=root, inventory=inventory, limit=args.limit,
             extravars=extravars, check=args.check, verbosity=args.verbose, timeout=args.timeout,
             run_id=run_id, run_dir=run_dir, envvars=dict(locations.runner_envvars(root), STACKOPS_RUN_ID=run_id),
-            progress=make_progress(args.json, args.verbose))
+            progress=make_progress(args.json, args.verbose), summary_wanted=not args.json)
         if rpo_seconds is not None:
             _apply_rpo(summary, run_dir, rpo_seconds, getattr(args, "rpo_strict", False))
         if getattr(args, "report", False):

@@ -5,13 +5,10 @@ cron mail and journald stay readable. In --json mode nothing here writes to stdo
 """
 import sys
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.table import Table
-from rich.text import Text
-
 from .units import human_duration
+
+# rich is imported where it draws: it costs about 0.1 s, which --json and the plain progress of a log never need
+# before the summary (execution.py loads it on the idle core while ansible-playbook starts).
 
 STATUS_STYLE = {"successful": "bold green", "failed": "bold red", "unreachable": "bold red",
                 "canceled": "bold yellow", "timeout": "bold red", "locked": "bold yellow", "refused": "bold yellow"}
@@ -25,6 +22,16 @@ def _progress_text(tracker):
     return "[%s/%s] %s%s" % (tracker.tasks_done, total, task, where)
 
 
+def _shown(description, verbosity, tracker):
+    """Failures always; with -v every per-host result, except those of a hidden task (a role's argument check has no
+    progress line, so its "ok" would land under the previous task's)."""
+    if not description:
+        return False
+    if description.startswith(("FAILED", "UNREACHABLE")):
+        return True
+    return verbosity > 0 and not tracker.hidden_task
+
+
 class RichProgress:
     """A live status line on a terminal: spinner, done/total, current task and host, running counts."""
 
@@ -35,12 +42,16 @@ class RichProgress:
         self.live = None
 
     def start(self, procedure, run_id, tracker):
+        from rich.live import Live
         self.tracker = tracker
         self.console.print("[bold]stackops %s[/bold]  run %s" % (procedure, run_id))
         self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True)
         self.live.start()
 
     def _render(self):
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.text import Text
         counts = {"ok": 0, "changed": 0, "failed": 0, "unreachable": 0}
         for host_counts in self.tracker.live_counts.values():
             for key in counts:
@@ -50,7 +61,7 @@ class RichProgress:
         return Group(Spinner("dots", text=Text(_progress_text(self.tracker))), tally)
 
     def event(self, event, description):
-        if description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
+        if _shown(description, self.verbosity, self.tracker):
             self.console.print("  " + description, highlight=False, markup=False)
         elif self.verbosity > 0 and event.get("event") == "playbook_on_task_start" and not self.tracker.hidden_task:
             self.console.print(_progress_text(self.tracker), highlight=False, markup=False)
@@ -83,7 +94,7 @@ class PlainProgress:
         if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
             if not self.tracker.hidden_task:
                 self._write(_progress_text(self.tracker))
-        elif description and (self.verbosity > 0 or description.startswith(("FAILED", "UNREACHABLE"))):
+        elif _shown(description, self.verbosity, self.tracker):
             self._write("  " + description)
 
     def stop(self):
@@ -106,12 +117,16 @@ def make_progress(json_mode, verbosity):
         # stdout belongs to the JSON document; -v streams plain progress to stderr.
         return PlainProgress(sys.stderr, verbosity) if verbosity > 0 else NoProgress()
     if sys.stdout.isatty():
+        from rich.console import Console
         return RichProgress(Console(), verbosity)
     return PlainProgress(sys.stdout, verbosity)
 
 
 def print_summary(summary, stream=None, verbose=False):
     """The final report: per-host table, failures, the procedure's own summary (all of the result with -v), totals."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
     stream = stream or sys.stdout
     console = Console(file=stream, highlight=False, soft_wrap=True) if stream.isatty() else Console(
         file=stream, highlight=False, no_color=True, width=200, soft_wrap=True)

@@ -268,7 +268,8 @@ PROCEDURES = (
                    flags=("--physical",), kind="true"),
             Option("to_time", "stackops_drill_to_time", "with --physical: recover to this time, "
                    "e.g. '2026-12-01 14:01:59+00' (default: all WAL there is)", flags=("--to-time",), metavar="TIME"),
-            Option("from_remote", "stackops_drill_from_remote", "fetch the set from the off-site target first",
+            Option("from_remote", "stackops_drill_from_remote",
+                   "fetch the set (with --physical: the base backup and WAL) from the off-site target first",
                    flags=("--from-remote",), kind="true"),
             Option("keep", "stackops_drill_keep", "leave the drill running afterwards for a look",
                    flags=("--keep",), kind="true"),

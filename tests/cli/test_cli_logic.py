@@ -201,6 +201,30 @@ def test_progress_hides_argument_validation_and_shows_no_guessed_total():
     assert tracker.tasks_done == 2 and tracker.tasks_total is None
 
 
+def test_verbose_progress_shows_no_result_of_a_hidden_argument_check():
+    """With -v each task's per-host result follows its line; an argument check has no line, so its result is not
+    shown either (a stray "ok: host" under the previous task); a failed one still is."""
+    import io
+
+    from stackops.display import PlainProgress
+    stream = io.StringIO()
+    tracker = RunTracker()
+    progress = PlainProgress(stream, 1)
+    progress.start("status", "run-1", tracker)
+    for event in (_event("playbook_on_task_start", task="Validating arguments against arg spec 'main' - Status",
+                         task_action="ansible.builtin.validate_argument_spec"),
+                  _event("runner_on_ok", host="h1", res={}),
+                  _event("playbook_on_task_start", task="Read the status", task_action="stackops.runbooks.x"),
+                  _event("runner_on_ok", host="h1", res={}),
+                  _event("playbook_on_task_start", task="Validating arguments against arg spec 'start' - Ping",
+                         task_action="ansible.builtin.validate_argument_spec"),
+                  _event("runner_on_failed", host="h1", res={"msg": "missing required arguments: x"})):
+        progress.event(event, tracker.handle(event))
+    lines = stream.getvalue().splitlines()
+    assert lines[:3] == ["stackops status: run run-1", "[1/?] Read the status", "  ok: h1"], lines
+    assert len(lines) == 4 and lines[3].startswith("  FAILED: h1"), lines
+
+
 # ---------------------------------------------------------------- history
 
 def test_history_rotation_and_scrubbing(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ and the status of the stack with that failed drill, a stale backup and a dead WA
 """
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from support.drill import LiveProbe, drill_resources, live_fingerprint
 from support.ports import port, project
 from support.processes import killed_run
 from support.runner import OUTPUT
+from support.s3server import S3Server
 from support.stack import TestStack
 
 PROJECT = project("h-drill")
@@ -27,6 +29,7 @@ DRILL = PROJECT + "-drill"
 # A drill check the app fails when the restored schema lacks what it writes (POST inserts a record).
 WRITE_CHECK = {"name": "records-write", "url": "{frontend}/api/v1/records", "method": "POST", "status": 201}
 NO_CRON = ("-e", "stackops_pitr_cron_file=")
+S3_PORT = port(56810)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,13 @@ def live(docker_engine):
         stack.down()
         drop_drill_project()
         shutil.rmtree(stack.pitr_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def s3():
+    server = S3Server(S3_PORT, "s3-secret-" + secrets.token_hex(12)).start()
+    yield server
+    server.stop()
 
 
 def drop_drill_project():
@@ -160,6 +170,49 @@ def test_physical_drill_to_a_time(live):
     assert drill_resources(DRILL) == [] and live_fingerprint(live.project) == before
     with connect(live) as conn:
         assert conn.execute("SELECT count(*) FROM drill_marks").fetchone()[0] == 200  # live untouched
+
+
+def test_physical_drill_from_remote_to_a_time(live, s3):
+    """The base backup and WAL come back from a real S3 server into the drill's own Barman directory, the drill
+    recovers to a time from them alone, and removes them afterwards; the live archive is neither read nor written."""
+    offsite = json.dumps({"stackops_offsite_targets": [dict(s3.target("drill-remote"), name="remote")]})
+    run(live, "pitr", "enable", "--yes", *NO_CRON)
+    with connect(live) as conn:
+        conn.execute("CREATE TABLE remote_marks (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO remote_marks SELECT generate_series(1, 100)")
+    first = result_of(run(live, "backup", "--physical", "-e", offsite, *NO_CRON), live)
+    with connect(live) as conn:
+        conn.execute("INSERT INTO remote_marks SELECT generate_series(101, 150)")
+        target = conn.execute("SELECT clock_timestamp()::text").fetchone()[0]
+        conn.execute("INSERT INTO remote_marks SELECT generate_series(151, 200)")
+    # The next base backup closes the segments after the target; its copy ships that WAL.
+    second = result_of(run(live, "backup", "--physical", "-e", offsite, *NO_CRON), live)
+    assert [item["copied"] for item in first["offsite"] + second["offsite"]] == [
+        [first["backup_id"]], [second["backup_id"]]], (first["offsite"], second["offsite"])
+    home = live.pitr_dir / "home" / live.project
+    archive = sorted(str(path.relative_to(home)) for sub in ("base", "meta") for path in (home / sub).rglob("*"))
+    checks = json.dumps({"stackops_drill_checks": [
+        {"name": "marks at the target", "sql": "select count(*) from remote_marks", "expect": 150}]})
+    planned = result_of(run(live, "drill", "--physical", "--from-remote", "--to-time", target, "--check",
+                            "-e", offsite, *NO_CRON), live)
+    assert planned["status"] == "planned" and planned["backup"]["from_remote"] is True, planned
+    before = live_fingerprint(live.project)
+    with LiveProbe(live.frontend_url + "/api/v1/db/health") as probe:
+        summary = run(live, "drill", "--physical", "--from-remote", "--to-time", target, "-e", checks,
+                      "-e", offsite, *NO_CRON)
+    probe.assert_served()
+    drill = result_of(summary, live)
+    assert drill["drill"] == "passed", drill
+    # The base backup that ends before the target, from off-site.
+    assert drill["backup"]["kind"] == "physical" and drill["backup"]["from_remote"] is True, drill["backup"]
+    assert drill["backup"]["id"] == first["backup_id"], drill["backup"]
+    assert {item["name"]: item["ok"] for item in drill["checks"]}["marks at the target"] is True, drill["checks"]
+    assert "fetch" in drill["phase_seconds"], drill["phase_seconds"]
+    assert drill_resources(DRILL) == [] and live_fingerprint(live.project) == before
+    assert not (live.backup_dir / ".drills" / "remote-pitr").exists(), "the fetched copy was left behind"
+    assert sorted(str(path.relative_to(home)) for sub in ("base", "meta") for path in (home / sub).rglob("*")) == archive
+    with connect(live) as conn:
+        assert conn.execute("SELECT count(*) FROM remote_marks").fetchone()[0] == 200  # live untouched
 
 
 def test_drill_of_a_backup_that_breaks_the_app_fails_and_names_the_check(live):

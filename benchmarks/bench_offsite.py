@@ -4,7 +4,7 @@
 One generated database (BENCH_DB_MB, the benchmark schema of benchlib.pgserver) on a benchmark-owned host
 PostgreSQL 15 cluster, one real S3 server (SeaweedFS `weed server -s3` on 127.0.0.1, ports BENCH_S3_PORT to +8,
 default 56780). Each round is one playbook of module tasks, run through ansible-runner: pg_backup (the local
-backup), pg_backup_verify, s3_backup_copy plaintext and age-encrypted (upload, remote check), s3_backup_fetch of
+backup), pg_backup_verify, offsite_copy plaintext and age-encrypted (upload, remote check), offsite_fetch of
 both (download, check, decrypt). The modules time themselves (duration_seconds), so the table has the steps'
 own times, without ansible's start-up. Median of BENCH_REPEAT rounds; see benchmarks/README.md. Never part of
 `make test`.
@@ -34,8 +34,8 @@ from support.s3server import S3Server  # noqa: E402  pylint: disable=wrong-impor
 DB = "bench_offsite"
 S3_PORT = env_int("BENCH_S3_PORT", 56780)
 STEPS = (("backup", "local backup (pg_backup, zstd)"), ("verify", "local verification (pg_backup_verify)"),
-         ("upload", "upload + remote check (s3_backup_copy)"), ("upload_age", "upload, age-encrypted"),
-         ("download", "download + check (s3_backup_fetch)"), ("download_age", "download + check + decrypt"))
+         ("upload", "upload + remote check (offsite_copy)"), ("upload_age", "upload, age-encrypted"),
+         ("download", "download + check (offsite_fetch)"), ("download_age", "download + check + decrypt"))
 TRANSFERS = ("upload", "upload_age", "download", "download_age")
 
 
@@ -98,11 +98,11 @@ def main():
                 ("backup", "stackops.runbooks.pg_backup", dict(pg, backup_dir=str(backups), database=DB)),
                 ("verify", "stackops.runbooks.pg_backup_verify",
                  dict(pg, backup_dir=str(backups), backup_id="{{ backup.backup_id }}")),
-                ("upload", "stackops.runbooks.s3_backup_copy", dict(plain, backup_dir=str(backups), database=DB)),
-                ("upload_age", "stackops.runbooks.s3_backup_copy",
+                ("upload", "stackops.runbooks.offsite_copy", dict(plain, backup_dir=str(backups), database=DB)),
+                ("upload_age", "stackops.runbooks.offsite_copy",
                  dict(encrypted, backup_dir=str(backups), database=DB, age_recipients=[public])),
-                ("download", "stackops.runbooks.s3_backup_fetch", dict(plain, database=DB, dest=str(fetched / "p"))),
-                ("download_age", "stackops.runbooks.s3_backup_fetch",
+                ("download", "stackops.runbooks.offsite_fetch", dict(plain, database=DB, dest=str(fetched / "p"))),
+                ("download_age", "stackops.runbooks.offsite_fetch",
                  dict(encrypted, database=DB, dest=str(fetched / "a"), age_identity_file=str(key))),
             ]
             results = batch(work.path, tasks, "offsite-round-%d" % index)

@@ -135,8 +135,8 @@ def test_encrypted_set_round_trip_refusals_retention_and_offsite(pg_cluster, key
         target = s3.target("encl")
         work = tmp_path / "work"
         remote = run_steps(pg_cluster, backups, [
-            step("copy", "s3_backup_copy", database=DB, backup_id=backup_id, age_recipients=[public], **target),
-            step("fetch", "s3_backup_fetch", backup_id=backup_id, dest=str(work), **target),
+            step("copy", "offsite_copy", database=DB, backup_id=backup_id, age_recipients=[public], **target),
+            step("fetch", "offsite_fetch", backup_id=backup_id, dest=str(work), **target),
             step("restore", "pg_backup_restore", backup_dir=str(work), backup_id=backup_id,
                  target_database="encl_remote", age_identity_file=identity),
         ], "enc-local-offsite")

@@ -34,11 +34,11 @@ def test_encrypted_round_trip_wrong_key_and_flipped_byte(pg_cluster, s3, tmp_pat
     results = run_steps(pg_cluster, tmp_path / "backups", [
         step("b", "pg_backup", database="enc_db"),
         step("v", "pg_backup_verify", backup_id="{{ b.backup_id }}"),
-        step("copy", "s3_backup_copy", database="enc_db", age_recipients=[public], **target),
-        step("wrong_key", "s3_backup_fetch", database="enc_db", dest=str(work),
+        step("copy", "offsite_copy", database="enc_db", age_recipients=[public], **target),
+        step("wrong_key", "offsite_fetch", database="enc_db", dest=str(work),
              age_identity_file=str(tmp_path / "other.txt"), **target),
-        step("no_key", "s3_backup_fetch", database="enc_db", dest=str(work), **target),
-        step("fetch", "s3_backup_fetch", database="enc_db", dest=str(work), age_identity_file=str(tmp_path / "key.txt"),
+        step("no_key", "offsite_fetch", database="enc_db", dest=str(work), **target),
+        step("fetch", "offsite_fetch", database="enc_db", dest=str(work), age_identity_file=str(tmp_path / "key.txt"),
              **target),
         step("restore", "pg_backup_restore", backup_dir=str(work), backup_id="{{ b.backup_id }}",
              target_database="enc_back"),
@@ -78,7 +78,7 @@ def test_encrypted_round_trip_wrong_key_and_flipped_byte(pg_cluster, s3, tmp_pat
     client.put_object(Bucket=s3.bucket, Key="enc/%s/stackops-copy.json" % backup_id,
                       Body=json.dumps(marker).encode())
     flipped = run_steps(pg_cluster, tmp_path / "backups", [
-        step("fetch", "s3_backup_fetch", backup_id=backup_id, dest=str(tmp_path / "work2"),
+        step("fetch", "offsite_fetch", backup_id=backup_id, dest=str(tmp_path / "work2"),
              age_identity_file=str(tmp_path / "key.txt"), **target),
     ], "encryption-flip")
     assert flipped["fetch"]["failed"] and "age refused to decrypt" in flipped["fetch"]["msg"], flipped["fetch"]["msg"]

@@ -48,17 +48,17 @@ def test_copy_check_list_retention_and_fetch(pg_cluster, s3, tmp_path):
         step("b1", "pg_backup", database="offsite_db", include_files=[blob]),
         step("v1", "pg_backup_verify", backup_id="{{ b1.backup_id }}"),
         step("b2", "pg_backup", database="offsite_db"),
-        step("copy_plan", "s3_backup_copy", check=True, database="offsite_db", sets="all", **target),
-        step("copy_all", "s3_backup_copy", database="offsite_db", sets="all", **target),
-        step("copy_again", "s3_backup_copy", database="offsite_db", sets="all", **target),
-        step("copy_unverified", "s3_backup_copy", database="offsite_db", backup_id="{{ b2.backup_id }}", **target),
-        step("info", "s3_backup_info", database="offsite_db", remote_check="download", **target),
-        step("fetch", "s3_backup_fetch", backup_id="{{ b1.backup_id }}", dest=str(tmp_path / "work"), **target),
+        step("copy_plan", "offsite_copy", check=True, database="offsite_db", sets="all", **target),
+        step("copy_all", "offsite_copy", database="offsite_db", sets="all", **target),
+        step("copy_again", "offsite_copy", database="offsite_db", sets="all", **target),
+        step("copy_unverified", "offsite_copy", database="offsite_db", backup_id="{{ b2.backup_id }}", **target),
+        step("info", "offsite_info", database="offsite_db", remote_check="download", **target),
+        step("fetch", "offsite_fetch", backup_id="{{ b1.backup_id }}", dest=str(tmp_path / "work"), **target),
         step("restore", "pg_backup_restore", backup_dir=str(tmp_path / "work"), backup_id="{{ b1.backup_id }}",
              target_database="offsite_back"),
         step("v2", "pg_backup_verify", backup_id="{{ b2.backup_id }}"),
-        step("prune", "s3_backup_copy", database="offsite_db", retention=policy, **target),
-        step("info_after", "s3_backup_info", database="offsite_db", **target),
+        step("prune", "offsite_copy", database="offsite_db", retention=policy, **target),
+        step("info_after", "offsite_info", database="offsite_db", **target),
     ], "offsite-copy")
     failed = {name: res.get("msg") for name, res in results.items() if res["failed"] and name != "copy_unverified"}
     assert not failed, failed
@@ -98,8 +98,8 @@ def test_copy_check_list_retention_and_fetch(pg_cluster, s3, tmp_path):
     body[10] ^= 0x01
     client.put_object(Bucket=s3.bucket, Key=key, Body=bytes(body))
     damaged = run_steps(pg_cluster, backup_dir, [
-        step("check", "s3_backup_info", database="offsite_db", remote_check="etag", **target),
-        step("fetch", "s3_backup_fetch", database="offsite_db", dest=str(tmp_path / "work2"), **target),
+        step("check", "offsite_info", database="offsite_db", remote_check="etag", **target),
+        step("fetch", "offsite_fetch", database="offsite_db", dest=str(tmp_path / "work2"), **target),
     ], "offsite-damaged")
     assert not damaged["check"]["ok"] and ids[1] in damaged["check"]["problems"], damaged["check"]
     assert "ETag" in damaged["check"]["problems"][ids[1]][0]
@@ -113,7 +113,7 @@ def _copy_playbook(private, pg_cluster, backup_dir, target, backup_id, rate):
     args = dict(backup_dir=str(backup_dir))
     args.update(target, database="offsite_big", backup_id=backup_id, max_bandwidth_mib=rate, max_concurrency=1)
     play = [{"name": "copy", "hosts": "localhost", "gather_facts": False,
-             "tasks": [{"name": "copy", "stackops.runbooks.s3_backup_copy": args}]}]
+             "tasks": [{"name": "copy", "stackops.runbooks.offsite_copy": args}]}]
     path = private / "copy.yml"
     path.write_text(yaml.safe_dump(play))
     return path
@@ -176,10 +176,10 @@ def test_interrupted_upload_never_counts_and_resumes(pg_cluster, s3, tmp_path):
     assert len(parts) >= 2, "no multipart upload in progress seen; output:\n%s" % out
 
     after_kill = run_steps(pg_cluster, backup_dir, [
-        step("info", "s3_backup_info", database="offsite_big", **target),
-        step("fetch", "s3_backup_fetch", backup_id=backup_id, dest=str(tmp_path / "work"), **target),
-        step("resume", "s3_backup_copy", database="offsite_big", backup_id=backup_id, **target),
-        step("info2", "s3_backup_info", database="offsite_big", remote_check="download", **target),
+        step("info", "offsite_info", database="offsite_big", **target),
+        step("fetch", "offsite_fetch", backup_id=backup_id, dest=str(tmp_path / "work"), **target),
+        step("resume", "offsite_copy", database="offsite_big", backup_id=backup_id, **target),
+        step("info2", "offsite_info", database="offsite_big", remote_check="download", **target),
     ], "offsite-resume")
     assert after_kill["info"]["backups"] == [] and after_kill["info"]["rpo_seconds"] is None
     assert [entry["id"] for entry in after_kill["info"]["unfinished"]] == [backup_id]
@@ -194,9 +194,9 @@ def test_interrupted_upload_never_counts_and_resumes(pg_cluster, s3, tmp_path):
 def test_wrong_credentials_fail_clearly_without_the_secret(pg_cluster, s3, tmp_path):
     wrong = "wrong-secret-" + secrets.token_hex(10)
     results = run_steps(pg_cluster, tmp_path / "backups", [
-        step("copy", "s3_backup_copy", database="offsite_db", **s3.target("hostC", secret_key=wrong)),
-        step("info", "s3_backup_info", **s3.target("hostC", secret_key=wrong)),
-        step("nobucket", "s3_backup_info", **s3.target("hostC", bucket="no-such-bucket-h8")),
+        step("copy", "offsite_copy", database="offsite_db", **s3.target("hostC", secret_key=wrong)),
+        step("info", "offsite_info", **s3.target("hostC", secret_key=wrong)),
+        step("nobucket", "offsite_info", **s3.target("hostC", bucket="no-such-bucket-h8")),
     ], "offsite-creds")
     for name in ("copy", "info"):
         assert results[name]["failed"]
@@ -215,7 +215,7 @@ def test_a_tampered_marker_cannot_write_outside_the_work_directory(pg_cluster, s
     made = run_steps(pg_cluster, backup_dir, [
         step("b", "pg_backup", database="offsite_tamper"),
         step("v", "pg_backup_verify", backup_id="{{ b.backup_id }}"),
-        step("copy", "s3_backup_copy", database="offsite_tamper", **target),
+        step("copy", "offsite_copy", database="offsite_tamper", **target),
     ], "offsite-tamper-copy")
     assert not [name for name, res in made.items() if res["failed"]], made
     backup_id = made["b"]["backup_id"]
@@ -233,7 +233,7 @@ def test_a_tampered_marker_cannot_write_outside_the_work_directory(pg_cluster, s
 
     work = tmp_path / "work"
     fetched = run_steps(pg_cluster, backup_dir, [
-        step("fetch", "s3_backup_fetch", backup_id=backup_id, dest=str(work), **target),
+        step("fetch", "offsite_fetch", backup_id=backup_id, dest=str(work), **target),
     ], "offsite-tamper-fetch")["fetch"]
     would_be = tmp_path / "escaped" / "cron.d" / "stackops"  # <work>/<id>.partial/../../escaped/...
     assert fetched["failed"], fetched

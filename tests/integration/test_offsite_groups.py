@@ -112,9 +112,9 @@ def test_groups_go_off_site_whole_and_restore_from_remote(servers, s3, tmp_path)
     single = run_steps(source, backup_dir, [
         step("b", "pg_backup", database="h_offg_app"),
         step("v", "pg_backup_verify", backup_id="{{ b.backup_id }}"),
-        step("copy", "s3_backup_copy", database="h_offg_app", backup_id="{{ b.backup_id }}",
+        step("copy", "offsite_copy", database="h_offg_app", backup_id="{{ b.backup_id }}",
              retention=dict(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0), **s3.target("groups")),
-        step("info", "s3_backup_info", **s3.target("groups")),
+        step("info", "offsite_info", **s3.target("groups")),
     ], "h-offg-single")
     assert not single["copy"]["failed"], single["copy"].get("msg")
     assert single["copy"]["retention"]["deleted"] == []
@@ -154,13 +154,13 @@ def test_object_lock_copies_are_locked_and_retention_keeps_them(servers, s3, tmp
     results = run_steps(source, backup_dir, [
         step("b1", "pg_backup", database="h_offg_lock"),
         step("v1", "pg_backup_verify", backup_id="{{ b1.backup_id }}"),
-        step("c1", "s3_backup_copy", database="h_offg_lock", **locked),
-        step("u1", "s3_backup_copy", database="h_offg_lock", **unlocked),
+        step("c1", "offsite_copy", database="h_offg_lock", **locked),
+        step("u1", "offsite_copy", database="h_offg_lock", **unlocked),
         step("b2", "pg_backup", database="h_offg_lock"),
         step("v2", "pg_backup_verify", backup_id="{{ b2.backup_id }}"),
-        step("c2", "s3_backup_copy", database="h_offg_lock", retention=policy, **locked),
-        step("u2", "s3_backup_copy", database="h_offg_lock", retention=policy, **unlocked),
-        step("info", "s3_backup_info", database="h_offg_lock", **s3.target("lock", bucket="h-offg-locked")),
+        step("c2", "offsite_copy", database="h_offg_lock", retention=policy, **locked),
+        step("u2", "offsite_copy", database="h_offg_lock", retention=policy, **unlocked),
+        step("info", "offsite_info", database="h_offg_lock", **s3.target("lock", bucket="h-offg-locked")),
     ], "h-offg-lock")
     failed = {name: res.get("msg") for name, res in results.items() if res["failed"]}
     assert not failed, failed

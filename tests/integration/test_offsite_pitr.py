@@ -144,7 +144,7 @@ def test_base_backups_and_wal_go_off_site_and_recover_from_remote(pitr_stack, s3
 
     def wal_copy():
         # Barman archives a streamed segment on its own schedule: copy again until the new WAL has gone up.
-        res = run_module("stackops.runbooks.s3_pitr_copy", dict(
+        res = run_module("stackops.runbooks.offsite_copy", dict(
             target, pitr_dir=str(stack.pitr_dir), server_name=PROJECT, base_backups="none"), label="h-off-pitr-wal")
         assert not res.get("failed"), res.get("msg")
         return res if res["wal_uploaded"] >= 1 else None
@@ -165,7 +165,7 @@ def test_base_backups_and_wal_go_off_site_and_recover_from_remote(pitr_stack, s3
     assert (home / "base" / second["backup_id"]).is_dir()
 
     # A second fetch finds everything in place and matching: it downloads and changes nothing.
-    again = run_module("stackops.runbooks.s3_pitr_fetch", dict(
+    again = run_module("stackops.runbooks.offsite_fetch", dict(
         target, pitr_dir=str(stack.pitr_dir), server_name=PROJECT, target="time", target_value=target_time),
         label="h-off-pitr-fetch-again")
     assert not again.get("failed"), again.get("msg")
@@ -212,8 +212,8 @@ def test_physical_copies_never_go_off_site_in_plaintext_when_recipients_are_set(
     base = s3.target("site-enc")
     common = dict(pitr_dir=str(stack.pitr_dir), server_name=PROJECT)
     results = batch([
-        step("bad", "s3_pitr_copy", age_recipients=["age1notakey"], **common, **s3.target("site-bad")),
-        step("copy", "s3_pitr_copy", age_recipients=[public], **common, **base),
+        step("bad", "offsite_copy", age_recipients=["age1notakey"], **common, **s3.target("site-bad")),
+        step("copy", "offsite_copy", age_recipients=[public], **common, **base),
     ], label="h-off-pitr-enc")
     assert results["bad"]["failed"] and "stackops_offsite_age_recipients" in results["bad"]["msg"], results["bad"]
     assert s3.keys("site-bad/") == [], "a file that could not be encrypted went up anyway"
@@ -255,9 +255,9 @@ def test_physical_copies_never_go_off_site_in_plaintext_when_recipients_are_set(
         shutil.move(str(stack.pitr_dir / rel), str(moved / rel))
     fetch = dict(common, target="latest", backup_id=backup_id, **base)
     results = batch([
-        step("nokey", "s3_pitr_fetch", **fetch),
-        step("wrong", "s3_pitr_fetch", age_identity_file=str(tmp_path / "other.txt"), **fetch),
-        step("fetch", "s3_pitr_fetch", age_identity_file=str(tmp_path / "key.txt"), **fetch),
+        step("nokey", "offsite_fetch", **fetch),
+        step("wrong", "offsite_fetch", age_identity_file=str(tmp_path / "other.txt"), **fetch),
+        step("fetch", "offsite_fetch", age_identity_file=str(tmp_path / "key.txt"), **fetch),
     ], label="h-off-pitr-enc-fetch")
     assert results["nokey"]["failed"] and "stackops_offsite_age_identity_file" in results["nokey"]["msg"]
     assert results["wrong"]["failed"] and other in results["wrong"]["msg"], results["wrong"]["msg"]
@@ -273,14 +273,14 @@ def test_a_second_copy_with_no_new_wal_uploads_nothing(pitr_stack, s3, fresh_bas
     stack = pitr_stack
     target = dict(s3.target("site-inc"), pitr_dir=str(stack.pitr_dir), server_name=PROJECT,
                   retention={"keep_last": 1})
-    first = run_module("stackops.runbooks.s3_pitr_copy", target, label="h-off-pitr-inc-1")
+    first = run_module("stackops.runbooks.offsite_copy", target, label="h-off-pitr-inc-1")
     assert not first.get("failed"), first.get("msg")
     assert first["copied"] == [fresh_base["backup_id"]] and first["wal_uploaded"] >= 1
     # The case that used to repeat: WAL Barman keeps locally that remote retention deletes.
     assert first["retention"]["wal_deleted"] >= 1, "no WAL older than the kept base backup: the test proves nothing"
     stored = s3.etags("site-inc/")
 
-    second = run_module("stackops.runbooks.s3_pitr_copy", target, label="h-off-pitr-inc-2")
+    second = run_module("stackops.runbooks.offsite_copy", target, label="h-off-pitr-inc-2")
     assert not second.get("failed"), second.get("msg")
     assert second["wal_uploaded"] == 0, "WAL already off-site (or deleted by retention) was sent again"
     assert second["retention"]["wal_deleted"] == 0 and second["retention"]["deleted"] == []

@@ -1,9 +1,10 @@
 """Off-site copies over SSH (rsync) to a real sshd on 127.0.0.1, of real backup sets of a real PostgreSQL cluster.
 
-Covers: copy and its remote check, remote retention through the backup playbook, a changed remote file detected by
-the check and refused by a fetch, an unfinished copy (no marker) that never counts and is resumed with the damaged
-file sent again, `stackops backups` locations, and restore --from-remote with the local backup dir deleted; with
-age recipients set, sets encrypted at rest go as ciphertext and restore with the identity, a plaintext set is refused.
+Covers, through the deprecated ssh_* names: copy and its remote check, remote retention through the backup
+playbook, a changed remote file detected by the check and refused by a fetch, an unfinished copy (no marker) that
+never counts and is resumed with the damaged file sent again, `stackops backups` locations, and restore --from-remote
+with the local backup dir deleted; with age recipients set, sets encrypted at rest go as ciphertext and restore with
+the identity, a plaintext set is refused.
 """
 import json
 import os
@@ -72,6 +73,9 @@ def test_copy_check_retention_resume_and_restore_from_remote(pg_cluster, sshd, t
     assert first["copy"]["copied"] == [b1] and first["copy"]["resent"] == []
     assert first["copy"]["latest_verified"]["id"] == b1 and (remote / b1 / "stackops-copy.json").is_file()
     assert first["again"]["present"] == [b1] and not first["again"]["changed"]
+    # This file keeps the old ssh_* names: they still run, through plugin_routing, and say what replaces them.
+    deprecation = "ssh_backup_copy has been deprecated. Use stackops.runbooks.offsite_copy"
+    assert deprecation in output_text(first["copy"]["_run"])
 
     # The backup procedure copies its new set and prunes the target by its own policy (keep_last=1).
     hosts = inventory(tmp_path, pg_cluster, target)

@@ -12,7 +12,7 @@ def run_steps(cluster, backup_dir, steps, label):
     """batch(): the PostgreSQL modules get the cluster's connection options, every step the backup_dir."""
     for item in steps:
         extra = cluster.params() if item["module"] in PG_MODULES else {}
-        if item["module"] in PG_MODULES + ("s3_backup_copy", "offsite_copy"):
+        if item["module"] in PG_MODULES + ("offsite_copy",):
             extra.setdefault("backup_dir", str(backup_dir))
         extra.update(item["args"])
         item["args"] = extra

@@ -33,13 +33,14 @@ options:
   group_id:
     description:
       - The C(--all-databases) group (kind V(group)). offsite_copy copies every set of it (each holds the server's
-        globals; the group must be complete and every set verified) and, with O(retention), counts, keeps and deletes
+        globals; the group must be complete and every set verified) and, with C(retention), counts, keeps and deletes
         whole groups. offsite_fetch fetches every set of it (V(latest) - the newest complete verified group).
     type: str
 '''
 
-    # Barman's options (module_utils/offsite_family.py pitr_spec()): optional here, only kind=pitr reads them.
-    PITR = r'''
+    # Barman's options (module_utils/offsite_family.py pitr_spec()): optional here, only kind=pitr reads them. Not named
+    # PITR: 'offsite_target.pitr' would resolve to the pitr fragment (required options) before this variable.
+    BARMAN = r'''
 options:
   pitr_dir:
     description: Directory of Barman's configuration and catalog (V(pitr)).

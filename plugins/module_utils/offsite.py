@@ -259,8 +259,8 @@ class Sender(object):
         plains, ciphers = {}, {}
         for name in names:
             path = os.path.join(local_root, name)
-            plains[name] = (os.path.getsize(path),) + self.seal(path, os.path.join(self.staging, name + AGE_SUFFIX),
-                                                                 expected.get(name))
+            sealed = self.seal(path, os.path.join(self.staging, name + AGE_SUFFIX), expected.get(name))
+            plains[name] = (os.path.getsize(path),) + sealed
             ciphers[name + AGE_SUFFIX] = plains[name][2]
         stored = self.target.put_files(self.staging, prefix, sorted(ciphers), ciphers, self.lock, self.throttle)
         for name in names:

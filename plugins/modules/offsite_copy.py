@@ -102,7 +102,7 @@ options:
     default: 0
 extends_documentation_fragment:
   - stackops.runbooks.offsite_target
-  - stackops.runbooks.offsite_target.pitr
+  - stackops.runbooks.offsite_target.barman
   - stackops.runbooks.s3
   - stackops.runbooks.s3.object_lock
   - stackops.runbooks.ssh

@@ -53,7 +53,7 @@ options:
     type: str
 extends_documentation_fragment:
   - stackops.runbooks.offsite_target
-  - stackops.runbooks.offsite_target.pitr
+  - stackops.runbooks.offsite_target.barman
   - stackops.runbooks.s3
   - stackops.runbooks.ssh
   - stackops.runbooks.attributes

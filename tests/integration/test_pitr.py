@@ -11,11 +11,10 @@ import shutil
 import threading
 import time
 
-import psycopg
 import pytest
 
 from support.cli import procedure
-from support.pitr import NO_CRON, assert_no_secret, clean_up, result_of
+from support.pitr import NO_CRON, assert_no_secret, clean_up, result_of, write_ids
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
@@ -47,20 +46,10 @@ def stackops(stack, *args, ok=True):
     return summary, result_of(summary, PROJECT)
 
 
-def connect(stack):
-    return psycopg.connect(host="127.0.0.1", port=stack.postgres_port, user="app", password=stack.password,
-                           dbname="appdb", autocommit=True, connect_timeout=5)
-
-
-def ids(stack):
-    with connect(stack) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM writes ORDER BY id")]
-
-
 def test_enable_twice_changes_nothing_the_second_time(pitr_stack):
     dummy, planned = stackops(pitr_stack, "pitr", "enable", "--check")
     assert any("replication slot" in change for change in planned["changes"])
-    with connect(pitr_stack) as conn:
+    with pitr_stack.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0  # --check changed nothing
         # Every DDL statement goes to the server log: the replication role's password must not be in one.
         conn.execute("ALTER SYSTEM SET log_statement = 'ddl'")
@@ -74,7 +63,7 @@ def test_enable_twice_changes_nothing_the_second_time(pitr_stack):
         runs.append(stackops(pitr_stack, "pitr", "enable", "--yes"))
         assert runs[1][1]["changes"] == [] and runs[1][0]["changed"] == 0
     finally:
-        with connect(pitr_stack) as conn:
+        with pitr_stack.connect() as conn:
             conn.execute("ALTER SYSTEM RESET log_statement")
             conn.execute("SELECT pg_reload_conf()")
     password = (pitr_stack.pitr_dir / "pgpass").read_text().split(":")[-1].strip()
@@ -83,7 +72,7 @@ def test_enable_twice_changes_nothing_the_second_time(pitr_stack):
     log = pitr_stack.compose("logs", "--no-color", "postgres").stdout
     assert 'CREATE ROLE "stackops_pitr" LOGIN REPLICATION PASSWORD \'SCRAM-SHA-256$4096:' in log  # logged, hashed
     assert password not in log
-    with connect(pitr_stack) as conn:
+    with pitr_stack.connect() as conn:
         conn.execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 1000)")
 
@@ -99,35 +88,35 @@ def test_physical_backup_is_verified_and_listed(pitr_stack):
 
 
 def test_recover_to_restore_point_and_to_lsn(pitr_stack):
-    with connect(pitr_stack) as conn:
+    with pitr_stack.connect() as conn:
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 10)")
         kept = [row[0] for row in conn.execute("SELECT id FROM writes ORDER BY id")]
     stackops(pitr_stack, "pitr", "mark", "before-cleanup")
-    with connect(pitr_stack) as conn:
+    with pitr_stack.connect() as conn:
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 10)")
         lsn = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
         with_lsn = [row[0] for row in conn.execute("SELECT id FROM writes ORDER BY id")]
         conn.execute("TRUNCATE writes")
         conn.execute("SELECT pg_switch_wal()")
     dummy, result = stackops(pitr_stack, "restore", "--to-lsn", lsn, "--yes")
-    assert result["swapped"] is True and ids(pitr_stack) == with_lsn
+    assert result["swapped"] is True and write_ids(pitr_stack) == with_lsn
     dummy, result = stackops(pitr_stack, "restore", "--to-restore-point", "before-cleanup", "--yes")
-    assert result["swapped"] is True and ids(pitr_stack) == kept
+    assert result["swapped"] is True and write_ids(pitr_stack) == kept
 
 def test_failed_maintenance_window_rolls_back_to_its_restore_point(pitr_stack):
     """The window takes a restore point before its tasks; data changes after it, a later task fails, and the
     pitr rollback recovers the cluster to the point. The DELETE stands in for a data-changing task (a migration):
     it runs in a transaction that holds a lock on the table the window's first task needs, and commits only once
     the restore point exists, so it falls between the point and the failure on every run."""
-    with connect(pitr_stack) as conn:
+    with pitr_stack.connect() as conn:
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 10)")
-    before = ids(pitr_stack)
+    before = write_ids(pitr_stack)
     marks = pitr_stack.pitr_dir / "marks.json"
     known = set(json.loads(marks.read_text())) if marks.exists() else set()
     changed = {}
 
     def change_data_after_the_point():
-        with connect(pitr_stack) as conn:
+        with pitr_stack.connect() as conn:
             with conn.transaction():
                 # Blocks VACUUM and ANALYZE of the table (self-conflicting), not the pre-checks' reads of its size.
                 conn.execute("LOCK TABLE writes IN SHARE UPDATE EXCLUSIVE MODE")
@@ -157,13 +146,13 @@ def test_failed_maintenance_window_rolls_back_to_its_restore_point(pitr_stack):
     assert point["name"].startswith("stackops-maintenance-") and "/" in point["lsn"], point
     assert result["failed"]["step"] == "reindex", result["failed"]
     assert result["rollback"]["database_restored"] is True and result["rollback"]["database_restored_by"] == "pitr", result["rollback"]
-    assert ids(pitr_stack) == before
+    assert write_ids(pitr_stack) == before
 
 
 def test_disable_drops_the_slot(pitr_stack):
     dummy, result = stackops(pitr_stack, "pitr", "disable")
     assert any("drop replication slot" in change for change in result["changes"])
-    with connect(pitr_stack) as conn:
+    with pitr_stack.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'stackops_pitr'").fetchone()[0] == 0
         hba = conn.execute("SELECT pg_read_file(current_setting('hba_file'))").fetchone()[0]

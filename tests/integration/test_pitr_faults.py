@@ -17,12 +17,12 @@ import signal
 import subprocess
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from support.cli import procedure
 from support.pitr import (
-    BARMAN, NO_CRON, Writer, clean_up, dump, killed_run, labelled_volumes, result_of, scratch_containers, wait_for)
+    BARMAN, NO_CRON, Writer, clean_up, dump, killed_run, labelled_volumes, result_of, scratch_containers, wait_for,
+    write_ids)
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
@@ -69,7 +69,7 @@ def faults(docker_engine):
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % ARCHIVE_DISK_BYTES, "h-pitr-faults",
                         str(stack.archive)], check=True, capture_output=True)
         stackops(stack, "pitr", "enable", "--yes")
-        with connect(stack) as conn:
+        with stack.connect() as conn:
             conn.execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp())")
             conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 1000)")
         dummy, backup = stackops(stack, "backup", "--physical")
@@ -92,18 +92,8 @@ def stackops(stack, *args, ok=True):
     return summary, result_of(summary, PROJECT)
 
 
-def connect(stack):
-    return psycopg.connect(host="127.0.0.1", port=stack.postgres_port, user="app", password=stack.password,
-                           dbname="appdb", autocommit=True, connect_timeout=5)
-
-
-def ids(stack):
-    with connect(stack) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM writes ORDER BY id")]
-
-
 def scalar(stack, query):
-    with connect(stack) as conn:
+    with stack.connect() as conn:
         return conn.execute(query).fetchone()[0]
 
 
@@ -111,7 +101,7 @@ WRITERS = []
 
 
 def writer(stack):
-    WRITERS.append(Writer(lambda: connect(stack), "INSERT INTO writes DEFAULT VALUES RETURNING id"))
+    WRITERS.append(Writer(lambda: stack.connect(), "INSERT INTO writes DEFAULT VALUES RETURNING id"))
     return WRITERS[-1]
 
 
@@ -180,11 +170,11 @@ def test_killed_receiver_leaves_no_gap_and_pages(faults):
     assert enabled["receiver_alive"] is True
     writes.wait_for_commits(50)
     writes.halt()
-    before = ids(faults)
+    before = write_ids(faults)
     assert set(writes.committed) <= set(before)
     dummy, result = stackops(faults, "restore", "--to-latest", "--yes")
     assert result["swapped"] is True
-    assert ids(faults) == before, "rows committed while the receiver was dead did not come back"
+    assert write_ids(faults) == before, "rows committed while the receiver was dead did not come back"
     # Archive recovery ending in promotion: the old server's later WAL cannot collide with the new one's.
     assert timeline(faults) > faults.base_backup["timeline"]
     listing = faults.compose("exec", "-T", "postgres", "sh", "-c", 'ls -a "$PGDATA"').stdout.split()
@@ -248,7 +238,7 @@ def test_full_archive_disk_is_reported_and_caught_up(faults):
     dummy, enabled = stackops(faults, "pitr", "enable", "--yes")
     assert enabled["receiver_alive"] is True
     writes.halt()
-    with connect(faults) as conn:
+    with faults.connect() as conn:
         tli = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
         current = segment_name(tli, conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
     assert tli > faults.base_backup["timeline"]  # the recovery to latest of the first test forked
@@ -259,7 +249,7 @@ def test_full_archive_disk_is_reported_and_caught_up(faults):
     wanted = ["%s%08X%08X" % (current[:8], segno // PER_ID, segno % PER_ID)
               for segno in range(segno_of(first), segno_of(current) + 1)]
     assert [name for name in wanted if name not in segments(faults)] == [], "the WAL archive has a gap"
-    faults.rows_after_full_disk = ids(faults)
+    faults.rows_after_full_disk = write_ids(faults)
 
 
 def live_state(stack):
@@ -287,7 +277,7 @@ def restore_args(stack):
 
 
 def test_interrupted_recovery_leaves_the_live_database_untouched(faults):
-    before_rows = ids(faults)
+    before_rows = write_ids(faults)
     before = live_state(faults)
     assert before["running"] and before["health"] == "healthy"
     kept = labelled_volumes(PROJECT)
@@ -303,7 +293,7 @@ def test_interrupted_recovery_leaves_the_live_database_untouched(faults):
     assert scratch_containers(PROJECT) == ["stackops-pitr-check-%s" % PROJECT]  # still running on the orphan
 
     assert live_state(faults) == before
-    assert ids(faults) == before_rows
+    assert write_ids(faults) == before_rows
     assert scalar(faults, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'stackops_pitr'") == 1
 
     dummy, result = stackops(faults, "restore", "--to-latest", "--yes")
@@ -316,14 +306,14 @@ def test_interrupted_recovery_leaves_the_live_database_untouched(faults):
     assert not [name for name in os.listdir(faults.pitr_dir / "staging") if name.startswith("barman-")]
     assert not (faults.pitr_dir / "recovery.json").exists()
     # Recovered to latest from the WAL archive: every row, including those written while its disk was full.
-    assert ids(faults) == before_rows
+    assert write_ids(faults) == before_rows
     assert before_rows == faults.rows_after_full_disk
 
 
 def test_recovery_killed_in_its_swap_is_recorded_and_loses_nothing(faults):
     """Killed right after the exchange, with the service stopped: the next recovery records the storage as
     interrupted (never removes it: it holds one of the two data directories) and loses no committed row."""
-    before_rows = ids(faults)
+    before_rows = write_ids(faults)
     kept = labelled_volumes(PROJECT)
     killed_run(restore_args(faults), "pg_pitr_restore", "pitr-swap", faults.state)
     journal = json.loads((faults.pitr_dir / "recovery.json").read_text())
@@ -337,13 +327,13 @@ def test_recovery_killed_in_its_swap_is_recorded_and_loses_nothing(faults):
     interrupted = [entry for entry in swaps(faults) if entry.get("interrupted")]
     assert [entry["previous_data"] for entry in interrupted] == [journal["storage"]], interrupted
     assert journal["storage"] in labelled_volumes(PROJECT)  # kept for the operator to check
-    assert ids(faults) == before_rows
+    assert write_ids(faults) == before_rows
 
 
 def test_failure_after_the_stop_puts_the_previous_data_back_and_starts_the_service(faults):
     """An OSError after the service was stopped and the directories exchanged (here: swaps.json cannot be written)
     undoes the exchange and starts the service on its previous data; the recovered storage is removed."""
-    before_rows = ids(faults)
+    before_rows = write_ids(faults)
     kept = labelled_volumes(PROJECT)
     record = faults.pitr_dir / "swaps.json"
     aside = faults.pitr_dir / "swaps.json.aside"
@@ -358,7 +348,7 @@ def test_failure_after_the_stop_puts_the_previous_data_back_and_starts_the_servi
     assert "the swap onto the recovered data failed" in message and "runs on its previous data again" in message
     state = live_state(faults)
     assert state["running"] and state["health"] == "healthy"
-    assert ids(faults) == before_rows
+    assert write_ids(faults) == before_rows
     assert labelled_volumes(PROJECT) == kept and not (faults.pitr_dir / "recovery.json").exists()
 
 
@@ -379,14 +369,14 @@ def test_targets_outside_the_window_are_refused_before_anything_is_written(fault
 def test_a_scratch_cluster_that_fails_to_start_has_its_storage_removed(faults):
     """A restore point nobody recorded, and that is not in the WAL: recovery ends before the target and the scratch
     cluster exits. Its volume, journal and container go; the live database is untouched."""
-    before, before_rows = live_state(faults), ids(faults)
+    before, before_rows = live_state(faults), write_ids(faults)
     kept = labelled_volumes(PROJECT)
     summary, dummy = stackops(faults, "restore", "--to-restore-point", "no-such-point", "--yes", ok=False)
     message = json.dumps(summary.get("failed_tasks"))
     assert "did not come up in scratch container" in message and "recovery target" in message, message
     assert labelled_volumes(PROJECT) == kept
     assert not (faults.pitr_dir / "recovery.json").exists() and scratch_containers(PROJECT) == []
-    assert live_state(faults) == before and ids(faults) == before_rows
+    assert live_state(faults) == before and write_ids(faults) == before_rows
 
 
 def test_killed_verification_leaves_nothing_behind(faults):
@@ -409,17 +399,17 @@ def test_swap_undone_when_the_service_is_unhealthy_on_the_recovered_data(faults)
     """A base backup the service cannot start on (its listen_addresses names an address the container does not
     have; the scratch check overrides it, so it verifies): the swap is undone and the service runs on its previous
     data, every row of it."""
-    with connect(faults) as conn:
+    with faults.connect() as conn:
         conn.execute("ALTER SYSTEM SET listen_addresses = '192.0.2.1'")  # no reload: the live server keeps '*'
     try:
         dummy, poisoned = stackops(faults, "backup", "--physical")
     finally:
-        with connect(faults) as conn:
+        with faults.connect() as conn:
             conn.execute("ALTER SYSTEM RESET listen_addresses")
     assert poisoned["backup"]["verified"] is True
-    with connect(faults) as conn:
+    with faults.connect() as conn:
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 10)")
-    before_rows = ids(faults)
+    before_rows = write_ids(faults)
     kept = labelled_volumes(PROJECT)
     try:
         summary, dummy = stackops(faults, "restore", "--to-latest", "--yes", ok=False)
@@ -427,7 +417,7 @@ def test_swap_undone_when_the_service_is_unhealthy_on_the_recovered_data(faults)
         assert "did not become healthy on the recovered data" in message and "swap was undone" in message, message
         state = live_state(faults)
         assert state["running"] and state["health"] == "healthy"
-        assert ids(faults) == before_rows
+        assert write_ids(faults) == before_rows
         undone = [entry for entry in swaps(faults) if entry.get("undone")]
         assert len(undone) == 1 and undone[0]["previous_data"] in labelled_volumes(PROJECT) - kept, undone
     finally:
@@ -463,7 +453,7 @@ def test_synchronous_receiving_loses_no_commit(faults):
     subprocess.run(["docker", "volume", "rm", "%s_pgdata" % PROJECT], check=True, capture_output=True)
     dummy, result = stackops(faults, "restore", "--to-latest", "--yes", *sync)
     assert result["swapped"] is True
-    recovered = set(ids(faults))
+    recovered = set(write_ids(faults))
     lost = [row for row in writes.committed if row not in recovered]
     assert lost == [], "synchronous receiving lost %d of %d committed rows" % (len(lost), len(writes.committed))
     assert scalar(faults, "SHOW synchronous_standby_names") == '"barman_receive_wal"'  # on again after the swap
@@ -471,6 +461,6 @@ def test_synchronous_receiving_loses_no_commit(faults):
     assert any("reset synchronous_standby_names" in change for change in disabled["changes"]), disabled["changes"]
     assert scalar(faults, "SHOW synchronous_standby_names") == ""
     assert scalar(faults, "SELECT count(*) FROM pg_replication_slots") == 0
-    with connect(faults) as conn:  # commits no longer wait for anyone
+    with faults.connect() as conn:  # commits no longer wait for anyone
         conn.execute("SET statement_timeout = '10s'")
         conn.execute("INSERT INTO writes DEFAULT VALUES")

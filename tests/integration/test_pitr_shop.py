@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 import pytest
-from support.pitr import NO_CRON, Writer, assert_no_secret, clean_up, result_of
+from support.pitr import NO_CRON, Writer, assert_no_secret, clean_up, result_of, write_ids
 from support.ports import port, project
 from support.shop import ShopStack
 
@@ -41,11 +41,6 @@ def shop(docker_engine, tmp_path_factory):
 def stackops(stack, *args):
     summary = stack.procedure(*args, *EXTRA)
     return summary, result_of(summary, PROJECT)
-
-
-def ids(stack):
-    with stack.connect() as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM writes ORDER BY id")]
 
 
 def slots(stack):
@@ -100,7 +95,7 @@ def test_undo_a_delete_without_where(shop):
     assert writer.error is None and len(writer.committed) > len(before)
     dummy, result = stackops(shop, "restore", "--to-time", target, "--yes")
     assert result["swapped"] is True and result["plan"]["inside_window"] is True, result
-    assert ids(shop) == list(range(1, 501)) + before  # every row committed before T, none after
+    assert write_ids(shop) == list(range(1, 501)) + before  # every row committed before T, none after
     with shop.connect() as conn:
         assert conn.execute("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'legacy'").fetchone()[0] == "SQL_ASCII"
 
@@ -118,7 +113,7 @@ def test_rpo_lose_the_volume_while_writing(shop):
     # The last recovery of the file: no base backup of its new timeline is needed (the undo test covers that path).
     dummy, result = stackops(shop, "restore", "--to-latest", "--yes", "-e", "stackops_pitr_backup_after_restore=false")
     assert result["swapped"] is True, result
-    recovered = [i for i in ids(shop) if i >= committed[0]]
+    recovered = [i for i in write_ids(shop) if i >= committed[0]]
     assert recovered == committed[:len(recovered)], "recovery left a gap in the committed rows"
     lost = len(committed) - len(recovered)
     print("RPO (shop): %d of %d committed rows lost" % (lost, len(committed)))

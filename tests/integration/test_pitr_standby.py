@@ -13,11 +13,10 @@ import os
 import shutil
 import subprocess
 
-import psycopg
 import pytest
 
 from support.cli import procedure
-from support.pitr import NO_CRON, clean_up, killed_run, result_of, standby_container, wait_for
+from support.pitr import NO_CRON, clean_up, killed_run, result_of, standby_container, wait_for, write_ids
 from support.ports import port, project
 from support.runner import OUTPUT
 from support.stack import TestStack
@@ -51,18 +50,8 @@ def stackops(stack, *args, ok=True):
     return summary, result_of(summary, PROJECT)
 
 
-def connect(stack):
-    return psycopg.connect(host="127.0.0.1", port=stack.postgres_port, user="app", password=stack.password,
-                           dbname="appdb", autocommit=True, connect_timeout=5)
-
-
-def ids(stack):
-    with connect(stack) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM writes ORDER BY id")]
-
-
 def insert(stack, rows):
-    with connect(stack) as conn:
+    with stack.connect() as conn:
         return [row[0] for row in conn.execute(
             "INSERT INTO writes SELECT FROM generate_series(1, %s) RETURNING id" % int(rows))]
 
@@ -83,7 +72,7 @@ def healthy_standby(stack):
 def test_enable_seeds_the_standby_and_a_second_run_changes_nothing(standby_stack):
     dummy, first = stackops(standby_stack, "pitr", "enable", "--yes")
     assert any("seed the warm standby" in change for change in first["changes"]), first["changes"]
-    with connect(standby_stack) as conn:
+    with standby_stack.connect() as conn:
         conn.execute("CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
         conn.execute("INSERT INTO writes SELECT FROM generate_series(1, 100)")
         assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'stackops_pitr_standby' "
@@ -106,24 +95,24 @@ def test_enable_seeds_the_standby_and_a_second_run_changes_nothing(standby_stack
 
 def test_to_time_inside_the_delay_window_promotes_the_standby(standby_stack):
     insert(standby_stack, 10)
-    before = ids(standby_stack)
-    with connect(standby_stack) as conn:
+    before = write_ids(standby_stack)
+    with standby_stack.connect() as conn:
         target = conn.execute("SELECT clock_timestamp()::text").fetchone()[0]
     insert(standby_stack, 10)
     dummy, result = stackops(standby_stack, "restore", "--to-time", target, "--yes")
     assert result["method"] == "standby", json.dumps(result, default=str)[:3000]
     assert result["swapped"] is True and "promote" in result["durations"] and "health" in result["durations"]
-    assert ids(standby_stack) == before  # rows before the target there, rows after it absent
+    assert write_ids(standby_stack) == before  # rows before the target there, rows after it absent
     healthy_standby(standby_stack)  # the role seeded a new one after the swap
 
 
 def test_to_latest_promotes_the_standby_with_every_commit(standby_stack):
     insert(standby_stack, 25)
-    before = ids(standby_stack)  # committed just before the run, an hour inside the standby's delay
+    before = write_ids(standby_stack)  # committed just before the run, an hour inside the standby's delay
     dummy, result = stackops(standby_stack, "restore", "--to-latest", "--yes")
     assert result["method"] == "standby", json.dumps(result, default=str)[:3000]
     assert result["swapped"] is True and result["previous_data"]
-    assert ids(standby_stack) == before
+    assert write_ids(standby_stack) == before
     healthy_standby(standby_stack)
 
 
@@ -138,27 +127,27 @@ def test_standby_down_is_reported_and_restore_takes_the_base_backup_path(standby
     assert overview["pitr"]["standby"]["state"] == "exited", overview["pitr"]
     assert any("warm standby" in problem for problem in overview["problems"]), overview["problems"]
     insert(standby_stack, 10)
-    before = ids(standby_stack)
+    before = write_ids(standby_stack)
     dummy, result = stackops(standby_stack, "restore", "--to-latest", "--yes")
     assert result["method"] == "base_backup" and "exited" in result["method_reason"], result
-    assert result["swapped"] is True and ids(standby_stack) == before
+    assert result["swapped"] is True and write_ids(standby_stack) == before
     healthy_standby(standby_stack)  # the stale standby was seeded again from the recovered primary
 
 
 def test_killed_mid_promote_is_cleaned_up_by_the_next_run(standby_stack):
     insert(standby_stack, 10)
-    before = ids(standby_stack)
+    before = write_ids(standby_stack)
     killed_run(["restore", "--to-latest", "--yes", "-i", standby_stack.inventory, "--json", *NO_CRON, *STANDBY],
                "pg_pitr_restore", "pitr-standby-promote", standby_stack.state)
     journal = json.loads((standby_stack.pitr_dir / "recovery.json").read_text())
     assert journal["phase"] == "standby-promote", journal
-    assert ids(standby_stack) == before  # the live data was never touched
+    assert write_ids(standby_stack) == before  # the live data was never touched
     dummy, result = stackops(standby_stack, "restore", "--to-latest", "--yes")
     cleaned = "\n".join(result["cleaned_up"])
     assert "remove the warm standby container %s" % standby_container(PROJECT) in cleaned, cleaned
     assert journal["storage"] in cleaned, cleaned
     assert result["method"] == "base_backup" and result["swapped"] is True, result
-    assert ids(standby_stack) == before
+    assert write_ids(standby_stack) == before
     assert not (standby_stack.pitr_dir / "recovery.json").exists()
     healthy_standby(standby_stack)
 
@@ -172,8 +161,8 @@ def standby_received(stack, lsn):
 
 def test_lost_volume_promotes_the_standby_with_what_streamed(standby_stack):
     insert(standby_stack, 10)
-    before = ids(standby_stack)
-    with connect(standby_stack) as conn:
+    before = write_ids(standby_stack)
+    with standby_stack.connect() as conn:
         lsn = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0]
     # Streaming is asynchronous: the commits are the standby's once it has received them (an event, not a sleep).
     wait_for(lambda: standby_received(standby_stack, lsn), "the standby to receive %s" % lsn)
@@ -182,5 +171,5 @@ def test_lost_volume_promotes_the_standby_with_what_streamed(standby_stack):
     subprocess.run(["docker", "volume", "rm", "%s_pgdata" % PROJECT], check=True, capture_output=True)
     dummy, result = stackops(standby_stack, "restore", "--to-latest", "--yes")
     assert result["method"] == "standby" and "unreachable" in result["method_reason"], result
-    assert result["swapped"] is True and ids(standby_stack) == before
+    assert result["swapped"] is True and write_ids(standby_stack) == before
     healthy_standby(standby_stack)

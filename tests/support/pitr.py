@@ -55,6 +55,12 @@ class Writer(threading.Thread):
             assert self.error is None, "the database stopped serving the writer: %s" % self.error
 
 
+def write_ids(stack):
+    """The ids of the rows a test committed to its ``writes`` table, in order (TestStack and ShopStack alike)."""
+    with stack.connect() as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM writes ORDER BY id")]
+
+
 def wait_for(predicate, what, timeout=120):
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -5,6 +5,8 @@ import subprocess
 import time
 import urllib.request
 
+import psycopg
+
 from .inventory import write_inventory
 from .ports import port, project as slot_project
 from .runner import OUTPUT, REPO
@@ -69,6 +71,11 @@ class TestStack:
         self.env_file = OUTPUT / ("%s.env" % self.project)
         self.inventory = OUTPUT / ("inventory-%s" % self.project)
         self.password = (STACK_DIR / "secrets" / "db_password").read_text().strip()
+
+    def connect(self, dbname="appdb"):
+        """The app's own login to its database, through the published port."""
+        return psycopg.connect(host="127.0.0.1", port=self.postgres_port, user="app", password=self.password,
+                               dbname=dbname, autocommit=True, connect_timeout=5)
 
     @property
     def frontend_url(self):

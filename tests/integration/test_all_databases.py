@@ -35,6 +35,15 @@ def settings(cluster, name):
 
 
 @pytest.fixture(scope="module")
+def source_server():
+    """A server of its own: --all-databases takes every database on it, and the session's shared cluster holds other
+    tests' databases (one of them deliberately unrestorable)."""
+    cluster = cluster_on()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
 def empty_server():
     cluster = cluster_on()
     yield cluster
@@ -45,17 +54,17 @@ def inventory(tmp_path, cluster, name, backup_dir):
     return host_inventory(tmp_path, cluster, name, backup_dir, "h3_all_app")
 
 
-def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cluster, empty_server, tmp_path):
-    create_group(pg_cluster, "h3_", SOURCE_SQL)
-    pg_cluster.sql("ALTER DATABASE h3_all_app SET search_path = app, public")
-    pg_cluster.sql("ALTER DATABASE h3_all_app SET TimeZone = 'Pacific/Auckland'")
-    before = dict((name, group_digests(pg_cluster, name)) for name in SOURCE_SQL)
-    before_roles = roles(pg_cluster, "h3_")
+def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(source_server, empty_server, tmp_path):
+    create_group(source_server, "h3_", SOURCE_SQL)
+    source_server.sql("ALTER DATABASE h3_all_app SET search_path = app, public")
+    source_server.sql("ALTER DATABASE h3_all_app SET TimeZone = 'Pacific/Auckland'")
+    before = dict((name, group_digests(source_server, name)) for name in SOURCE_SQL)
+    before_roles = roles(source_server, "h3_")
     backup_dir = str(tmp_path / "backups")
-    connection = dict((k, v) for k, v in pg_cluster.params().items() if k != "tools_bindir")
+    connection = dict((k, v) for k, v in source_server.params().items() if k != "tools_bindir")
 
     # stackops backup --all-databases
-    backup = run_playbook("backup.yml", inventory=inventory(tmp_path, pg_cluster, "source", backup_dir),
+    backup = run_playbook("backup.yml", inventory=inventory(tmp_path, source_server, "source", backup_dir),
                           extravars={"stackops_backup_all_databases": True}, label="h3-all-backup")
     assert backup.status == "successful", backup.stdout
     report = stackops_result(backup)["node-source"]
@@ -70,7 +79,7 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
         assert man["group"] == group_id and sorted(man["group_databases"]) == sorted(names)
         assert "globals.sql" in man["files"]
 
-    source = dict(pg_cluster.params(), backup_dir=backup_dir)
+    source = dict(source_server.params(), backup_dir=backup_dir)
     checks = batch([
         step("listed", "pg_databases_info", exclude=["postgres"], **connection),
         # a run whose backup of one database failed: its group is incomplete and refused
@@ -99,7 +108,7 @@ def test_all_databases_back_up_as_a_group_and_restore_onto_an_empty_server(pg_cl
     assert restored["group_id"] == group_id and sorted(restored["restored"]) == sorted(names)
     assert {"h3_owner", "h3_reader"} <= set(restored["created_roles"])
     assert restored["would_replace"] == [] and {"h3_all_app", "postgres"} <= set(restored["would_replace_empty"])
-    assert settings(empty_server, "h3_all_app") == settings(pg_cluster, "h3_all_app") == SETTINGS
+    assert settings(empty_server, "h3_all_app") == settings(source_server, "h3_all_app") == SETTINGS
 
     # A second disaster recovery finds content: refused in the playbook user's words, and nothing is touched.
     empty_server.sql("INSERT INTO public.daily VALUES ('2030-01-01', 1)", dbname="h3_all_reports")

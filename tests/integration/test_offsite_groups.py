@@ -15,11 +15,10 @@ import pytest
 
 from support.backup import stackops_result, step
 from support.offsite import output_text, run_steps
-from support.pgcluster import PgCluster
 from support.ports import port
 from support.runner import run_playbook
 from support.s3server import S3Server
-from support.groups import group_digests, group_inventory
+from support.groups import cluster_on, group_digests, group_inventory
 
 pytestmark = pytest.mark.pg
 
@@ -46,12 +45,6 @@ def roles(cluster):
         "SELECT r.rolname, r.rolcanlogin, coalesce(array_agg(g.rolname ORDER BY g.rolname) FILTER (WHERE g.rolname IS "
         "NOT NULL), '{}') FROM pg_roles r LEFT JOIN pg_auth_members m ON m.member = r.oid LEFT JOIN pg_roles g ON "
         "g.oid = m.roleid WHERE r.rolname LIKE 'h\\_offg\\_%' GROUP BY 1, 2 ORDER BY 1")
-
-
-def cluster_on(port):
-    cluster = PgCluster()
-    cluster.port = port  # our own port range: tests of other areas run beside this one
-    return cluster.start()
 
 
 @pytest.fixture(scope="module")

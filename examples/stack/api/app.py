@@ -61,6 +61,8 @@ def prepare_schema():
 class Handler(BaseHTTPRequestHandler):
     server_version = "stackops-demo-api"
     protocol_version = "HTTP/1.1"
+    # An idle keep-alive connection must not hold a stop (which waits for every handler) until it is killed.
+    timeout = 5
 
     def log_message(self, fmt, *args):  # keep container logs to errors and lifecycle
         pass
@@ -161,24 +163,27 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
-    daemon_threads = True
+    # Handler threads are joined on close: a stop finishes the requests in flight instead of cutting their replies.
+    daemon_threads = False
 
     def handle_error(self, request, client_address):
         # Health probes and load balancers drop idle keep-alive connections; not an error.
         pass
 
 
-def stop(_signum, _frame):
-    # PID 1 ignores SIGTERM by default; exit promptly so stops and rolling restarts are fast.
-    raise SystemExit(0)
-
-
 def main():
-    signal.signal(signal.SIGTERM, stop)
     threading.Thread(target=prepare_schema, daemon=True).start()
     server = Server(("0.0.0.0", int(os.environ.get("API_PORT", "8000"))), Handler)
+
+    def stop(_signum, _frame):
+        # PID 1 ignores SIGTERM by default. Stop accepting at once, finish what is in flight, then exit: a rolling
+        # restart must not cut a reply half-way. shutdown() waits for serve_forever, so it runs in its own thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"api {VERSION} listening on {HOSTNAME}:8000", flush=True)
     server.serve_forever()
+    server.server_close()
 
 
 if __name__ == "__main__":

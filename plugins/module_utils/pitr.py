@@ -276,6 +276,18 @@ class Barman(object):
 WAL_CATCH_UP_SECONDS = 60
 
 
+def primary_connection(layout):
+    """Barman's replication connection to the primary (autocommit), or None when the server cannot be reached."""
+    # Imported here: the readers of PITR's files (stack_status_info, the drill, the off-site copies) never need a
+    # connection, and psycopg costs ~0.15 s of every such module run. Missing, it is reported by module_utils/pg.py.
+    import psycopg
+    dsn, dummy = barman_conninfo(layout)
+    try:
+        return psycopg.connect(dsn, connect_timeout=5, autocommit=True, application_name='stackops-pitr')
+    except psycopg.Error:
+        return None
+
+
 def close_wal_segment(module, layout, required):
     """Make every commit made before now reach the archive's receiver, without waiting on WAL already streamed.
 
@@ -285,13 +297,8 @@ def close_wal_segment(module, layout, required):
     so `barman archive-wal` can archive it. Returns the server's time then. With the server unreachable: None (the
     receiver's .partial is all there is). When the receiver does not have it within WAL_CATCH_UP_SECONDS, raises if
     ``required``, else returns None."""
-    # Imported here: the readers of PITR's files (stack_status_info, the drill, the off-site copies) never need a
-    # connection, and psycopg costs ~0.15 s of every such module run. Missing, it is reported by module_utils/pg.py.
-    import psycopg
-    dsn, dummy = barman_conninfo(layout)
-    try:
-        conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True, application_name='stackops-pitr')
-    except psycopg.Error:
+    conn = primary_connection(layout)
+    if conn is None:
         return None
     with conn:
         conn.execute('SELECT pg_current_xact_id()')

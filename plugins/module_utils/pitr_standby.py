@@ -28,10 +28,9 @@ import time
 
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose import run_compose
 from ansible_collections.stackops.runbooks.plugins.module_utils.compose_detect import db_facts
-from ansible_collections.stackops.runbooks.plugins.module_utils.pg import psycopg
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr import (
-    RECOVERY_KEYS, PitrError, barman_conninfo, iso, lsn_int, parse_ts, passfile_line, read_passfile_password, utc_stamp,
-    write_if_changed)
+    RECOVERY_KEYS, PitrError, iso, lsn_int, parse_ts, passfile_line, primary_connection, read_passfile_password,
+    utc_stamp, write_if_changed)
 from ansible_collections.stackops.runbooks.plugins.module_utils.pitr_storage import (
     Docker, Storage, chown_tree, compose_json, service_config, service_image)
 
@@ -300,10 +299,8 @@ def standby_problem(found):
 
 def primary_flush_lsn(layout):
     """The primary's flushed WAL position through Barman's connection (the replication role), None when it is down."""
-    dsn, dummy = barman_conninfo(layout)
-    try:
-        conn = psycopg.connect(dsn, connect_timeout=5, autocommit=True, application_name='stackops-pitr')
-    except psycopg.Error:
+    conn = primary_connection(layout)
+    if conn is None:
         return None
     with conn:
         return conn.execute('SELECT pg_current_wal_flush_lsn()::text').fetchone()[0]
